@@ -1,0 +1,10 @@
+"""postgres-platform: one typed stack config -> Postgres, PgBouncer, bounded app roles, secret DSNs."""
+
+import pulumi
+
+from components.outputs import stack_outputs
+from components.program import deploy, load_config
+
+config = load_config()  # every config problem, one line each, before any resource is declared
+for name, value in stack_outputs(config, deploy(config)).items():
+    pulumi.export(name, value)

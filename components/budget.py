@@ -1,0 +1,109 @@
+"""The connection budget: who may hold how many of a server's slots (pure arithmetic, no pulumi).
+
+    sum(app limits) + sum(external limits) + system login roles + adminHeadroom
+        <= maxConnections - superuserReservedConnections
+
+PgBouncer logs in to Postgres as each app's own role, so pooled and direct connections of an app
+share its CONNECTION LIMIT: the pooler adds no slots of its own beyond the auth role's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from components.names import AUTH_ROLE
+
+if TYPE_CHECKING:  # config imports this module to check the budget while parsing
+    from components.config import PlatformConfig
+
+EntryKind = Literal["app", "external", "system"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    role: str
+    database: str | None
+    limit: int
+    kind: EntryKind
+
+
+@dataclass(frozen=True)
+class ServerBudget:
+    name: str
+    max_connections: int
+    superuser_reserved: int
+    headroom: int
+    entries: tuple[Entry, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(entry.limit for entry in self.entries)
+
+    @property
+    def usable(self) -> int:
+        return self.max_connections - self.superuser_reserved
+
+    @property
+    def free(self) -> int:
+        return self.usable - self.headroom - self.total
+
+    def as_dict(self) -> dict[str, object]:
+        """The shape of preflight's --json and of the `budget` stack output."""
+        return {
+            "name": self.name,
+            "maxConnections": self.max_connections,
+            "superuserReserved": self.superuser_reserved,
+            "headroom": self.headroom,
+            "entries": [
+                {"role": e.role, "database": e.database, "limit": e.limit, "kind": e.kind} for e in self.entries
+            ],
+            "total": self.total,
+            "free": self.free,
+        }
+
+
+def entries(config: PlatformConfig) -> tuple[Entry, ...]:
+    apps = [Entry(name, spec.database, spec.connection_limit, "app") for name, spec in config.apps.items()]
+    external = [Entry(name, None, spec.connection_limit, "external") for name, spec in config.external_roles.items()]
+    system = [Entry(AUTH_ROLE, None, config.pgbouncer.auth_connection_limit, "system")]
+    return tuple(apps + external + system)
+
+
+def compute(config: PlatformConfig) -> list[ServerBudget]:
+    """One budget per Postgres server; every server holds the same roles and limits."""
+    pg = config.postgres
+    return [
+        ServerBudget(
+            name="primary",
+            max_connections=pg.max_connections,
+            superuser_reserved=pg.superuser_reserved_connections,
+            headroom=pg.admin_headroom,
+            entries=entries(config),
+        )
+    ]
+
+
+def render_table(server: ServerBudget) -> str:
+    """A plain-text table for people: one row per role, then the totals."""
+    rows: list[tuple[str, str, str, str]] = [(e.role, e.database or "-", e.kind, str(e.limit)) for e in server.entries]
+    rows += [
+        ("admin headroom", "-", "reserve", str(server.headroom)),
+        ("superuser reserved", "-", "reserve", str(server.superuser_reserved)),
+    ]
+    header = ("role", "database", "kind", "limit")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    used = server.total + server.headroom + server.superuser_reserved
+    return "\n".join(
+        [
+            f"server {server.name}: {used} of {server.max_connections} max_connections promised, {server.free} free",
+            line(header),
+            *(line(r) for r in rows),
+        ]
+    )

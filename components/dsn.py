@@ -1,0 +1,50 @@
+"""Connection strings an app can paste: libpq URI, JDBC URL and pgpass line (pure, no pulumi)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    sslmode: str  # disable on the local Docker stack; verify-full once TLS lands
+    pooled: bool
+
+
+def uri(user: str, password: str, database: str, endpoint: Endpoint) -> str:
+    query = urlencode({"sslmode": endpoint.sslmode})
+    return (
+        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
+        f"@{_host(endpoint.host)}:{endpoint.port}/{quote(database, safe='')}?{query}"
+    )
+
+
+def jdbc(user: str, password: str, database: str, endpoint: Endpoint) -> str:
+    params = {"user": user, "password": password, "sslmode": endpoint.sslmode}
+    if endpoint.pooled:
+        # Transaction pooling hands each transaction any server connection: server-side prepared
+        # statements would vanish between transactions, so pgJDBC must not create them.
+        params["prepareThreshold"] = "0"
+    return f"jdbc:postgresql://{_host(endpoint.host)}:{endpoint.port}/{database}?{urlencode(params)}"
+
+
+def pgpass(user: str, password: str, database: str, endpoint: Endpoint) -> str:
+    def esc(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    return ":".join(esc(v) for v in (endpoint.host, str(endpoint.port), database, user, password))
+
+
+def all_forms(user: str, password: str, database: str, endpoint: Endpoint) -> dict[str, str]:
+    return {
+        "uri": uri(user, password, database, endpoint),
+        "jdbc": jdbc(user, password, database, endpoint),
+        "pgpass": pgpass(user, password, database, endpoint),
+    }
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,77 @@
+"""PgBouncer: the pooler container, with the config and auth file this program renders."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.config import PlatformConfig
+from components.names import COMPONENT_LABEL
+from components.pgbouncer_config import Endpoints, render_auth_file, render_ini
+from components.postgres import POSTGRES_PORT, Publish
+
+PGBOUNCER_PORT = 6432
+CONFIG_DIR = "/etc/pgbouncer"
+PGBOUNCER_UID = "70"  # the image's unprivileged `postgres` user (Alpine); PgBouncer refuses root
+
+
+class PgBouncer(pulumi.ComponentResource):
+    admin_password: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        config: PlatformConfig,
+        *,
+        network_name: pulumi.Input[str],
+        postgres_host: pulumi.Input[str],
+        auth_password: pulumi.Input[str],
+        publish: Publish,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("postgres-platform:index:PgBouncer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        admin_password = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
+        # Fixed per stack so the verifier (and the container) only change when the password does.
+        admin_salt = random.RandomPassword(f"{name}-admin-salt", length=16, special=False, opts=child)
+        self.admin_password = pulumi.Output.secret(admin_password.result)
+        ini = pulumi.Output.from_input(postgres_host).apply(
+            lambda host: render_ini(
+                config,
+                Endpoints(
+                    listen_addr="0.0.0.0",  # inside the container; published on `publish.ip` only
+                    listen_port=PGBOUNCER_PORT,
+                    server_host=host,
+                    server_port=POSTGRES_PORT,
+                    auth_file=f"{CONFIG_DIR}/userlist.txt",
+                ),
+            )
+        )
+        auth_file: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(auth_password, self.admin_password, admin_salt.result).apply(
+                lambda values: render_auth_file(values[0], values[1], values[2].encode())
+            )
+        )
+        image = docker.RemoteImage(f"{name}-image", name=config.pgbouncer.image, keep_locally=True, opts=child)
+        docker.Container(
+            f"{name}-container",
+            name=f"postgres-platform-{pulumi.get_stack()}-pgbouncer",
+            image=image.name,
+            # Run the binary on our files directly: the image's entrypoint would write its own config.
+            entrypoints=["pgbouncer"],
+            command=[f"{CONFIG_DIR}/pgbouncer.ini"],
+            user=PGBOUNCER_UID,
+            uploads=[
+                docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/pgbouncer.ini", content=ini, owner=PGBOUNCER_UID),
+                docker.ContainerUploadArgs(
+                    file=f"{CONFIG_DIR}/userlist.txt", content=auth_file, owner=PGBOUNCER_UID, permissions="0600"
+                ),
+            ],
+            labels=[docker.ContainerLabelArgs(label=COMPONENT_LABEL, value="pgbouncer")],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name, aliases=["pgbouncer"])],
+            ports=[docker.ContainerPortArgs(internal=PGBOUNCER_PORT, external=publish.port, ip=publish.ip)],
+            restart="unless-stopped",
+            opts=child,
+        )
+        self.register_outputs({})

@@ -1,0 +1,91 @@
+"""pgbouncer.ini and the auth file, rendered from the config (pure; works on PgBouncer 1.18+).
+
+PgBouncer logs in to Postgres as each app's own role with the SCRAM secret that auth_query returns,
+so only two users ever appear in the auth file: the auth role (plain password: PgBouncer must log in
+as it) and the console admin (a SCRAM verifier: it only logs in to PgBouncer).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from components.config import PlatformConfig
+from components.names import AUTH_FUNCTION, AUTH_ROLE, AUTH_SCHEMA, PGBOUNCER_ADMIN
+
+SCRAM_ITERATIONS = 4096
+AUTH_QUERY = f"SELECT usename, passwd FROM {AUTH_SCHEMA}.{AUTH_FUNCTION}($1)"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where PgBouncer listens and where it finds Postgres."""
+
+    listen_addr: str
+    listen_port: int
+    server_host: str
+    server_port: int
+    auth_file: str
+    unix_socket_dir: str = ""  # empty: no socket (the container has no shared socket dir)
+
+
+def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
+    bouncer = config.pgbouncer
+    databases = [
+        f"{name} = host={endpoints.server_host} port={endpoints.server_port} dbname={name}" for name in config.databases
+    ]
+    # The pooler must never reach a role's CONNECTION LIMIT wall: it would fail logins, not queue them.
+    users = [f"{name} = max_user_connections={spec.connection_limit}" for name, spec in config.apps.items()]
+    users += [f"{name} = max_user_connections={spec.connection_limit}" for name, spec in config.external_roles.items()]
+    settings = {
+        "listen_addr": endpoints.listen_addr,
+        "listen_port": endpoints.listen_port,
+        "unix_socket_dir": endpoints.unix_socket_dir,
+        "auth_type": "scram-sha-256",
+        "auth_file": endpoints.auth_file,
+        "auth_user": AUTH_ROLE,
+        "auth_query": AUTH_QUERY,
+        "admin_users": PGBOUNCER_ADMIN,
+        "stats_users": PGBOUNCER_ADMIN,
+        "pool_mode": bouncer.pool_mode,
+        "max_client_conn": bouncer.max_client_conn,
+        "default_pool_size": bouncer.default_pool_size,
+        "reserve_pool_size": bouncer.reserve_pool_size,
+        "reserve_pool_timeout": 3,
+        "server_reset_query": "DISCARD ALL",
+        # JDBC sends extra_float_digits at startup; PgBouncer would refuse the login otherwise.
+        "ignore_startup_parameters": "extra_float_digits",
+        "server_login_retry": 1,
+        "log_connections": 0,
+        "log_disconnections": 0,
+    }
+    lines = ["[databases]", *databases, "", "[users]", *users, "", "[pgbouncer]"]
+    lines += [f"{key} = {value}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def render_auth_file(auth_password: str, admin_password: str, admin_salt: bytes) -> str:
+    """userlist.txt: the auth role's password and the console admin's SCRAM verifier."""
+    return (
+        f"{_quote(AUTH_ROLE)} {_quote(auth_password)}\n"
+        f"{_quote(PGBOUNCER_ADMIN)} {_quote(scram_verifier(admin_password, admin_salt))}\n"
+    )
+
+
+def scram_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 secret Postgres stores for a password (RFC 5802/7677, as pg_authid holds it)."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"

@@ -1,0 +1,131 @@
+"""Run the real program in-process under Pulumi mocks: no CLI, no cloud, no Docker.
+
+Used by preflight and the tests. The stack file's values go in as Pulumi hands them to a program
+(objects JSON-encoded), `__main__.py` runs with runpy, and every registration is awaited, so what
+comes back is exactly what the program declared and exported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import runpy
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pulumi  # noqa: E402
+from pulumi.runtime import mocks, settings  # noqa: E402
+from pulumi.runtime.config import set_all_config  # noqa: E402
+from pulumi.runtime.stack import wait_for_rpcs  # noqa: E402
+
+from components.names import NAMESPACE  # noqa: E402
+
+PROJECT = "postgres-platform"
+
+
+@dataclass(frozen=True)
+class Registered:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    resources: list[Registered]
+    outputs: dict[str, Any]  # resolved plain values
+    secret_outputs: set[str] = field(default_factory=set)  # dotted paths of secret outputs
+
+    def of_type(self, type_token: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(r.type for r in self.resources).items()))
+
+
+def fake_secret(name: str) -> str:
+    """What a mocked RandomPassword returns: unique per resource, easy to search for in outputs."""
+    return "pw" + hashlib.sha256(name.encode()).hexdigest()[:30]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Echo inputs back as state, computing the few outputs providers would."""
+
+    def __init__(self) -> None:
+        self.registered: list[Registered] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = fake_secret(args.name)
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
+        self.registered.append(Registered(args.typ, args.name, "", state))
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def stack_file(stack: str) -> Path:
+    return ROOT / f"Pulumi.{stack}.yaml"
+
+
+def read_stack_values(path: Path) -> dict[str, Any]:
+    """The stack file's `postgres-platform:*` values, as the Pulumi CLI would pass them."""
+    document = yaml.safe_load(path.read_text()) or {}
+    values: dict[str, Any] = {}
+    for key, value in (document.get("config") or {}).items():
+        if key.startswith(f"{NAMESPACE}:"):
+            values[key] = value if isinstance(value, str) else json.dumps(value)
+    return values
+
+
+async def _resolve(value: Any, path: str, secrets: set[str]) -> Any:
+    if isinstance(value, pulumi.Output):
+        if await value.is_secret():
+            secrets.add(path)
+        return await _resolve(await value.future(), path, secrets)
+    if isinstance(value, dict):
+        return {k: await _resolve(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [await _resolve(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
+def run_program(stack: str, values: dict[str, Any], *, preview: bool = True) -> ProgramRun:
+    """Run __main__.py for `stack` with these config values; raises what the program raises."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        settings.reset_options(project=PROJECT, stack=stack, preview=preview)
+        set_all_config(dict(values))
+        recorder = RecordingMocks()
+        mocks.set_mocks(recorder, project=PROJECT, stack=stack, preview=preview)
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        loop.run_until_complete(wait_for_rpcs())
+        root = settings.get_root_resource()
+        secrets: set[str] = set()
+        exported = getattr(root, "outputs", {})
+        outputs = loop.run_until_complete(_resolve(dict(exported), "", secrets))
+        return ProgramRun(stack, list(recorder.registered), outputs, secrets)
+    finally:
+        settings.reset_options()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def run_stack(stack: str, *, preview: bool = True) -> ProgramRun:
+    return run_program(stack, read_stack_values(stack_file(stack)), preview=preview)
