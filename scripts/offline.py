@@ -8,6 +8,7 @@ comes back is exactly what the program declared and exported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import runpy
@@ -24,7 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pulumi  # noqa: E402
-from pulumi.runtime import mocks, settings  # noqa: E402
+from pulumi.runtime import mocks, rpc, settings  # noqa: E402
 from pulumi.runtime.config import set_all_config  # noqa: E402
 from pulumi.runtime.stack import wait_for_rpcs  # noqa: E402
 
@@ -37,8 +38,8 @@ PROJECT = "postgres-platform"
 class Registered:
     type: str
     name: str
-    urn: str
-    inputs: dict[str, Any]
+    inputs: dict[str, Any]  # secrets unwrapped
+    secret_inputs: frozenset[str]  # dotted paths of inputs the program marked secret
 
 
 @dataclass
@@ -60,6 +61,18 @@ def fake_secret(name: str) -> str:
     return "pw" + hashlib.sha256(name.encode()).hexdigest()[:30]
 
 
+def _unwrap(value: Any, path: str, secrets: set[str]) -> Any:
+    """Strip the engine's secret wrappers from mock inputs, remembering where they were."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            secrets.add(path)
+            return _unwrap(value["value"], path, secrets)
+        return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Echo inputs back as state, computing the few outputs providers would."""
 
@@ -67,12 +80,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.registered: list[Registered] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        state = dict(args.inputs)
+        secrets: set[str] = set()
+        state = _unwrap(dict(args.inputs), "", secrets)
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = fake_secret(args.name)
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
-        self.registered.append(Registered(args.typ, args.name, "", state))
+        self.registered.append(Registered(args.typ, args.name, state, frozenset(secrets)))
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -105,14 +119,19 @@ async def _resolve(value: Any, path: str, secrets: set[str]) -> Any:
     return value
 
 
-def run_program(stack: str, values: dict[str, Any], *, preview: bool = True) -> ProgramRun:
-    """Run __main__.py for `stack` with these config values; raises what the program raises."""
+def run_program(
+    stack: str, values: dict[str, Any], *, preview: bool = True, recorder: RecordingMocks | None = None
+) -> ProgramRun:
+    """Run __main__.py for `stack` with these config values; raises what the program raises.
+
+    Pass a `recorder` to see what was registered even when the program raises.
+    """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         settings.reset_options(project=PROJECT, stack=stack, preview=preview)
         set_all_config(dict(values))
-        recorder = RecordingMocks()
+        recorder = recorder or RecordingMocks()
         mocks.set_mocks(recorder, project=PROJECT, stack=stack, preview=preview)
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         loop.run_until_complete(wait_for_rpcs())
@@ -122,6 +141,9 @@ def run_program(stack: str, values: dict[str, Any], *, preview: bool = True) -> 
         outputs = loop.run_until_complete(_resolve(dict(exported), "", secrets))
         return ProgramRun(stack, list(recorder.registered), outputs, secrets)
     finally:
+        # Let registrations queued before a raise finish, so none is left un-awaited.
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(wait_for_rpcs())
         settings.reset_options()
         loop.close()
         asyncio.set_event_loop(None)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what the tests need, then lint, type-check and run the whole suite.
+# The same command for a fresh machine, a developer, and CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real-server tests need PostgreSQL 15 (initdb, pg_ctl, postgres) and PgBouncer. As root (CI, these
+# machines) install what is missing; elsewhere they are skipped with the reason printed.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+  command -v initdb >/dev/null || [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+  command -v psql >/dev/null || missing+=(postgresql-client-15)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+fi
+
+python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+python3 -m ruff check .
+python3 -m ruff format --check .
+python3 -m mypy .
+python3 -m pytest -rs "$@"

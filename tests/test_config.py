@@ -1,0 +1,259 @@
+"""Every bad input: one line naming the key path and the bad value, and nothing else goes through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError, parse
+from tests.conftest import valid_config
+
+DELETE = object()
+
+
+def changed(path: str, value: Any) -> dict[str, Any]:
+    """The valid config with one dotted path set to `value` (or removed, for DELETE)."""
+    config = valid_config()
+    *parents, last = path.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return config
+
+
+def errors_of(config: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(config)
+    return caught.value.lines
+
+
+CASES = [
+    # (case, path to change, new value, expected start of the error line)
+    ("unknown target", "target", "aws", "target: must be 'local' or 'hetzner', got \"aws\""),
+    ("unknown database", "apps.worker_app.database", "nope", "apps.worker_app.database: unknown database"),
+    ("unknown access level", "apps.worker_app.access", "admin", "apps.worker_app.access: must be 'read', 'write'"),
+    ("schema not in db", "apps.worker_app.schemas", ["public"], "apps.worker_app.schemas[0]: not a schema of"),
+    (
+        "migration table in unknown schema",
+        "databases.tracksolid_db.migrationTables",
+        ["billing.alembic_version"],
+        "databases.tracksolid_db.migrationTables[0]: schema billing is not one of",
+    ),
+    (
+        "migration table without schema",
+        "databases.tracksolid_db.migrationTables",
+        ["alembic_version"],
+        "databases.tracksolid_db.migrationTables[0]: must be schema.table",
+    ),
+    (
+        "bad role identifier",
+        "apps.Worker-App",
+        {"database": "tracksolid_db", "access": "read", "connectionLimit": 1},
+        'apps.Worker-App: must match ^[a-z_][a-z0-9_]{0,62}$, got "Worker-App"',
+    ),
+    (
+        "role name too long",
+        "apps." + "a" * 64,
+        {"database": "tracksolid_db", "access": "read", "connectionLimit": 1},
+        "apps." + "a" * 64 + ": must match",
+    ),
+    ("bad database identifier", "databases.9db", {"schemas": ["x"]}, "databases.9db: must match"),
+    (
+        "bad schema identifier",
+        "databases.fleet_platform.schemas",
+        ["Public"],
+        "databases.fleet_platform.schemas[0]: must match",
+    ),
+    (
+        "reserved role postgres",
+        "apps.postgres",
+        {"database": "tracksolid_db", "access": "read", "connectionLimit": 1},
+        "apps.postgres: is a reserved name",
+    ),
+    (
+        "reserved role pg_",
+        "externalRoles.pg_monitor",
+        {"connectionLimit": 1},
+        "externalRoles.pg_monitor: is a reserved",
+    ),
+    ("reserved role pgbouncer", "externalRoles.pgbouncer", {"connectionLimit": 1}, "externalRoles.pgbouncer: is a res"),
+    ("reserved database public", "databases.public", {"schemas": ["x"]}, "databases.public: is a reserved name"),
+    (
+        "reserved schema pg_",
+        "databases.fleet_platform.schemas",
+        ["pg_toast"],
+        "databases.fleet_platform.schemas[0]: is a reserved schema",
+    ),
+    (
+        "app clashes with external role",
+        "externalRoles.worker_app",
+        {"connectionLimit": 2},
+        "externalRoles.worker_app: role name is also an app",
+    ),
+    (
+        "app clashes with owner role",
+        "apps.tracksolid_db_owner",
+        {"database": "tracksolid_db", "access": "read", "connectionLimit": 1},
+        "apps.tracksolid_db_owner: role name is taken by the owner role of database tracksolid_db",
+    ),
+    (
+        "external clashes with auth role",
+        "externalRoles.pgbouncer_auth",
+        {"connectionLimit": 1},
+        "externalRoles.pgbouncer_auth: role name is taken by the PgBouncer auth role",
+    ),
+    (
+        "limit missing",
+        "apps.worker_app.connectionLimit",
+        DELETE,
+        "apps.worker_app.connectionLimit: is required, got nothing",
+    ),
+    (
+        "limit -1 (unlimited)",
+        "apps.worker_app.connectionLimit",
+        -1,
+        "apps.worker_app.connectionLimit: must be an integer >= 1, got -1",
+    ),
+    ("limit zero", "apps.worker_app.connectionLimit", 0, "apps.worker_app.connectionLimit: must be an integer >= 1"),
+    (
+        "limit not an integer",
+        "apps.worker_app.connectionLimit",
+        "10",
+        'apps.worker_app.connectionLimit: must be an integer >= 1, got "10"',
+    ),
+    ("limit a float", "apps.worker_app.connectionLimit", 2.5, "apps.worker_app.connectionLimit: must be an integer"),
+    ("limit a bool", "apps.worker_app.connectionLimit", True, "apps.worker_app.connectionLimit: must be an integer"),
+    (
+        "external limit missing",
+        "externalRoles.grafana_ro.connectionLimit",
+        DELETE,
+        "externalRoles.grafana_ro.connectionLimit: is required",
+    ),
+    (
+        "external limit -1",
+        "externalRoles.grafana_ro.connectionLimit",
+        -1,
+        "externalRoles.grafana_ro.connectionLimit: must be an integer >= 1, got -1",
+    ),
+    (
+        "negative statement timeout",
+        "apps.worker_app.statementTimeoutMs",
+        -5,
+        "apps.worker_app.statementTimeoutMs: must be an integer >= 0, got -5",
+    ),
+    (
+        "negative idle timeout",
+        "apps.worker_app.idleInTransactionTimeoutMs",
+        -1,
+        "apps.worker_app.idleInTransactionTimeoutMs: must be an integer >= 0",
+    ),
+    ("maxConnections zero", "postgres.maxConnections", 0, "postgres.maxConnections: must be an integer >= 1, got 0"),
+    (
+        "reserved >= max",
+        "postgres.superuserReservedConnections",
+        100,
+        "postgres.superuserReservedConnections: must be less than postgres.maxConnections (100), got 100",
+    ),
+    ("default pool size zero", "pgbouncer.defaultPoolSize", 0, "pgbouncer.defaultPoolSize: must be an integer >= 1"),
+    ("reserve pool size zero", "pgbouncer.reservePoolSize", 0, "pgbouncer.reservePoolSize: must be an integer >= 1"),
+    ("max client conn zero", "pgbouncer.maxClientConn", 0, "pgbouncer.maxClientConn: must be an integer >= 1"),
+    (
+        "image latest",
+        "pgbouncer.image",
+        "edoburu/pgbouncer:latest",
+        'pgbouncer.image: must pin a tag other than latest, or an @sha256 digest, got "edoburu/pgbouncer:latest"',
+    ),
+    ("image untagged (seed 001)", "pgbouncer.image", "edoburu/pgbouncer", "pgbouncer.image: must pin a tag"),
+    ("image registry port, no tag", "postgres.image", "registry.local:5000/postgres", "postgres.image: must pin a tag"),
+    (
+        "budget does not fit",
+        "apps.gateway_app.connectionLimit",
+        90,
+        "postgres.maxConnections: connection budget of server primary does not fit: roles hold 113",
+    ),
+    (
+        "typed setting twice",
+        "postgres.settings",
+        {"max_connections": 500},
+        "postgres.settings.max_connections: set postgres.maxConnections instead, got 500",
+    ),
+    ("unknown key (typo)", "app", {}, "app: is not a known setting"),
+    (
+        "unknown app key",
+        "apps.worker_app.connectionlimit",
+        5,
+        "apps.worker_app.connectionlimit: is not a known setting",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "path", "value", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_one_line_naming_key_and_value(case: str, path: str, value: Any, expected: str) -> None:
+    lines = errors_of(changed(path, value))
+    matching = [line for line in lines if line.startswith(expected)]
+    assert matching, f"{case}: no line starts with {expected!r}; got {lines}"
+    assert all("\n" not in line and "Traceback" not in line for line in lines)
+
+
+def test_budget_message_lists_total_and_usable() -> None:
+    (line,) = errors_of(changed("apps.gateway_app.connectionLimit", 90))
+    # 10 + 5 + 90 apps + 5 external + 3 auth = 113, + 5 headroom = 118 > 97 usable
+    assert "roles hold 113 + adminHeadroom 5 = 118 > 97 usable" in line
+    assert "maxConnections 100 - superuserReservedConnections 3" in line
+
+
+def test_budget_that_fits_exactly_is_accepted() -> None:
+    # 10 + 5 + 15 + 5 + 3 = 38 held; headroom 5; usable 97 -> free 54: grow gateway by exactly 54.
+    config = changed("apps.gateway_app.connectionLimit", 15 + 54)
+    assert parse(config).apps["gateway_app"].connection_limit == 69
+    with pytest.raises(ConfigError):
+        parse(changed("apps.gateway_app.connectionLimit", 15 + 55))
+
+
+def test_all_problems_reported_together() -> None:
+    config = changed("apps.worker_app.connectionLimit", -1)
+    config["pgbouncer"]["image"] = "edoburu/pgbouncer"
+    config["target"] = "k8s"
+    assert len(errors_of(config)) == 3
+
+
+def test_digest_and_tags_are_pinned_images() -> None:
+    for image in ("postgres:16.4", "registry.local:5000/postgres:16", "postgres@sha256:" + "a" * 64):
+        parse(changed("postgres.image", image))
+
+
+def test_hetzner_target_requires_hetzner_section_and_sane_network() -> None:
+    config = changed("target", "hetzner")
+    assert errors_of(config) == ["hetzner: is required when target is hetzner, got null"]
+    config["hetzner"] = {
+        "location": "fsn1", "serverType": "ccx13", "image": "docker-ce", "networkZone": "eu-central",
+        "ipRange": "10.0.0.0/16", "subnet": "10.9.1.0/24", "adminCidrs": ["0.0.0.0/0"], "sshKeys": ["ops"],
+    }  # fmt: skip
+    lines = errors_of(config)
+    assert any(line.startswith("hetzner.subnet: must lie inside hetzner.ipRange") for line in lines)
+    assert any(line.startswith("hetzner.adminCidrs[0]: must not open the database") for line in lines)
+
+
+def test_defaults_and_derived_values() -> None:
+    config = parse(valid_config())
+    assert config.postgres.admin_headroom == 5
+    assert config.pgbouncer.pool_mode == "transaction"
+    assert config.apps["worker_app"].pooled is True
+    assert config.app_schemas("worker_app") == ("tracksolid", "reporting")
+    assert config.databases["tracksolid_db"].migration_table_names() == (
+        "tracksolid.alembic_version",
+        "tracksolid.schema_migrations",
+        "reporting.alembic_version",
+        "reporting.schema_migrations",
+    )
+
+
+def test_config_is_frozen() -> None:
+    config = parse(valid_config())
+    with pytest.raises(Exception, match="frozen"):
+        config.apps["worker_app"].connection_limit = 500  # type: ignore[misc]

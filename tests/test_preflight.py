@@ -1,0 +1,66 @@
+"""scripts/preflight.py as a user runs it: exit codes, the --json contract, the text report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, STACKS
+
+PREFLIGHT = [sys.executable, str(ROOT / "scripts" / "preflight.py")]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PREFLIGHT, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_json_report_contract(stack: str) -> None:
+    result = run(stack, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # stdout holds only the JSON
+    assert set(report) == {"stack", "servers", "resources"}
+    assert report["stack"] == stack
+    for server in report["servers"]:
+        assert set(server) == {"name", "maxConnections", "superuserReserved", "headroom", "entries", "total", "free"}
+        assert server["total"] == sum(e["limit"] for e in server["entries"])
+        free = server["maxConnections"] - server["superuserReserved"] - server["headroom"] - server["total"]
+        assert server["free"] == free >= 0
+        for entry in server["entries"]:
+            assert set(entry) == {"role", "database", "limit", "kind"}
+            assert entry["kind"] in ("app", "external", "system")
+    assert report["resources"]["postgresql:index/role:Role"] >= 1
+    assert all(isinstance(n, int) and n > 0 for n in report["resources"].values())
+
+
+def test_prod_json_holds_seed_000_budget() -> None:
+    (server,) = json.loads(run("prod", "--json").stdout)["servers"]
+    external = sum(e["limit"] for e in server["entries"] if e["kind"] == "external")
+    apps = sum(e["limit"] for e in server["entries"] if e["kind"] == "app")
+    assert (apps, external, server["total"], server["free"]) == (53, 28, 84, 8)
+
+
+def test_text_report_lists_resources_and_budget() -> None:
+    result = run("local")
+    assert result.returncode == 0
+    assert "docker:index/container:Container" in result.stdout
+    assert "server primary: 64 of 100 max_connections promised, 36 free" in result.stdout
+
+
+def test_config_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.broken.yaml"
+    text = (ROOT / "Pulumi.local.yaml").read_text().replace("connectionLimit: 5}", "connectionLimit: -1}", 1)
+    stack.write_text(text)
+    result = run("--stack-file", str(stack), "--json")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == "apps.worker_app.connectionLimit: must be an integer >= 1, got -1"
+
+
+def test_missing_stack_file_exit_1() -> None:
+    result = run("--stack-file", "/nonexistent/Pulumi.x.yaml")
+    assert result.returncode == 1 and "no such stack file" in result.stderr

@@ -1,0 +1,214 @@
+"""The real __main__ under Pulumi mocks, once per Pulumi.<stack>.yaml: what it declares and exports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components import access
+from components.config import load_stack_values
+from components.program import StackConfigError
+from scripts.offline import ProgramRun, RecordingMocks, fake_secret, read_stack_values, run_program, stack_file
+from tests.conftest import run_of
+
+ROLE = "postgresql:index/role:Role"
+GRANT = "postgresql:index/grant:Grant"
+DEFAULTS = "postgresql:index/defaultPrivileges:DefaultPrivileges"
+CONTAINER = "docker:index/container:Container"
+
+
+def config_of(run: ProgramRun) -> Any:
+    return load_stack_values(read_stack_values(stack_file(run.stack)))
+
+
+def roles(run: ProgramRun) -> dict[str, dict[str, Any]]:
+    return {r.inputs["name"]: r.inputs for r in run.of_type(ROLE)}
+
+
+def test_exact_role_set_and_limits(stack_run: ProgramRun) -> None:
+    config = config_of(stack_run)
+    expected = {app: spec.connection_limit for app, spec in config.apps.items()}
+    expected["pgbouncer_auth"] = config.pgbouncer.auth_connection_limit
+    declared = roles(stack_run)
+    assert {n: r["connectionLimit"] for n, r in declared.items() if r["login"]} == expected
+    owners = {n for n, r in declared.items() if not r["login"]}
+    assert owners == {f"{db}_owner" for db in config.databases}
+    assert all(declared[o]["connectionLimit"] == -1 for o in owners)
+
+
+def test_login_roles_are_bounded_and_unprivileged(stack_run: ProgramRun) -> None:
+    secret = {r.inputs["name"]: r.secret_inputs for r in stack_run.of_type(ROLE)}
+    for name, role in roles(stack_run).items():
+        for flag in ("superuser", "createDatabase", "createRole", "replication", "bypassRowLevelSecurity"):
+            assert role[flag] is False, f"{name}.{flag}"
+        if role["login"]:
+            assert role["connectionLimit"] >= 1
+            assert role["password"] == fake_secret(f"{name}-password"), "password must come from RandomPassword"
+            assert "password" in secret[name]
+
+
+def test_timeouts_reach_the_roles() -> None:
+    prod = roles(run_of("prod"))
+    assert prod["cron_app"]["statementTimeout"] == 300000
+    assert prod["worker_app"]["idleInTransactionSessionTimeout"] == 60000
+    assert "statementTimeout" not in roles(run_of("local"))["worker_app"]
+
+
+def test_grants_and_default_privileges_match_the_plan(stack_run: ProgramRun) -> None:
+    plan = access.plan(config_of(stack_run))
+    declared = {
+        (g.inputs["role"], g.inputs["database"], g.inputs["objectType"], g.inputs.get("schema"),
+         tuple(g.inputs["privileges"]))
+        for g in stack_run.of_type(GRANT)
+    }  # fmt: skip
+    assert declared == {(g.role, g.database, g.object_type, g.schema, g.privileges) for g in plan.grants}
+    defaults = {
+        (d.inputs["role"], d.inputs["owner"], d.inputs["schema"], d.inputs["objectType"], tuple(d.inputs["privileges"]))
+        for d in stack_run.of_type(DEFAULTS)
+    }
+    assert defaults == {(d.role, d.owner, d.schema, d.object_type, d.privileges) for d in plan.default_privileges}
+
+
+def test_levels_on_prod() -> None:
+    grants = {(g.inputs["role"], g.inputs["objectType"], g.inputs.get("schema")): g.inputs["privileges"]
+              for g in run_of("prod").of_type(GRANT)}  # fmt: skip
+    assert grants[("worker_app", "table", "tracksolid")] == ["SELECT"]
+    assert grants[("webhook_app", "table", "tracksolid")] == ["SELECT", "INSERT", "UPDATE", "DELETE"]
+    assert grants[("webhook_app", "sequence", "reporting")] == ["SELECT", "USAGE", "UPDATE"]
+    assert grants[("gateway_app", "table", "public")] == ["SELECT", "INSERT", "UPDATE", "DELETE"]
+    members = [
+        (m.inputs["role"], m.inputs["grantRole"])
+        for m in run_of("prod").of_type("postgresql:index/grantRole:GrantRole")
+    ]
+    assert members == [("gateway_app", "fleet_platform_owner")]
+
+
+def test_lookup_function_is_security_definer_in_every_app_database(stack_run: ProgramRun) -> None:
+    functions = stack_run.of_type("postgresql:index/function:Function")
+    assert {f.inputs["database"] for f in functions} == set(config_of(stack_run).databases)
+    for f in functions:
+        assert f.inputs["securityDefiner"] is True
+        assert (f.inputs["schema"], f.inputs["name"]) == ("pgbouncer", "get_auth")
+    reapply = stack_run.of_type("pulumi-python:dynamic:Resource")
+    assert all("SET search_path = pg_catalog, pg_temp" in r.inputs["sql"] for r in reapply)
+
+
+def _plain(value: Any, path: str, secrets: set[str]) -> list[str]:
+    """Every string in the outputs that is not under a secret output."""
+    if path in secrets:
+        return []
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _plain(v, f"{path}.{k}" if path else k, secrets)]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _plain(v, f"{path}[{i}]", secrets)]
+    return [json.dumps(value)]
+
+
+def test_every_dsn_and_password_output_is_secret(stack_run: ProgramRun) -> None:
+    config = config_of(stack_run)
+    assert set(stack_run.outputs["apps"]) == set(config.apps)
+    for app in config.apps:
+        assert f"apps.{app}" in stack_run.secret_outputs
+    assert "adminDsn" in stack_run.secret_outputs
+    passwords = [r.inputs["result"] for r in stack_run.of_type("random:index/randomPassword:RandomPassword")]
+    plain = " ".join(_plain(stack_run.outputs, "", stack_run.secret_outputs))
+    assert passwords and not [p for p in passwords if p in plain]
+    assert "budget" not in stack_run.secret_outputs  # the table is for PR comments
+
+
+def test_each_app_gets_direct_and_pooled_dsns(stack_run: ProgramRun) -> None:
+    config = config_of(stack_run)
+    for app, spec in config.apps.items():
+        forms = stack_run.outputs["apps"][app]
+        password = fake_secret(f"{app}-password")
+        for kind in ("direct", "pooled"):
+            assert forms[kind]["uri"].startswith(f"postgresql://{app}:{password}@")
+            assert forms[kind]["uri"].split("?")[0].endswith(f"/{spec.database}")
+            assert forms[kind]["pgpass"].endswith(f":{spec.database}:{app}:{password}")
+        assert "prepareThreshold=0" in forms["pooled"]["jdbc"]
+        assert "prepareThreshold" not in forms["direct"]["jdbc"]
+        assert forms["direct"]["uri"] != forms["pooled"]["uri"]
+
+
+def test_budget_output_is_the_budget(stack_run: ProgramRun) -> None:
+    (server,) = stack_run.outputs["budget"]
+    assert server["total"] == sum(e["limit"] for e in server["entries"])
+    assert (
+        server["free"] == server["maxConnections"] - server["superuserReserved"] - server["headroom"] - server["total"]
+    )
+
+
+def test_local_publishes_on_loopback_only_with_configured_images() -> None:
+    run = run_of("local")
+    containers = {c.inputs["labels"][0]["value"]: c.inputs for c in run.of_type(CONTAINER)}
+    assert set(containers) == {"postgres", "pgbouncer"}
+    for container in containers.values():
+        assert container["labels"] == [
+            {"label": "postgres-platform.component", "value": container["labels"][0]["value"]}
+        ]
+        for port in container["ports"]:
+            assert port["ip"] == "127.0.0.1"
+    assert [p["external"] for p in containers["postgres"]["ports"]] == [5432]
+    assert [p["external"] for p in containers["pgbouncer"]["ports"]] == [6432]
+    assert containers["postgres"]["image"] == "postgres:16.4-bookworm"
+    assert containers["pgbouncer"]["image"] == "edoburu/pgbouncer:v1.23.1-p3"
+    images = {i.inputs["name"] for i in run.of_type("docker:index/remoteImage:RemoteImage")}
+    assert images == {"postgres:16.4-bookworm", "edoburu/pgbouncer:v1.23.1-p3"}
+    command = containers["postgres"]["command"]
+    assert "max_connections=100" in command and "superuser_reserved_connections=3" in command
+
+
+def test_rendered_pgbouncer_files_hold_no_app_secret() -> None:
+    run = run_of("local")
+    (bouncer,) = [c for c in run.of_type(CONTAINER) if c.inputs["labels"][0]["value"] == "pgbouncer"]
+    uploads = {u["file"]: u["content"] for u in bouncer.inputs["uploads"]}
+    assert "uploads[1].content" in bouncer.secret_inputs or "uploads" in bouncer.secret_inputs
+    assert set(uploads) == {"/etc/pgbouncer/pgbouncer.ini", "/etc/pgbouncer/userlist.txt"}
+    everything = "\n".join(uploads.values())
+    for app in config_of(run).apps:
+        assert fake_secret(f"{app}-password") not in everything
+    assert fake_secret("pgbouncer_auth-password") in uploads["/etc/pgbouncer/userlist.txt"]
+    assert "host=postgres-platform-local-postgres port=5432" in uploads["/etc/pgbouncer/pgbouncer.ini"]
+
+
+def test_postgresql_provider_waits_for_the_container_and_stays_in_headroom() -> None:
+    run = run_of("local")
+    (provider,) = run.of_type("pulumi:providers:postgresql")
+    assert provider.inputs["host"] == "127.0.0.1"
+    assert int(provider.inputs["maxConnections"]) <= 5  # inside adminHeadroom
+    (postgres,) = [c for c in run.of_type(CONTAINER) if c.inputs["labels"][0]["value"] == "postgres"]
+    assert postgres.inputs["wait"] is True and postgres.inputs["healthcheck"]["tests"][0] == "CMD-SHELL"
+
+
+def _values_with(stack: str, key: str, value: Any) -> dict[str, Any]:
+    values = read_stack_values(stack_file(stack))
+    values[f"postgres-platform:{key}"] = json.dumps(value)
+    return values
+
+
+@pytest.mark.parametrize("preview", [True, False])
+def test_bad_config_declares_nothing(preview: bool) -> None:
+    values = read_stack_values(stack_file("local"))
+    apps = json.loads(values["postgres-platform:apps"])
+    apps["worker_app"]["connectionLimit"] = -1
+    values["postgres-platform:apps"] = json.dumps(apps)
+    recorder = RecordingMocks()
+    with pytest.raises(StackConfigError) as caught:
+        run_program("local", values, preview=preview, recorder=recorder)
+    assert "apps.worker_app.connectionLimit: must be an integer >= 1, got -1" in str(caught.value)
+    assert recorder.registered == []
+
+
+def test_hetzner_up_is_refused_before_anything_is_declared() -> None:
+    recorder = RecordingMocks()
+    with pytest.raises(StackConfigError, match="hetzner hosts are not provisioned"):
+        run_program("prod", read_stack_values(stack_file("prod")), preview=False, recorder=recorder)
+    assert recorder.registered == []
+
+
+def test_hetzner_preview_plans_dsns_on_the_private_ip() -> None:
+    forms = run_of("prod").outputs["apps"]["gateway_app"]
+    assert "@10.0.1.10:5432/fleet_platform" in forms["direct"]["uri"]
+    assert "@10.0.1.10:6432/fleet_platform" in forms["pooled"]["uri"]

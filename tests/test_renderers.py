@@ -1,0 +1,119 @@
+"""Pure renderers: pgbouncer.ini, the auth file, SCRAM verifiers, DSNs, the SQL re-apply step."""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import hashlib
+import hmac
+
+from components import access, dsn, sql
+from components.config import parse
+from components.pgbouncer_config import Endpoints, render_auth_file, render_ini, scram_verifier
+from components.postgres import server_arguments
+from tests.conftest import valid_config
+
+ENDPOINTS = Endpoints("0.0.0.0", 6432, "postgres", 5432, "/etc/pgbouncer/userlist.txt")
+
+
+def ini() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(render_ini(parse(valid_config()), ENDPOINTS))
+    return parser
+
+
+def test_pgbouncer_pools_per_transaction_with_auth_query() -> None:
+    settings = ini()["pgbouncer"]
+    assert settings["pool_mode"] == "transaction"
+    assert settings["auth_type"] == "scram-sha-256"
+    assert settings["auth_user"] == "pgbouncer_auth"
+    assert settings["auth_query"] == "SELECT usename, passwd FROM pgbouncer.get_auth($1)"
+    assert settings["server_reset_query"] == "DISCARD ALL"
+    assert settings["admin_users"] == settings["stats_users"] == "pgbouncer_admin"
+    assert (settings["default_pool_size"], settings["reserve_pool_size"]) == ("10", "2")
+
+
+def test_each_role_is_capped_at_its_connection_limit_in_the_pooler() -> None:
+    users = ini()["users"]
+    assert dict(users) == {
+        "webhook_app": "max_user_connections=10",
+        "worker_app": "max_user_connections=5",
+        "gateway_app": "max_user_connections=15",
+        "grafana_ro": "max_user_connections=5",
+    }
+
+
+def test_every_database_points_at_postgres() -> None:
+    assert dict(ini()["databases"]) == {
+        "tracksolid_db": "host=postgres port=5432 dbname=tracksolid_db",
+        "fleet_platform": "host=postgres port=5432 dbname=fleet_platform",
+    }
+
+
+def test_scram_verifier_matches_rfc_7677_construction() -> None:
+    salt = b"0123456789abcdef"
+    verifier = scram_verifier("pencil", salt, iterations=4096)
+    head, keys = verifier.split("$", 1)[1].split("$")
+    iterations, salt_b64 = head.split(":")
+    stored, server = (base64.b64decode(k) for k in keys.split(":"))
+    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt, 4096)
+    assert iterations == "4096" and base64.b64decode(salt_b64) == salt
+    assert stored == hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
+    assert server == hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    assert verifier != scram_verifier("pencil2", salt)
+
+
+def test_auth_file_holds_auth_password_and_admin_verifier_only() -> None:
+    text = render_auth_file("auth-secret", "admin-secret", b"saltsaltsaltsalt")
+    lines = text.splitlines()
+    assert lines[0] == '"pgbouncer_auth" "auth-secret"'
+    assert lines[1].startswith('"pgbouncer_admin" "SCRAM-SHA-256$4096:')
+    assert "admin-secret" not in text
+
+
+def test_postgres_gets_budget_settings_as_arguments() -> None:
+    config = valid_config()
+    config["postgres"]["settings"] = {"shared_buffers": "256MB", "log_connections": True}
+    args = server_arguments(parse(config))
+    assert args[:5] == ["postgres", "-c", "max_connections=100", "-c", "superuser_reserved_connections=3"]
+    assert "shared_buffers=256MB" in args and "log_connections=on" in args
+    assert "password_encryption=scram-sha-256" in args
+
+
+def test_dsn_forms() -> None:
+    pooled = dsn.Endpoint("10.0.1.10", 6432, "require", pooled=True)
+    direct = dsn.Endpoint("10.0.1.10", 5432, "require", pooled=False)
+    assert (
+        dsn.uri("app", "p@ss:w/rd", "db", direct)
+        == "postgresql://app:p%40ss%3Aw%2Frd@10.0.1.10:5432/db?sslmode=require"
+    )
+    assert dsn.jdbc("app", "pw", "db", pooled).endswith("?user=app&password=pw&sslmode=require&prepareThreshold=0")
+    assert "prepareThreshold" not in dsn.jdbc("app", "pw", "db", direct)
+    assert dsn.pgpass("app", "a:b\\c", "db", direct) == "10.0.1.10:5432:db:app:a\\:b\\\\c"
+    assert dsn.uri("app", "pw", "db", dsn.Endpoint("::1", 5432, "disable", False)).startswith(
+        "postgresql://app:pw@[::1]:5432/"
+    )
+
+
+def test_reapply_sql_revokes_only_existing_migration_tables() -> None:
+    config = valid_config()
+    config["databases"]["tracksolid_db"]["migrationTables"] = ["tracksolid.schema_migrations"]
+    revokes = [r for r in access.plan(parse(config)).migration_revokes if r.database == "tracksolid_db"]
+    text = sql.revoke_migration_writes(revokes)
+    assert "pg_catalog.to_regclass('tracksolid.schema_migrations') IS NOT NULL" in text
+    assert (
+        'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE "tracksolid"."schema_migrations" FROM "webhook_app", "worker_app";'
+        in text
+    )
+    assert sql.revoke_migration_writes([]) == ""
+    assert (
+        sql.harden_auth_function()
+        == 'ALTER FUNCTION "pgbouncer"."get_auth"(text) SET search_path = pg_catalog, pg_temp;'
+    )
+
+
+def test_lookup_function_refuses_privileged_and_expired_roles() -> None:
+    body = access.auth_function_body()
+    for clause in ("a.rolcanlogin", "NOT a.rolsuper", "NOT a.rolreplication", "NOT a.rolbypassrls", "rolvaliduntil"):
+        assert clause in body
+    assert "pg_catalog.pg_authid" in body
