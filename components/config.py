@@ -311,6 +311,9 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
     own = {AUTH_ROLE: "the PgBouncer auth role", PGBOUNCER_ADMIN: "the PgBouncer admin user"}
     own.update({owner_role(db): f"the owner role of database {db}" for db in config.databases})
     for app in config.apps:
+        if app in config.databases:
+            # PgBouncer names each app's pool database after the app (pgbouncer_config.pools).
+            problems.append(_problem(f"apps.{app}", "an app may not be named like a database", app))
         if app in own:
             problems.append(_problem(f"apps.{app}", f"role name is taken by {own[app]}", app))
     for role in config.external_roles:

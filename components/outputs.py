@@ -18,7 +18,8 @@ def _app_dsns(config: PlatformConfig, deployed: Deployed, app: str) -> pulumi.Ou
     def forms(password: str) -> dict[str, Any]:
         out = {"direct": dsn.all_forms(app, password, spec.database, deployed.direct)}
         if spec.pooled:
-            out["pooled"] = dsn.all_forms(app, password, spec.database, deployed.pooled)
+            # In PgBouncer each app has its own pool database, named after the app (pgbouncer_config.pools).
+            out["pooled"] = dsn.all_forms(app, password, app, deployed.pooled)
         return out
 
     return pulumi.Output.secret(deployed.passwords[app].apply(forms))

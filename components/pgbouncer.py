@@ -8,7 +8,7 @@ import pulumi_random as random
 
 from components.config import PlatformConfig
 from components.names import COMPONENT_LABEL
-from components.pgbouncer_config import Endpoints, render_auth_file, render_ini
+from components.pgbouncer_config import Endpoints, render_auth_file, render_hba, render_ini
 from components.postgres import POSTGRES_PORT, Publish
 
 PGBOUNCER_PORT = 6432
@@ -45,6 +45,7 @@ class PgBouncer(pulumi.ComponentResource):
                     server_host=host,
                     server_port=POSTGRES_PORT,
                     auth_file=f"{CONFIG_DIR}/userlist.txt",
+                    hba_file=f"{CONFIG_DIR}/pgbouncer_hba.conf",
                 ),
             )
         )
@@ -64,6 +65,9 @@ class PgBouncer(pulumi.ComponentResource):
             user=PGBOUNCER_UID,
             uploads=[
                 docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/pgbouncer.ini", content=ini, owner=PGBOUNCER_UID),
+                docker.ContainerUploadArgs(
+                    file=f"{CONFIG_DIR}/pgbouncer_hba.conf", content=render_hba(config), owner=PGBOUNCER_UID
+                ),
                 docker.ContainerUploadArgs(
                     file=f"{CONFIG_DIR}/userlist.txt", content=auth_file, owner=PGBOUNCER_UID, permissions="0600"
                 ),

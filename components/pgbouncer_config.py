@@ -1,4 +1,4 @@
-"""pgbouncer.ini and the auth file, rendered from the config (pure; works on PgBouncer 1.18+).
+"""pgbouncer.ini, its HBA and auth file, rendered from the config (pure; works on PgBouncer 1.18+).
 
 PgBouncer logs in to Postgres as each app's own role with the SCRAM secret that auth_query returns,
 so only two users ever appear in the auth file: the auth role (plain password: PgBouncer must log in
@@ -13,7 +13,7 @@ import hmac
 from dataclasses import dataclass
 
 from components.config import PlatformConfig
-from components.names import AUTH_FUNCTION, AUTH_ROLE, AUTH_SCHEMA, PGBOUNCER_ADMIN
+from components.names import AUTH_FUNCTION, AUTH_ROLE, AUTH_SCHEMA, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB
 
 SCRAM_ITERATIONS = 4096
 AUTH_QUERY = f"SELECT usename, passwd FROM {AUTH_SCHEMA}.{AUTH_FUNCTION}($1)"
@@ -21,29 +21,66 @@ AUTH_QUERY = f"SELECT usename, passwd FROM {AUTH_SCHEMA}.{AUTH_FUNCTION}($1)"
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where PgBouncer listens and where it finds Postgres."""
+    """Where PgBouncer listens, where it finds Postgres, and where its files are."""
 
     listen_addr: str
     listen_port: int
     server_host: str
     server_port: int
     auth_file: str
+    hba_file: str
     unix_socket_dir: str = ""  # empty: no socket (the container has no shared socket dir)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One app's pool: PgBouncer database `name` is the app's database, for that app only."""
+
+    name: str  # the app's name; the pooled DSN's dbname
+    app: str
+    database: str
+    pool_size: int
+    reserve_pool: int
+
+    @property
+    def max_server_connections(self) -> int:
+        return self.pool_size + self.reserve_pool
+
+
+def pools(config: PlatformConfig) -> list[Pool]:
+    """Per pooled app, server connections capped at its role's CONNECTION LIMIT.
+
+    The pooler must never reach that wall: a refused server login fails clients instead of queueing
+    them. Not `[users] app = max_user_connections=N`: on PgBouncer 1.18 a user listed there is never
+    looked up with auth_query and cannot log in at all (pgbouncer#484; tests/test_real_server.py).
+    A pool database per app caps the same on every version; the HBA file keeps each app to its own.
+    """
+    bouncer = config.pgbouncer
+    result = []
+    for app, spec in config.apps.items():
+        if not spec.pooled:
+            continue
+        pool_size = min(bouncer.default_pool_size, spec.connection_limit)
+        reserve = min(bouncer.reserve_pool_size, spec.connection_limit - pool_size)
+        result.append(Pool(app, app, spec.database, pool_size, reserve))
+    return result
 
 
 def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
     bouncer = config.pgbouncer
+    server = f"host={endpoints.server_host} port={endpoints.server_port}"
     databases = [
-        f"{name} = host={endpoints.server_host} port={endpoints.server_port} dbname={name}" for name in config.databases
+        f"{p.name} = {server} dbname={p.database} pool_size={p.pool_size} reserve_pool={p.reserve_pool} "
+        f"max_db_connections={p.max_server_connections}"
+        for p in pools(config)
     ]
-    # The pooler must never reach a role's CONNECTION LIMIT wall: it would fail logins, not queue them.
-    users = [f"{name} = max_user_connections={spec.connection_limit}" for name, spec in config.apps.items()]
-    users += [f"{name} = max_user_connections={spec.connection_limit}" for name, spec in config.external_roles.items()]
     settings = {
         "listen_addr": endpoints.listen_addr,
         "listen_port": endpoints.listen_port,
         "unix_socket_dir": endpoints.unix_socket_dir,
-        "auth_type": "scram-sha-256",
+        # hba: scram-sha-256 like the server, and each app admitted only to its own pool.
+        "auth_type": "hba",
+        "auth_hba_file": endpoints.hba_file,
         "auth_file": endpoints.auth_file,
         "auth_user": AUTH_ROLE,
         "auth_query": AUTH_QUERY,
@@ -61,8 +98,18 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
         "log_connections": 0,
         "log_disconnections": 0,
     }
-    lines = ["[databases]", *databases, "", "[users]", *users, "", "[pgbouncer]"]
+    lines = ["[databases]", *databases, "", "[pgbouncer]"]
     lines += [f"{key} = {value}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_hba(config: PlatformConfig) -> str:
+    """PgBouncer's own HBA: an app may use only its pool; the admin only the console; else reject."""
+    rows = [(p.name, p.app) for p in pools(config)] + [(PGBOUNCER_CONSOLE_DB, PGBOUNCER_ADMIN)]
+    lines = []
+    for database, user in rows:
+        for network in ("0.0.0.0/0", "::/0"):
+            lines.append(f"host {database} {user} {network} scram-sha-256")
     return "\n".join(lines) + "\n"
 
 

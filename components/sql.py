@@ -1,9 +1,22 @@
-"""SQL the postgresql provider cannot express, rendered from the access plan (pure, no pulumi)."""
+"""SQL rendered from the access plan (pure, no pulumi).
+
+Two uses: the statements pulumi-postgresql cannot declare (run by SqlApply on every up), and the whole
+plan as an idempotent psql script (scripts/render_sql.py) for operators who review SQL or whose
+server Pulumi cannot reach. Both read the same AccessPlan the Pulumi resources are built from.
+"""
 
 from __future__ import annotations
 
-from components.access import MIGRATION_TABLE_REVOKES, MigrationRevoke
-from components.names import AUTH_FUNCTION, AUTH_SCHEMA
+from components.access import (
+    MIGRATION_TABLE_REVOKES,
+    AccessPlan,
+    DefaultPrivilege,
+    Grant,
+    MigrationRevoke,
+    Role,
+    auth_function_body,
+)
+from components.names import AUTH_FUNCTION, AUTH_SCHEMA, SUPERUSER
 
 
 def ident(name: str) -> str:
@@ -46,3 +59,113 @@ def revoke_migration_writes(revokes: list[MigrationRevoke]) -> str:
 def _qualified(table: str) -> str:
     schema, name = table.split(".", 1)
     return f"{ident(schema)}.{ident(name)}"
+
+
+def password_variable(role: str) -> str:
+    """The psql variable that carries a role's password into the script (never the script itself)."""
+    return f"{role}_password"
+
+
+def _grantee(role: str) -> str:
+    return "PUBLIC" if role == "public" else ident(role)
+
+
+_ALL = {"table": "ALL TABLES IN SCHEMA", "sequence": "ALL SEQUENCES IN SCHEMA", "function": "ALL FUNCTIONS IN SCHEMA"}
+_DEFAULT_KIND = {"table": "TABLES", "sequence": "SEQUENCES"}
+
+
+def role_statements(role: Role) -> list[str]:
+    """Create if missing, then set every attribute (so a second run changes nothing)."""
+    name = ident(role.name)
+    login = "LOGIN" if role.login else "NOLOGIN"
+    statements = [
+        f"SELECT 'CREATE ROLE {name}' WHERE NOT EXISTS "
+        f"(SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {literal(role.name)})\\gexec",
+        f"ALTER ROLE {name} WITH {login} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT "
+        f"CONNECTION LIMIT {role.connection_limit};",
+    ]
+    if role.login:
+        statements.append(f"ALTER ROLE {name} WITH PASSWORD :'{password_variable(role.name)}';")
+    for setting, value in (
+        ("statement_timeout", role.statement_timeout_ms),
+        ("idle_in_transaction_session_timeout", role.idle_in_transaction_timeout_ms),
+    ):
+        statements.append(
+            f"ALTER ROLE {name} SET {setting} = {value};"
+            if value is not None
+            else f"ALTER ROLE {name} RESET {setting};"
+        )
+    return statements
+
+
+def grant_statements(grant: Grant) -> list[str]:
+    """Exactly these privileges, as the provider's Grant does: revoke all, then grant the set."""
+    if grant.object_type == "database":
+        target = f"DATABASE {ident(grant.database)}"
+    elif grant.object_type == "schema":
+        target = f"SCHEMA {ident(grant.schema or '')}"
+    elif grant.objects:
+        kind = grant.object_type.upper()
+        target = f"{kind} " + ", ".join(f"{ident(grant.schema or '')}.{ident(o)}" for o in grant.objects)
+    else:
+        target = f"{_ALL[grant.object_type]} {ident(grant.schema or '')}"
+    statements = [f"REVOKE ALL ON {target} FROM {_grantee(grant.role)};"]
+    if grant.privileges:
+        statements.append(f"GRANT {', '.join(grant.privileges)} ON {target} TO {_grantee(grant.role)};")
+    return statements
+
+
+def default_privilege_statements(default: DefaultPrivilege) -> list[str]:
+    scope = f"ALTER DEFAULT PRIVILEGES FOR ROLE {ident(default.owner)} IN SCHEMA {ident(default.schema)}"
+    kind = _DEFAULT_KIND[default.object_type]
+    return [
+        f"{scope} REVOKE ALL ON {kind} FROM {ident(default.role)};",
+        f"{scope} GRANT {', '.join(default.privileges)} ON {kind} TO {ident(default.role)};",
+    ]
+
+
+def auth_function_statements() -> list[str]:
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {ident(AUTH_SCHEMA)} AUTHORIZATION {ident(SUPERUSER)};",
+        f"ALTER SCHEMA {ident(AUTH_SCHEMA)} OWNER TO {ident(SUPERUSER)};",
+        f"CREATE OR REPLACE FUNCTION {AUTH_FUNCTION_SIGNATURE.replace('(text)', '(p_usename text)')}\n"
+        "RETURNS TABLE(usename text, passwd text)\nLANGUAGE sql STABLE SECURITY DEFINER\n"
+        f"AS $function${auth_function_body()}$function$;",
+        harden_auth_function(),
+    ]
+
+
+def render_script(plan: AccessPlan) -> str:
+    """The whole plan as a psql script for a superuser; passwords arrive as -v <role>_password=..."""
+    out = [
+        "-- postgres-platform: the access plan as SQL. Idempotent: run it again to converge.",
+        f"-- psql -v ON_ERROR_STOP=1 {' '.join(f'-v {password_variable(r.name)}=...' for r in plan.logins)} -f -",
+        "\\set ON_ERROR_STOP 1",
+        "SET client_min_messages = warning;",
+    ]
+    for role in (*plan.owners, *plan.logins):
+        out += role_statements(role)
+    for db in plan.databases:
+        out.append(
+            f"SELECT 'CREATE DATABASE {ident(db.name)} OWNER {ident(db.owner)}' WHERE NOT EXISTS "
+            f"(SELECT 1 FROM pg_catalog.pg_database WHERE datname = {literal(db.name)})\\gexec"
+        )
+        out.append(f"ALTER DATABASE {ident(db.name)} OWNER TO {ident(db.owner)};")
+    for membership in plan.memberships:
+        out.append(f"GRANT {ident(membership.group)} TO {ident(membership.member)};")
+    for db in plan.databases:
+        out += ["", f"\\connect {ident(db.name)}", "SET client_min_messages = warning;"]
+        for schema in db.schemas:
+            out.append(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)} AUTHORIZATION {ident(db.owner)};")
+            out.append(f"ALTER SCHEMA {ident(schema)} OWNER TO {ident(db.owner)};")
+        out += auth_function_statements()
+        for grant in plan.grants:
+            if grant.database == db.name:
+                out += grant_statements(grant)
+        for default in plan.default_privileges:
+            if default.database == db.name:
+                out += default_privilege_statements(default)
+        revoke = revoke_migration_writes([r for r in plan.migration_revokes if r.database == db.name])
+        if revoke:
+            out.append(revoke)
+    return "\n".join(out) + "\n"

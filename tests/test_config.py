@@ -184,6 +184,12 @@ CASES = [
     ),
     ("unknown key (typo)", "app", {}, "app: is not a known setting"),
     (
+        "app named like a database",
+        "apps.fleet_platform",
+        {"database": "fleet_platform", "access": "read", "connectionLimit": 1},
+        "apps.fleet_platform: an app may not be named like a database",
+    ),
+    (
         "unknown app key",
         "apps.worker_app.connectionlimit",
         5,

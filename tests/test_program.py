@@ -123,10 +123,10 @@ def test_each_app_gets_direct_and_pooled_dsns(stack_run: ProgramRun) -> None:
     for app, spec in config.apps.items():
         forms = stack_run.outputs["apps"][app]
         password = fake_secret(f"{app}-password")
-        for kind in ("direct", "pooled"):
+        for kind, database in (("direct", spec.database), ("pooled", app)):  # pooled: the app's own pool
             assert forms[kind]["uri"].startswith(f"postgresql://{app}:{password}@")
-            assert forms[kind]["uri"].split("?")[0].endswith(f"/{spec.database}")
-            assert forms[kind]["pgpass"].endswith(f":{spec.database}:{app}:{password}")
+            assert forms[kind]["uri"].split("?")[0].endswith(f"/{database}")
+            assert forms[kind]["pgpass"].endswith(f":{database}:{app}:{password}")
         assert "prepareThreshold=0" in forms["pooled"]["jdbc"]
         assert "prepareThreshold" not in forms["direct"]["jdbc"]
         assert forms["direct"]["uri"] != forms["pooled"]["uri"]
@@ -165,7 +165,11 @@ def test_rendered_pgbouncer_files_hold_no_app_secret() -> None:
     (bouncer,) = [c for c in run.of_type(CONTAINER) if c.inputs["labels"][0]["value"] == "pgbouncer"]
     uploads = {u["file"]: u["content"] for u in bouncer.inputs["uploads"]}
     assert "uploads[1].content" in bouncer.secret_inputs or "uploads" in bouncer.secret_inputs
-    assert set(uploads) == {"/etc/pgbouncer/pgbouncer.ini", "/etc/pgbouncer/userlist.txt"}
+    assert set(uploads) == {
+        "/etc/pgbouncer/pgbouncer.ini",
+        "/etc/pgbouncer/pgbouncer_hba.conf",
+        "/etc/pgbouncer/userlist.txt",
+    }
     everything = "\n".join(uploads.values())
     for app in config_of(run).apps:
         assert fake_secret(f"{app}-password") not in everything
@@ -211,4 +215,4 @@ def test_hetzner_up_is_refused_before_anything_is_declared() -> None:
 def test_hetzner_preview_plans_dsns_on_the_private_ip() -> None:
     forms = run_of("prod").outputs["apps"]["gateway_app"]
     assert "@10.0.1.10:5432/fleet_platform" in forms["direct"]["uri"]
-    assert "@10.0.1.10:6432/fleet_platform" in forms["pooled"]["uri"]
+    assert "@10.0.1.10:6432/gateway_app" in forms["pooled"]["uri"]

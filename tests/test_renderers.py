@@ -9,11 +9,11 @@ import hmac
 
 from components import access, dsn, sql
 from components.config import parse
-from components.pgbouncer_config import Endpoints, render_auth_file, render_ini, scram_verifier
+from components.pgbouncer_config import Endpoints, pools, render_auth_file, render_hba, render_ini, scram_verifier
 from components.postgres import server_arguments
 from tests.conftest import valid_config
 
-ENDPOINTS = Endpoints("0.0.0.0", 6432, "postgres", 5432, "/etc/pgbouncer/userlist.txt")
+ENDPOINTS = Endpoints("0.0.0.0", 6432, "postgres", 5432, "/etc/pgbouncer/userlist.txt", "/etc/pgbouncer/hba.conf")
 
 
 def ini() -> configparser.ConfigParser:
@@ -25,7 +25,8 @@ def ini() -> configparser.ConfigParser:
 def test_pgbouncer_pools_per_transaction_with_auth_query() -> None:
     settings = ini()["pgbouncer"]
     assert settings["pool_mode"] == "transaction"
-    assert settings["auth_type"] == "scram-sha-256"
+    assert settings["auth_type"] == "hba"
+    assert settings["auth_hba_file"] == "/etc/pgbouncer/hba.conf"
     assert settings["auth_user"] == "pgbouncer_auth"
     assert settings["auth_query"] == "SELECT usename, passwd FROM pgbouncer.get_auth($1)"
     assert settings["server_reset_query"] == "DISCARD ALL"
@@ -33,21 +34,28 @@ def test_pgbouncer_pools_per_transaction_with_auth_query() -> None:
     assert (settings["default_pool_size"], settings["reserve_pool_size"]) == ("10", "2")
 
 
-def test_each_role_is_capped_at_its_connection_limit_in_the_pooler() -> None:
-    users = ini()["users"]
-    assert dict(users) == {
-        "webhook_app": "max_user_connections=10",
-        "worker_app": "max_user_connections=5",
-        "gateway_app": "max_user_connections=15",
-        "grafana_ro": "max_user_connections=5",
-    }
-
-
-def test_every_database_points_at_postgres() -> None:
+def test_each_app_has_a_pool_capped_at_its_connection_limit() -> None:
+    # defaultPoolSize 10, reservePoolSize 2: pool + reserve never exceed the role's limit.
     assert dict(ini()["databases"]) == {
-        "tracksolid_db": "host=postgres port=5432 dbname=tracksolid_db",
-        "fleet_platform": "host=postgres port=5432 dbname=fleet_platform",
+        "webhook_app": "host=postgres port=5432 dbname=tracksolid_db pool_size=10 reserve_pool=0 max_db_connections=10",
+        "worker_app": "host=postgres port=5432 dbname=tracksolid_db pool_size=5 reserve_pool=0 max_db_connections=5",
+        "gateway_app": "host=postgres port=5432 dbname=fleet_platform pool_size=10 reserve_pool=2 max_db_connections=12",
     }
+    assert not ini().has_section("users")  # PgBouncer 1.18 skips auth_query for users listed there
+
+
+def test_unpooled_app_gets_no_pool() -> None:
+    config = valid_config()
+    config["apps"]["worker_app"]["pooled"] = False
+    assert [p.app for p in pools(parse(config))] == ["webhook_app", "gateway_app"]
+
+
+def test_hba_admits_each_app_to_its_own_pool_only() -> None:
+    lines = render_hba(parse(valid_config())).splitlines()
+    assert "host webhook_app webhook_app 0.0.0.0/0 scram-sha-256" in lines
+    assert "host pgbouncer pgbouncer_admin ::/0 scram-sha-256" in lines
+    assert all(line.split()[1] == line.split()[2] for line in lines if line.split()[1] != "pgbouncer")
+    assert len(lines) == 2 * 4
 
 
 def test_scram_verifier_matches_rfc_7677_construction() -> None:

@@ -1,0 +1,197 @@
+"""A real PostgreSQL and PgBouncer on loopback, configured from a stack, for tests and benchmarks.
+
+Postgres gets the same `-c` settings the container gets; PgBouncer runs the pgbouncer.ini and auth
+file the program renders; the access plan is applied with the script scripts/render_sql.py prints.
+As root (CI) the servers run as the `postgres` OS user: initdb and PgBouncer refuse root.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components import access, sql
+from components.config import PlatformConfig
+from components.names import AUTH_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
+from components.pgbouncer_config import Endpoints, render_auth_file, render_hba, render_ini
+from components.postgres import server_arguments
+
+PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/local/bin", "/usr/bin")
+LOOPBACK = "127.0.0.1"
+
+
+def _find(binary: str, extra: tuple[str, ...] = ()) -> str | None:
+    for directory in (*PG_BIN_DIRS, *extra):
+        candidate = Path(directory) / binary
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which(binary)
+
+
+def missing_binaries() -> list[str]:
+    """What a real-server run needs and this machine lacks."""
+    wanted = {
+        "initdb": _find("initdb"),
+        "pg_ctl": _find("pg_ctl"),
+        "postgres": _find("postgres"),
+        "psql": _find("psql"),
+        "pgbouncer": _find("pgbouncer", ("/usr/sbin",)),
+    }
+    missing = [name for name, path in wanted.items() if path is None]
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        missing.append("runuser (to run the servers as the postgres OS user)")
+    return missing
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _wait_for_port(port: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex((LOOPBACK, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {LOOPBACK}:{port} after {seconds}s")
+
+
+def _wait_for_file(path: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear after {seconds}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class Servers:
+    """Postgres + PgBouncer for one stack config, with the access plan applied."""
+
+    config: PlatformConfig
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pgplat-")))
+    pg_port: int = field(default_factory=free_port)
+    bouncer_port: int = field(default_factory=free_port)
+    superuser_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    passwords: dict[str, str] = field(default_factory=dict)
+    admin_password: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def start(self) -> Servers:
+        plan = access.plan(self.config)
+        self.passwords = {role.name: secrets.token_hex(16) for role in plan.logins}
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._write(self.root / "pwfile", self.superuser_password + "\n")
+        self._run_as_server(
+            [_find("initdb") or "initdb", "-D", str(self.data), "-U", SUPERUSER, "-E", "UTF8", "--auth-local=trust",
+             "--auth-host=scram-sha-256", f"--pwfile={self.root / 'pwfile'}", "--no-instructions"]
+        )  # fmt: skip
+        self.start_postgres()
+        self.apply_plan()
+        self.start_pgbouncer()
+        return self
+
+    def _write(self, path: Path, text: str) -> None:
+        path.write_text(text)
+        path.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(path, "postgres", "postgres")
+
+    def _run_as_server(self, command: list[str]) -> None:
+        subprocess.run(_as_server_user(command), check=True, capture_output=True, timeout=120)
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run_as_server([_find("pg_ctl") or "pg_ctl", "-D", str(self.data), *args])
+
+    def start_postgres(self) -> None:
+        # The container's own arguments, plus what a loopback test server needs.
+        settings = server_arguments(self.config)[1:]
+        settings += ["-c", f"port={self.pg_port}", "-c", f"listen_addresses={LOOPBACK}",
+                     "-c", f"unix_socket_directories={self.root}", "-c", "fsync=off",
+                     "-c", "shared_buffers=128MB", "-c", "effective_cache_size=512MB"]  # fmt: skip
+        self._pg_ctl("-l", str(self.root / "postgres.log"), "-w", "-t", "60", "-o", " ".join(settings), "start")
+
+    def restart_postgres(self) -> None:
+        self._pg_ctl("-w", "-t", "60", "-m", "fast", "restart")
+
+    def psql(self, script: str, variables: dict[str, str] | None = None, database: str = "postgres") -> str:
+        command = [_find("psql") or "psql", "-X", "-q", "-h", LOOPBACK, "-p", str(self.pg_port), "-U", SUPERUSER,
+                   "-d", database, "-v", "ON_ERROR_STOP=1"]  # fmt: skip
+        for name, value in (variables or {}).items():
+            command += ["-v", f"{name}={value}"]
+        env = {**os.environ, "PGPASSWORD": self.superuser_password}
+        result = subprocess.run(
+            [*command, "-f", "-"], input=script, capture_output=True, text=True, env=env, timeout=120
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"psql failed ({result.returncode}): {result.stderr}")
+        return result.stdout
+
+    def apply_plan(self) -> None:
+        script = sql.render_script(access.plan(self.config))
+        self.psql(script, {sql.password_variable(role): pw for role, pw in self.passwords.items()})
+
+    def start_pgbouncer(self) -> None:
+        ini = render_ini(
+            self.config,
+            Endpoints(LOOPBACK, self.bouncer_port, LOOPBACK, self.pg_port, str(self.root / "userlist.txt"),
+                      str(self.root / "pgbouncer_hba.conf"), unix_socket_dir=str(self.root)),
+        )  # fmt: skip
+        ini += f"logfile = {self.root / 'pgbouncer.log'}\npidfile = {self.root / 'pgbouncer.pid'}\n"
+        self._write(self.root / "pgbouncer.ini", ini)
+        self._write(self.root / "pgbouncer_hba.conf", render_hba(self.config))
+        auth_file = render_auth_file(self.passwords[AUTH_ROLE], self.admin_password, secrets.token_bytes(16))
+        self._write(self.root / "userlist.txt", auth_file)
+        self._run_as_server([_find("pgbouncer", ("/usr/sbin",)) or "pgbouncer", "-d", str(self.root / "pgbouncer.ini")])
+        _wait_for_port(self.bouncer_port, 30)
+        _wait_for_file(self.root / "pgbouncer.pid", 10)
+
+    def rendered_files(self) -> dict[str, str]:
+        return {
+            name: (self.root / name).read_text() for name in ("pgbouncer.ini", "pgbouncer_hba.conf", "userlist.txt")
+        }
+
+    def dsn(self, user: str, database: str, *, pooled: bool, password: str | None = None) -> str:
+        """Pooled: `database` is the PgBouncer pool database (an app's own name)."""
+        port = self.bouncer_port if pooled else self.pg_port
+        secret = password if password is not None else self.passwords[user]
+        return f"host={LOOPBACK} port={port} dbname={database} user={user} password={secret} connect_timeout=10"
+
+    def superuser_dsn(self, database: str = "postgres") -> str:
+        return self.dsn(SUPERUSER, database, pooled=False, password=self.superuser_password)
+
+    def console_dsn(self) -> str:
+        return self.dsn(PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, pooled=True, password=self.admin_password)
+
+    def stop(self) -> None:
+        pid_file = self.root / "pgbouncer.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGINT)
+            except (ProcessLookupError, ValueError):
+                pass
+        if (self.data / "postmaster.pid").exists():
+            try:
+                self._pg_ctl("-m", "immediate", "-w", "stop")
+            except subprocess.CalledProcessError:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
