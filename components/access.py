@@ -140,7 +140,7 @@ def plan(config: PlatformConfig) -> AccessPlan:
             )
             for name, spec in config.apps.items()
         ),
-        Role(AUTH_ROLE, login=True, connection_limit=config.pgbouncer.auth_connection_limit),
+        Role(AUTH_ROLE, login=True, connection_limit=config.auth_role_limit()),
     )
 
     grants: list[Grant] = []

@@ -66,7 +66,7 @@ class ServerBudget:
 def entries(config: PlatformConfig) -> tuple[Entry, ...]:
     apps = [Entry(name, spec.database, spec.connection_limit, "app") for name, spec in config.apps.items()]
     external = [Entry(name, None, spec.connection_limit, "external") for name, spec in config.external_roles.items()]
-    system = [Entry(AUTH_ROLE, None, config.pgbouncer.auth_connection_limit, "system")]
+    system = [Entry(AUTH_ROLE, None, config.auth_role_limit(), "system")]
     return tuple(apps + external + system)
 
 

@@ -142,8 +142,9 @@ class PgBouncerConfig(_Model):
     max_client_conn: PositiveInt = Field(1000, alias="maxClientConn")
     default_pool_size: PositiveInt = Field(15, alias="defaultPoolSize")
     reserve_pool_size: PositiveInt = Field(5, alias="reservePoolSize")
-    # The auth_user's own slots: PgBouncer opens at most one lookup connection per database at once.
-    auth_connection_limit: PositiveInt = Field(3, alias="authConnectionLimit")
+    # The auth role's slots. PgBouncer keeps one idle lookup connection per pool database (one pool
+    # per app) and opens a new one while an old one is still closing; fewer locks apps out.
+    auth_connection_limit: PositiveInt | None = Field(None, alias="authConnectionLimit")
 
 
 class DatabaseConfig(_Model):
@@ -204,6 +205,16 @@ class PlatformConfig(_Model):
     external_roles: dict[RoleName, ExternalRoleConfig] = Field({}, alias="externalRoles")
     local: LocalConfig = LocalConfig()
     hetzner: HetznerConfig | None = None
+
+    def pooled_apps(self) -> list[str]:
+        return [app for app, spec in self.apps.items() if spec.pooled]
+
+    def auth_role_limit(self) -> int:
+        """CONNECTION LIMIT of PgBouncer's auth role: one lookup connection per app pool, plus one."""
+        return self.pgbouncer.auth_connection_limit or self.minimum_auth_role_limit()
+
+    def minimum_auth_role_limit(self) -> int:
+        return len(self.pooled_apps()) + 1
 
     def app_schemas(self, app: str) -> tuple[str, ...]:
         """The schemas an app is granted: its own list, or all of its database's."""
@@ -308,6 +319,16 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
                         schema,
                     )
                 )
+    explicit_auth_limit = config.pgbouncer.auth_connection_limit
+    if explicit_auth_limit is not None and explicit_auth_limit < config.minimum_auth_role_limit():
+        problems.append(
+            _problem(
+                "pgbouncer.authConnectionLimit",
+                f"must be at least {config.minimum_auth_role_limit()}: PgBouncer keeps one lookup connection "
+                "per app pool and opens a new one while an old one closes",
+                explicit_auth_limit,
+            )
+        )
     own = {AUTH_ROLE: "the PgBouncer auth role", PGBOUNCER_ADMIN: "the PgBouncer admin user"}
     own.update({owner_role(db): f"the owner role of database {db}" for db in config.databases})
     for app in config.apps:

@@ -57,9 +57,8 @@ def pools(config: PlatformConfig) -> list[Pool]:
     """
     bouncer = config.pgbouncer
     result = []
-    for app, spec in config.apps.items():
-        if not spec.pooled:
-            continue
+    for app in config.pooled_apps():
+        spec = config.apps[app]
         pool_size = min(bouncer.default_pool_size, spec.connection_limit)
         reserve = min(bouncer.reserve_pool_size, spec.connection_limit - pool_size)
         result.append(Pool(app, app, spec.database, pool_size, reserve))

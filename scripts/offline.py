@@ -7,6 +7,7 @@ comes back is exactly what the program declared and exported.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -95,6 +96,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 def stack_file(stack: str) -> Path:
     return ROOT / f"Pulumi.{stack}.yaml"
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """STACK or --stack-file PATH, shared by the scripts."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("stack", nargs="?", help="stack name: reads Pulumi.<stack>.yaml in the repository")
+    source.add_argument("--stack-file", type=Path, help="a stack file anywhere")
+
+
+def chosen_stack(args: argparse.Namespace) -> tuple[str, Path]:
+    path: Path = args.stack_file or stack_file(args.stack)
+    return args.stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml"), path
 
 
 def read_stack_values(path: Path) -> dict[str, Any]:

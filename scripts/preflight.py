@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make `scripts` and `components
 
 from components import budget
 from components.config import ConfigError, PlatformConfig, load_stack_values
-from scripts.offline import ProgramRun, read_stack_values, run_program, stack_file
+from scripts.offline import ProgramRun, add_stack_arguments, chosen_stack, read_stack_values, run_program
 
 
 def report(stack: str, config: PlatformConfig, run: ProgramRun) -> dict[str, Any]:
@@ -48,14 +48,11 @@ def render_text(stack: str, config: PlatformConfig, run: ProgramRun) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("stack", nargs="?", help="stack name: reads Pulumi.<stack>.yaml in the repository")
-    source.add_argument("--stack-file", type=Path, help="a stack file anywhere")
+    add_stack_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print only the JSON report on stdout")
     args = parser.parse_args(argv)
 
-    path: Path = args.stack_file or stack_file(args.stack)
-    stack = args.stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    stack, path = chosen_stack(args)
     if not path.is_file():
         print(f"{path}: no such stack file", file=sys.stderr)
         return 1

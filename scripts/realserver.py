@@ -7,6 +7,7 @@ As root (CI) the servers run as the `postgres` OS user: initdb and PgBouncer ref
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -185,13 +186,9 @@ class Servers:
     def stop(self) -> None:
         pid_file = self.root / "pgbouncer.pid"
         if pid_file.exists():
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGINT)
-            except (ProcessLookupError, ValueError):
-                pass
         if (self.data / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._pg_ctl("-m", "immediate", "-w", "stop")
-            except subprocess.CalledProcessError:
-                pass
         shutil.rmtree(self.root, ignore_errors=True)

@@ -28,7 +28,7 @@ def test_each_database_has_a_nologin_owner_without_slots() -> None:
 
 def test_logins_are_the_apps_and_the_auth_role_with_their_limits() -> None:
     assert {(r.name, r.connection_limit) for r in plan().logins} == {
-        ("webhook_app", 10), ("worker_app", 5), ("gateway_app", 15), ("pgbouncer_auth", 3),
+        ("webhook_app", 10), ("worker_app", 5), ("gateway_app", 15), ("pgbouncer_auth", 4),
     }  # fmt: skip
 
 

@@ -174,7 +174,7 @@ CASES = [
         "budget does not fit",
         "apps.gateway_app.connectionLimit",
         90,
-        "postgres.maxConnections: connection budget of server primary does not fit: roles hold 113",
+        "postgres.maxConnections: connection budget of server primary does not fit: roles hold 114",
     ),
     (
         "typed setting twice",
@@ -183,6 +183,12 @@ CASES = [
         "postgres.settings.max_connections: set postgres.maxConnections instead, got 500",
     ),
     ("unknown key (typo)", "app", {}, "app: is not a known setting"),
+    (
+        "auth role below one slot per pool",
+        "pgbouncer.authConnectionLimit",
+        2,
+        "pgbouncer.authConnectionLimit: must be at least 4: PgBouncer keeps one lookup connection per app pool and opens a new one while an old one closes, got 2",
+    ),
     (
         "app named like a database",
         "apps.fleet_platform",
@@ -208,17 +214,17 @@ def test_bad_input_gets_one_line_naming_key_and_value(case: str, path: str, valu
 
 def test_budget_message_lists_total_and_usable() -> None:
     (line,) = errors_of(changed("apps.gateway_app.connectionLimit", 90))
-    # 10 + 5 + 90 apps + 5 external + 3 auth = 113, + 5 headroom = 118 > 97 usable
-    assert "roles hold 113 + adminHeadroom 5 = 118 > 97 usable" in line
+    # 10 + 5 + 90 apps + 5 external + 4 auth = 114, + 5 headroom = 119 > 97 usable
+    assert "roles hold 114 + adminHeadroom 5 = 119 > 97 usable" in line
     assert "maxConnections 100 - superuserReservedConnections 3" in line
 
 
 def test_budget_that_fits_exactly_is_accepted() -> None:
-    # 10 + 5 + 15 + 5 + 3 = 38 held; headroom 5; usable 97 -> free 54: grow gateway by exactly 54.
-    config = changed("apps.gateway_app.connectionLimit", 15 + 54)
-    assert parse(config).apps["gateway_app"].connection_limit == 69
+    # 10 + 5 + 15 + 5 + 4 = 39 held; headroom 5; usable 97 -> free 53: grow gateway by exactly 53.
+    config = changed("apps.gateway_app.connectionLimit", 15 + 53)
+    assert parse(config).apps["gateway_app"].connection_limit == 68
     with pytest.raises(ConfigError):
-        parse(changed("apps.gateway_app.connectionLimit", 15 + 55))
+        parse(changed("apps.gateway_app.connectionLimit", 15 + 54))
 
 
 def test_all_problems_reported_together() -> None:

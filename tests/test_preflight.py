@@ -41,14 +41,14 @@ def test_prod_json_holds_seed_000_budget() -> None:
     (server,) = json.loads(run("prod", "--json").stdout)["servers"]
     external = sum(e["limit"] for e in server["entries"] if e["kind"] == "external")
     apps = sum(e["limit"] for e in server["entries"] if e["kind"] == "app")
-    assert (apps, external, server["total"], server["free"]) == (53, 28, 84, 8)
+    assert (apps, external, server["total"], server["free"]) == (53, 28, 88, 4)
 
 
 def test_text_report_lists_resources_and_budget() -> None:
     result = run("local")
     assert result.returncode == 0
     assert "docker:index/container:Container" in result.stdout
-    assert "server primary: 64 of 100 max_connections promised, 36 free" in result.stdout
+    assert "server primary: 68 of 100 max_connections promised, 32 free" in result.stdout
 
 
 def test_config_error_is_one_line_and_exit_1(tmp_path: Path) -> None:

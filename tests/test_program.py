@@ -30,7 +30,7 @@ def roles(run: ProgramRun) -> dict[str, dict[str, Any]]:
 def test_exact_role_set_and_limits(stack_run: ProgramRun) -> None:
     config = config_of(stack_run)
     expected = {app: spec.connection_limit for app, spec in config.apps.items()}
-    expected["pgbouncer_auth"] = config.pgbouncer.auth_connection_limit
+    expected["pgbouncer_auth"] = config.auth_role_limit()
     declared = roles(stack_run)
     assert {n: r["connectionLimit"] for n, r in declared.items() if r["login"]} == expected
     owners = {n for n, r in declared.items() if not r["login"]}
