@@ -97,7 +97,11 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
         "log_connections": 0,
         "log_disconnections": 0,
     }
-    lines = ["[databases]", *databases, "", "[pgbouncer]"]
+    # The auth role logs in from the auth file, so a [users] cap is safe for it (unlike for apps):
+    # lookups queue rather than overrun its CONNECTION LIMIT in a login storm. One slot stays
+    # spare for a closing connection's backend, which holds its slot a moment after PgBouncer drops it.
+    users = [f"{AUTH_ROLE} = max_user_connections={max(1, config.auth_role_limit() - 1)}"]
+    lines = ["[databases]", *databases, "", "[users]", *users, "", "[pgbouncer]"]
     lines += [f"{key} = {value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
 

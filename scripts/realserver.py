@@ -132,7 +132,8 @@ class Servers:
         self._pg_ctl("-l", str(self.root / "postgres.log"), "-w", "-t", "60", "-o", " ".join(settings), "start")
 
     def restart_postgres(self) -> None:
-        self._pg_ctl("-w", "-t", "60", "-m", "fast", "restart")
+        # -l again: without it the new postmaster keeps our stdout pipe open and run() never returns.
+        self._pg_ctl("-l", str(self.root / "postgres.log"), "-w", "-t", "60", "-m", "fast", "restart")
 
     def psql(self, script: str, variables: dict[str, str] | None = None, database: str = "postgres") -> str:
         command = [_find("psql") or "psql", "-X", "-q", "-h", LOOPBACK, "-p", str(self.pg_port), "-U", SUPERUSER,
@@ -162,7 +163,11 @@ class Servers:
         self._write(self.root / "pgbouncer_hba.conf", render_hba(self.config))
         auth_file = render_auth_file(self.passwords[AUTH_ROLE], self.admin_password, secrets.token_bytes(16))
         self._write(self.root / "userlist.txt", auth_file)
-        self._run_as_server([_find("pgbouncer", ("/usr/sbin",)) or "pgbouncer", "-d", str(self.root / "pgbouncer.ini")])
+        # Room for max_client_conn clients plus server connections (the default soft limit is 1024).
+        fds = self.config.pgbouncer.max_client_conn + 2 * self.config.postgres.max_connections + 64
+        pgbouncer = _find("pgbouncer", ("/usr/sbin",)) or "pgbouncer"
+        raise_fds = f'ulimit -n {fds} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"'
+        self._run_as_server(["sh", "-c", raise_fds, pgbouncer, "-d", str(self.root / "pgbouncer.ini")])
         _wait_for_port(self.bouncer_port, 30)
         _wait_for_file(self.root / "pgbouncer.pid", 10)
 

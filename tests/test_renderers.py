@@ -41,7 +41,9 @@ def test_each_app_has_a_pool_capped_at_its_connection_limit() -> None:
         "worker_app": "host=postgres port=5432 dbname=tracksolid_db pool_size=5 reserve_pool=0 max_db_connections=5",
         "gateway_app": "host=postgres port=5432 dbname=fleet_platform pool_size=10 reserve_pool=2 max_db_connections=12",
     }
-    assert not ini().has_section("users")  # PgBouncer 1.18 skips auth_query for users listed there
+    # Apps are never listed under [users]: PgBouncer 1.18 skips auth_query for users listed there.
+    # The auth role (from the auth file) is, one below its limit of 3 pools + 1.
+    assert dict(ini()["users"]) == {"pgbouncer_auth": "max_user_connections=3"}
 
 
 def test_unpooled_app_gets_no_pool() -> None:
