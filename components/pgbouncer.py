@@ -58,7 +58,7 @@ class PgBouncer(pulumi.ComponentResource):
         docker.Container(
             f"{name}-container",
             name=f"postgres-platform-{pulumi.get_stack()}-pgbouncer",
-            image=image.name,
+            image=config.pgbouncer.image,  # literal, as in PostgresServer; pulled by `image` first
             # Run the binary on our files directly: the image's entrypoint would write its own config.
             entrypoints=["pgbouncer"],
             command=[f"{CONFIG_DIR}/pgbouncer.ini"],
@@ -76,6 +76,6 @@ class PgBouncer(pulumi.ComponentResource):
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name, aliases=["pgbouncer"])],
             ports=[docker.ContainerPortArgs(internal=PGBOUNCER_PORT, external=publish.port, ip=publish.ip)],
             restart="unless-stopped",
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[image]),
         )
         self.register_outputs({})

@@ -78,7 +78,8 @@ class PostgresServer(pulumi.ComponentResource):
         container = docker.Container(
             f"{name}-container",
             name=f"postgres-platform-{stack}-postgres",
-            image=image.name,
+            # The literal reference (not image.name): the pinned-images policy must see it at preview.
+            image=config.postgres.image,
             command=server_arguments(config),
             envs=[pulumi.Output.concat("POSTGRES_PASSWORD=", self.superuser_password)],
             labels=[docker.ContainerLabelArgs(label=COMPONENT_LABEL, value="postgres")],
@@ -96,7 +97,7 @@ class PostgresServer(pulumi.ComponentResource):
             wait=True,
             wait_timeout=180,
             restart="unless-stopped",
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[image]),
         )
         self.container_name = container.name
         self.admin_connection = pulumi.Output.secret(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import runpy
@@ -41,6 +42,30 @@ class Registered:
     name: str
     inputs: dict[str, Any]  # secrets unwrapped
     secret_inputs: frozenset[str]  # dotted paths of inputs the program marked secret
+    urn: str = ""
+    protect: bool = False
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)  # input -> urns it flows from
+
+
+@dataclass(frozen=True)
+class _Meta:
+    urn: str
+    protect: bool
+    property_dependencies: dict[str, list[str]]
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    """Keeps what the engine would give a policy: URN, protect, and each input's dependencies."""
+
+    def __init__(self, recorder: RecordingMocks) -> None:
+        super().__init__(recorder)
+        self.meta: dict[tuple[str, str], _Meta] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        deps = {key: list(value.urns) for key, value in request.propertyDependencies.items()}
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self.meta[(request.type, request.name)] = _Meta(urn, bool(request.protect), deps)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
 @dataclass
@@ -145,14 +170,18 @@ def run_program(
         settings.reset_options(project=PROJECT, stack=stack, preview=preview)
         set_all_config(dict(values))
         recorder = recorder or RecordingMocks()
-        mocks.set_mocks(recorder, project=PROJECT, stack=stack, preview=preview)
+        monitor = _RecordingMonitor(recorder)
+        mocks.set_mocks(recorder, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         loop.run_until_complete(wait_for_rpcs())
         root = settings.get_root_resource()
         secrets: set[str] = set()
         exported = getattr(root, "outputs", {})
         outputs = loop.run_until_complete(_resolve(dict(exported), "", secrets))
-        return ProgramRun(stack, list(recorder.registered), outputs, secrets)
+        resources = [
+            dataclasses.replace(r, **dataclasses.asdict(monitor.meta[(r.type, r.name)])) for r in recorder.registered
+        ]
+        return ProgramRun(stack, resources, outputs, secrets)
     finally:
         # Let registrations queued before a raise finish, so none is left un-awaited.
         with contextlib.suppress(Exception):

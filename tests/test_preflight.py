@@ -23,7 +23,7 @@ def test_json_report_contract(stack: str) -> None:
     result = run(stack, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)  # stdout holds only the JSON
-    assert set(report) == {"stack", "servers", "resources"}
+    assert set(report) == {"stack", "servers", "resources", "policies"}
     assert report["stack"] == stack
     for server in report["servers"]:
         assert set(server) == {"name", "maxConnections", "superuserReserved", "headroom", "entries", "total", "free"}
@@ -35,6 +35,14 @@ def test_json_report_contract(stack: str) -> None:
             assert entry["kind"] in ("app", "external", "system")
     assert report["resources"]["postgresql:index/role:Role"] >= 1
     assert all(isinstance(n, int) and n > 0 for n in report["resources"].values())
+    names = [p["name"] for p in report["policies"]]
+    assert names == ["connection-budget", "bounded-roles", "no-public-database-ports", "pinned-images",
+                     "protected-data", "secret-outputs"]  # fmt: skip
+    for policy in report["policies"]:
+        assert set(policy) == {"name", "enforcement", "violations"}
+        assert policy["enforcement"] in ("mandatory", "advisory")
+        if policy["enforcement"] == "mandatory":
+            assert policy["violations"] == []
 
 
 def test_prod_json_holds_seed_000_budget() -> None:
@@ -64,3 +72,26 @@ def test_config_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
 def test_missing_stack_file_exit_1() -> None:
     result = run("--stack-file", "/nonexistent/Pulumi.x.yaml")
     assert result.returncode == 1 and "no such stack file" in result.stderr
+
+
+def test_mandatory_violation_exits_1_advisory_does_not(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scripts import preflight
+    from scripts.policy_check import PolicyResult
+
+    monkeypatch.setattr(preflight, "evaluate", lambda run, config: [PolicyResult("pinned-images", "advisory", ["x"])])
+    assert preflight.main(["local"]) == 0
+    monkeypatch.setattr(preflight, "evaluate", lambda run, config: [PolicyResult("pinned-images", "mandatory", ["x"])])
+    assert preflight.main(["local"]) == 1
+    assert "pinned-images              mandatory 1 violation(s)" in capsys.readouterr().out
+
+
+def test_markdown_has_budget_table_pie_and_policies() -> None:
+    result = run("prod", "--markdown")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "| webhook_app | tracksolid_db | app | 10 |" in text
+    assert "```mermaid\npie showData title primary: max_connections 100" in text
+    assert '    "free" : 4' in text
+    assert "| connection-budget | mandatory | not applicable: no Postgres container" in text

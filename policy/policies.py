@@ -1,0 +1,293 @@
+"""postgres-platform's CrossGuard policies: they check the resources the program declares.
+
+Importing this module starts nothing (policy/__main__.py builds the PolicyPack, which blocks).
+Self-contained on purpose: the pack runs from policy/ with its own requirements, and it is a second,
+independent check of what the program declares, not a report the program makes about itself.
+
+Preview trap: a policy that reads an unknown value is turned ADVISORY by the SDK without a word. So
+every policy here reads only literal inputs (limits, flags, `-c` arguments, labels, ports, image
+names); passwords and other computed values are never read, only their dependencies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+COMPONENT_LABEL = "postgres-platform.component"
+SERVERS = ("postgres", "postgres-replica")  # label values of Postgres server containers
+CONTAINER = "docker:index/container:Container"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+DOCKER_VOLUME = "docker:index/volume:Volume"
+ROLE = "postgresql:index/role:Role"
+FIREWALL = "hcloud:index/firewall:Firewall"
+HCLOUD_VOLUME = "hcloud:index/volume:Volume"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+DATABASE_PORTS = (5432, 6432)
+WHOLE_INTERNET = ("0.0.0.0/0", "::/0")
+POSTGRES_DEFAULTS = {"max_connections": "100", "superuser_reserved_connections": "3"}
+
+
+def labels(props: Mapping[str, Any]) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in props.get("labels") or []}
+
+
+def _component(props: Mapping[str, Any]) -> str | None:
+    return labels(props).get(COMPONENT_LABEL)
+
+
+def server_settings(command: Iterable[str]) -> dict[str, str]:
+    """`postgres -c name=value ...` (also `-cname=value` and `--name=value`) as a mapping."""
+    args = list(command)
+    settings: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        if arg == "-c" and i + 1 < len(args):
+            pair = args[i + 1]
+        elif (arg.startswith("-c") and "=" in arg) or (arg.startswith("--") and "=" in arg):
+            pair = arg[2:]
+        else:
+            continue
+        name, _, value = pair.partition("=")
+        settings[name.replace("-", "_")] = value
+    return settings
+
+
+def role_limit(props: Mapping[str, Any]) -> int:
+    """A role's CONNECTION LIMIT; the provider's default is -1 (unlimited)."""
+    value = props.get("connectionLimit")
+    return -1 if value is None else int(value)
+
+
+def is_login(props: Mapping[str, Any]) -> bool:
+    return bool(props.get("login"))  # the provider's default is NOLOGIN
+
+
+# --- connection-budget -------------------------------------------------------------------------
+
+
+def check_connection_budget(args: StackValidationArgs, report: ReportViolation) -> None:
+    config = args.get_config()
+    headroom = int(config.get("adminHeadroom", 0))
+    external: dict[str, int] = {name: int(limit) for name, limit in (config.get("externalRoles") or {}).items()}
+    servers = [
+        r for r in args.resources if r.resource_type == CONTAINER and labels(r.props).get(COMPONENT_LABEL) in SERVERS
+    ]
+    if not servers:
+        args.not_applicable("no Postgres container (label postgres-platform.component=postgres) is declared")
+    logins = [
+        (r.props["name"], role_limit(r.props)) for r in args.resources if r.resource_type == ROLE and is_login(r.props)
+    ]
+    for server in servers:
+        settings = server_settings(server.props.get("command") or [])
+        max_connections = int(settings.get("max_connections", POSTGRES_DEFAULTS["max_connections"]))
+        reserved = int(
+            settings.get("superuser_reserved_connections", POSTGRES_DEFAULTS["superuser_reserved_connections"])
+        )
+        usable = max_connections - reserved
+        unbounded = [name for name, limit in logins if limit < 1]
+        shares = [f"{name} {limit}" for name, limit in logins if limit >= 1]
+        shares += [f"{name} {limit} (external)" for name, limit in external.items()]
+        total = sum(limit for _, limit in logins if limit >= 1) + sum(external.values()) + headroom
+        where = _component(server.props)
+        if unbounded:
+            report(f"{where} {server.name}: login roles without a connection limit make the budget unbounded: "
+                   f"{', '.join(unbounded)}", server.urn)  # fmt: skip
+        if total > usable:
+            report(
+                f"{where} {server.name}: roles and headroom hold {total} > {usable} usable "
+                f"(max_connections {max_connections} - superuser_reserved_connections {reserved}): "
+                f"{', '.join(shares)}, adminHeadroom {headroom}",
+                server.urn,
+            )
+
+
+connection_budget = StackValidationPolicy(
+    name="connection-budget",
+    description="Login roles' connection limits, external roles and admin headroom fit in max_connections.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_connection_budget,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "adminHeadroom": {"type": "integer", "minimum": 0},
+            "externalRoles": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+        }
+    ),
+)
+
+
+# --- bounded-roles -----------------------------------------------------------------------------
+
+
+def check_bounded_role(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != ROLE or not is_login(args.props):
+        return
+    name = args.props["name"]
+    if role_limit(args.props) < 1:
+        report(f"login role {name} must have connectionLimit >= 1, has {role_limit(args.props)}", None)
+    for flag in ("superuser", "createRole", "createDatabase", "bypassRowLevelSecurity"):
+        if args.props.get(flag):
+            report(f"login role {name} must not have {flag}", None)
+    allowed = set(args.get_config().get("replicationRoles") or [])
+    if args.props.get("replication") and name not in allowed:
+        report(f"login role {name} must not have replication (only {', '.join(sorted(allowed)) or 'none'})", None)
+
+
+bounded_roles = ResourceValidationPolicy(
+    name="bounded-roles",
+    description="Login roles are bounded and unprivileged: no superuser, createrole, createdb, bypassrls.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_bounded_role,
+    config_schema=PolicyConfigSchema(properties={"replicationRoles": {"type": "array", "items": {"type": "string"}}}),
+)
+
+
+# --- no-public-database-ports ------------------------------------------------------------------
+
+
+def port_range(port: str | None) -> tuple[int, int]:
+    """Hetzner's `port`: "5432", "5000-6000", "any" or absent (all ports)."""
+    if not port or port == "any":
+        return 1, 65535
+    low, _, high = str(port).partition("-")
+    return int(low), int(high or low)
+
+
+def _covers_database_port(port: str | None) -> list[int]:
+    low, high = port_range(port)
+    return [p for p in DATABASE_PORTS if low <= p <= high]
+
+
+# RFC 1918 and IPv6 ULA. Not ipaddress' is_private: it also counts documentation and other
+# special-purpose ranges (203.0.113.0/24 ...) that are no private network of ours.
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
+
+
+def _private_or_loopback(ip: str | None) -> bool:
+    if not ip:
+        return False  # Docker's default bind is every interface
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return address.is_loopback or any(address in network for network in PRIVATE_NETWORKS)
+
+
+def check_public_ports(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == FIREWALL:
+        for rule in args.props.get("rules") or []:
+            if rule.get("direction") != "in" or rule.get("protocol") not in ("tcp", None):
+                continue
+            public = [s for s in rule.get("sourceIps") or [] if s in WHOLE_INTERNET]
+            ports = _covers_database_port(rule.get("port"))
+            if public and ports:
+                report(f"firewall {args.name} opens port {', '.join(map(str, ports))} to {', '.join(public)}", None)
+    elif args.resource_type == CONTAINER:
+        for binding in args.props.get("ports") or []:
+            bound = {int(binding.get("internal") or 0), int(binding.get("external") or 0)} & set(DATABASE_PORTS)
+            if bound and not _private_or_loopback(binding.get("ip")):
+                report(
+                    f"container {args.name} publishes {', '.join(map(str, sorted(bound)))} on "
+                    f"{binding.get('ip') or '0.0.0.0 (Docker default)'}: bind a loopback or private address",
+                    None,
+                )
+
+
+no_public_database_ports = ResourceValidationPolicy(
+    name="no-public-database-ports",
+    description="Postgres (5432) and PgBouncer (6432) are never reachable from the whole internet.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_public_ports,
+)
+
+
+# --- pinned-images -----------------------------------------------------------------------------
+
+
+def is_pinned(image: str) -> bool:
+    """A digest, an image ID, or a tag other than latest (a bare name floats: seed 001's outage)."""
+    if "@sha256:" in image or image.startswith("sha256:"):
+        return True
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else ""
+    return bool(tag) and tag != "latest"
+
+
+def check_pinned_image(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    key = {REMOTE_IMAGE: "name", CONTAINER: "image"}.get(args.resource_type)
+    if key is None:
+        return
+    image = args.props.get(key)
+    if image is None or not is_pinned(image):
+        report(f"{args.name}: image {image!r} must pin a tag other than latest, or an @sha256 digest", None)
+
+
+pinned_images = ResourceValidationPolicy(
+    name="pinned-images",
+    description="Every image is pinned by tag (not latest) or digest.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_pinned_image,
+)
+
+
+# --- protected-data ----------------------------------------------------------------------------
+
+
+def check_protected_data(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == HCLOUD_VOLUME:
+        if not args.opts.protect:
+            report(f"volume {args.name} holds PGDATA: set protect so deleting it takes an explicit step", None)
+        if not args.props.get("deleteProtection"):
+            report(f"volume {args.name} holds PGDATA: enable Hetzner delete protection", None)
+    elif args.resource_type == DOCKER_VOLUME and _component(args.props) == "postgres-data" and not args.opts.protect:
+        report(f"volume {args.name} holds PGDATA: set protect so deleting it takes an explicit step", None)
+
+
+protected_data = ResourceValidationPolicy(
+    name="protected-data",
+    description="Volumes holding PGDATA are protected (MANDATORY where the policy config says so, as prod's).",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=check_protected_data,
+)
+
+
+# --- secret-outputs ----------------------------------------------------------------------------
+
+
+def _generated(resource: PolicyResource, prop: str) -> bool:
+    return any(d.resource_type == RANDOM_PASSWORD for d in resource.property_dependencies.get(prop, []))
+
+
+def check_secret_sources(args: StackValidationArgs, report: ReportViolation) -> None:
+    """What the SDK can see: every password input flows from a RandomPassword, none is a literal.
+
+    The analyzer unwraps secrets before policies run, so whether a stack output is marked secret is
+    invisible here; tests/test_program.py proves that instead (README, "Policies").
+    """
+    for resource in args.resources:
+        if resource.resource_type == ROLE and is_login(resource.props) and not _generated(resource, "password"):
+            report(f"login role {resource.props['name']}: its password must come from a RandomPassword", resource.urn)
+        postgres = resource.resource_type == CONTAINER and _component(resource.props) in SERVERS
+        if postgres and not _generated(resource, "envs"):
+            report(f"container {resource.name}: POSTGRES_PASSWORD must come from a RandomPassword", resource.urn)
+
+
+secret_outputs = StackValidationPolicy(
+    name="secret-outputs",
+    description="Passwords are generated (RandomPassword), never literals in code or config.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_secret_sources,
+)
+
+POLICIES = [connection_budget, bounded_roles, no_public_database_ports, pinned_images, protected_data, secret_outputs]

@@ -1,0 +1,110 @@
+"""Run the policy pack in-process over what the program registered under mocks, as at preview.
+
+Preview is simulated conservatively: every input that flows from another resource is unknown, as it
+may be before that resource exists. A policy that reads one of those cannot decide at preview (the
+SDK would silently make it advisory); here that is reported as a violation, so it cannot slip by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.policy import _NotApplicableError
+from pulumi_policy.proxy import (
+    UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_BOOLEAN_VALUE,
+    UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_OBJECT_VALUE,
+    UNKNOWN_STRING_VALUE,
+    UnknownValueError,
+    unknown_checking_proxy,
+)
+
+from policy.policies import POLICIES
+from scripts.offline import ProgramRun, Registered
+
+
+@dataclass
+class PolicyResult:
+    name: str
+    enforcement: Literal["mandatory", "advisory"]
+    violations: list[str] = field(default_factory=list)
+    not_applicable: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "enforcement": self.enforcement, "violations": self.violations}
+
+
+def _unknown_like(value: Any) -> str:
+    if isinstance(value, bool):
+        return UNKNOWN_BOOLEAN_VALUE
+    if isinstance(value, int | float):
+        return UNKNOWN_NUMBER_VALUE
+    if isinstance(value, list):
+        return UNKNOWN_ARRAY_VALUE
+    if isinstance(value, dict):
+        return UNKNOWN_OBJECT_VALUE
+    return UNKNOWN_STRING_VALUE
+
+
+def preview_props(resource: Registered) -> dict[str, Any]:
+    """The inputs as a preview may see them: whatever flows from another resource is unknown."""
+    return {k: _unknown_like(v) if resource.property_dependencies.get(k) else v for k, v in resource.inputs.items()}
+
+
+def _options(resource: Registered) -> PolicyResourceOptions:
+    return PolicyResourceOptions(resource.protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def policy_resources(run: ProgramRun) -> list[PolicyResource]:
+    by_urn = {
+        r.urn: PolicyResource(
+            r.type, unknown_checking_proxy(preview_props(r)), r.urn, r.name, _options(r), None, None, [], {}
+        )
+        for r in run.resources
+    }
+    for r in run.resources:
+        by_urn[r.urn].property_dependencies = {
+            key: [by_urn[u] for u in urns if u in by_urn] for key, urns in r.property_dependencies.items()
+        }
+    return list(by_urn.values())
+
+
+def evaluate(run: ProgramRun, pack_config: dict[str, Any]) -> list[PolicyResult]:
+    resources = policy_resources(run)
+    results = []
+    for policy in POLICIES:
+        config = dict(pack_config.get(policy.name, {}))
+        level = EnforcementLevel(
+            config.pop("enforcementLevel", (policy.enforcement_level or EnforcementLevel.ADVISORY).value)
+        )
+        result = PolicyResult(policy.name, "mandatory" if level == EnforcementLevel.MANDATORY else "advisory")
+
+        def report(message: str, urn: str | None = None, result: PolicyResult = result) -> None:
+            result.violations.append(message)
+
+        try:
+            if isinstance(policy, ResourceValidationPolicy):
+                for r in resources:
+                    policy.validate(
+                        ResourceValidationArgs(r.resource_type, r.props, r.urn, r.name, r.opts, None, config), report
+                    )
+            elif isinstance(policy, StackValidationPolicy):
+                policy.validate(StackValidationArgs(resources, config), report)
+        except UnknownValueError as exc:
+            result.violations.append(f"cannot decide at preview: {exc.message}")
+        except _NotApplicableError as exc:
+            result.not_applicable = exc.reason or "not applicable"
+        results.append(result)
+    return results
