@@ -47,6 +47,28 @@ def server_arguments(config: PlatformConfig) -> list[str]:
     return args
 
 
+def superuser_access(
+    name: str, *, host: str, port: int, password: pulumi.Output[str], sslmode: str, opts: pulumi.ResourceOptions
+) -> tuple[pulumi.Output[dict[str, Any]], postgresql.Provider]:
+    """The superuser's connection (for SqlApply, secret) and the provider that manages roles with it."""
+    connection = pulumi.Output.secret(
+        {"host": host, "port": port, "user": SUPERUSER, "password": password, "sslmode": sslmode}
+    )
+    provider = postgresql.Provider(
+        name,
+        host=host,
+        port=port,
+        username=SUPERUSER,
+        password=password,
+        sslmode=sslmode,
+        superuser=True,
+        max_connections=PROVIDER_MAX_CONNECTIONS,
+        connect_timeout=30,
+        opts=opts,
+    )
+    return connection, provider
+
+
 class PostgresServer(pulumi.ComponentResource):
     container_name: pulumi.Output[str]  # its host name on the Docker network
     superuser_password: pulumi.Output[str]
@@ -100,25 +122,12 @@ class PostgresServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[image]),
         )
         self.container_name = container.name
-        self.admin_connection = pulumi.Output.secret(
-            {
-                "host": publish.ip,
-                "port": publish.port,
-                "user": SUPERUSER,
-                "password": self.superuser_password,
-                "sslmode": "disable",
-            }
-        )
-        self.provider = postgresql.Provider(
+        self.admin_connection, self.provider = superuser_access(
             f"{name}-provider",
             host=publish.ip,
             port=publish.port,
-            username=SUPERUSER,
             password=self.superuser_password,
             sslmode="disable",
-            superuser=True,
-            max_connections=PROVIDER_MAX_CONNECTIONS,
-            connect_timeout=30,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[container]),
         )
         self.register_outputs({"containerName": self.container_name})

@@ -58,4 +58,6 @@ class SqlApply(Resource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {"connection": pulumi.Output.secret(connection), "database": database, "purpose": purpose, "sql": sql}
-        super().__init__(_SqlApplyProvider(), name, props, opts)
+        # The provider echoes its inputs as outputs: keep the connection (password) secret in state too.
+        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["connection"])
+        super().__init__(_SqlApplyProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_outputs))

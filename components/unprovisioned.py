@@ -14,8 +14,7 @@ import pulumi
 import pulumi_postgresql as postgresql
 import pulumi_random as random
 
-from components.names import SUPERUSER
-from components.postgres import POSTGRES_PORT, PROVIDER_MAX_CONNECTIONS
+from components.postgres import POSTGRES_PORT, superuser_access
 
 
 class UnprovisionedPrimary(pulumi.ComponentResource):
@@ -28,25 +27,12 @@ class UnprovisionedPrimary(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         password = random.RandomPassword(f"{name}-superuser-password", length=32, special=False, opts=child)
         self.superuser_password = pulumi.Output.secret(password.result)
-        self.admin_connection = pulumi.Output.secret(
-            {
-                "host": address,
-                "port": POSTGRES_PORT,
-                "user": SUPERUSER,
-                "password": self.superuser_password,
-                "sslmode": "require",
-            }
-        )
-        self.provider = postgresql.Provider(
+        self.admin_connection, self.provider = superuser_access(
             f"{name}-provider",
             host=address,
             port=POSTGRES_PORT,
-            username=SUPERUSER,
             password=self.superuser_password,
             sslmode="require",
-            superuser=True,
-            max_connections=PROVIDER_MAX_CONNECTIONS,
-            connect_timeout=30,
             opts=child,
         )
         self.register_outputs({})
