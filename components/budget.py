@@ -71,16 +71,21 @@ def entries(config: PlatformConfig) -> tuple[Entry, ...]:
 
 
 def compute(config: PlatformConfig) -> list[ServerBudget]:
-    """One budget per Postgres server; every server holds the same roles and limits."""
+    """One budget per Postgres server: a streaming replica has the same roles, limits and settings.
+
+    The replication role's walsenders count in max_wal_senders, not max_connections: not an entry.
+    """
     pg = config.postgres
+    servers = ["primary"] + (["replica"] if config.hetzner is not None and config.hetzner.replicas else [])
     return [
         ServerBudget(
-            name="primary",
+            name=name,
             max_connections=pg.max_connections,
             superuser_reserved=pg.superuser_reserved_connections,
             headroom=pg.admin_headroom,
             entries=entries(config),
         )
+        for name in servers
     ]
 
 

@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from components import budget
-from components.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_ADMIN, owner_role
+from components.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_ADMIN, REPLICATION_ROLE, owner_role
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RESERVED_NAMES = frozenset({"postgres", "pgbouncer", "public"})
@@ -190,10 +190,16 @@ class HetznerConfig(_Model):
     admin_cidrs: Annotated[list[Cidr], Field(min_length=1)] = Field(alias="adminCidrs")
     ssh_keys: Annotated[list[str], Field(min_length=1)] = Field(alias="sshKeys")
     replicas: Literal[0, 1] = 0
+    volume_size: Annotated[int, _int_at_least(10)] = Field(50, alias="volumeSize")  # GB, Hetzner's minimum is 10
+    # Hetzner delete and rebuild protection on the servers (data volumes are always protected).
+    protect_servers: bool = Field(False, alias="protectServers")
 
     def primary_ip(self) -> str:
         """The primary's fixed private IP: host 10 of the subnet (Hetzner keeps .1 for its gateway)."""
         return str(ipaddress.ip_network(self.subnet)[10])
+
+    def replica_ip(self) -> str:
+        return str(ipaddress.ip_network(self.subnet)[11])
 
 
 class PlatformConfig(_Model):
@@ -329,7 +335,11 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
                 explicit_auth_limit,
             )
         )
-    own = {AUTH_ROLE: "the PgBouncer auth role", PGBOUNCER_ADMIN: "the PgBouncer admin user"}
+    own = {
+        AUTH_ROLE: "the PgBouncer auth role",
+        PGBOUNCER_ADMIN: "the PgBouncer admin user",
+        REPLICATION_ROLE: "the replication role",
+    }
     own.update({owner_role(db): f"the owner role of database {db}" for db in config.databases})
     for app in config.apps:
         if app in config.databases:

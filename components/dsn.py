@@ -10,12 +10,19 @@ from urllib.parse import quote, urlencode
 class Endpoint:
     host: str
     port: int
-    sslmode: str  # disable on the local Docker stack; verify-full once TLS lands
+    sslmode: str  # disable on the local Docker stack; verify-full (against the stack CA) on Hetzner
     pooled: bool
+    sslrootcert: str | None = None  # where apps keep the stack's CA certificate
+
+    def tls_params(self) -> dict[str, str]:
+        params = {"sslmode": self.sslmode}
+        if self.sslrootcert:
+            params["sslrootcert"] = self.sslrootcert
+        return params
 
 
 def uri(user: str, password: str, database: str, endpoint: Endpoint) -> str:
-    query = urlencode({"sslmode": endpoint.sslmode})
+    query = urlencode(endpoint.tls_params())
     return (
         f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
         f"@{_host(endpoint.host)}:{endpoint.port}/{quote(database, safe='')}?{query}"
@@ -23,7 +30,7 @@ def uri(user: str, password: str, database: str, endpoint: Endpoint) -> str:
 
 
 def jdbc(user: str, password: str, database: str, endpoint: Endpoint) -> str:
-    params = {"user": user, "password": password, "sslmode": endpoint.sslmode}
+    params = {"user": user, "password": password, **endpoint.tls_params()}
     if endpoint.pooled:
         # Transaction pooling hands each transaction any server connection: server-side prepared
         # statements would vanish between transactions, so pgJDBC must not create them.

@@ -6,6 +6,7 @@ PGBOUNCER_ADMIN = "pgbouncer_admin"  # PgBouncer console user; exists in PgBounc
 AUTH_SCHEMA = "pgbouncer"  # schema of the lookup function in every app database
 AUTH_FUNCTION = "get_auth"
 SUPERUSER = "postgres"
+REPLICATION_ROLE = "replicator"  # the streaming replica's login (REPLICATION, walsenders only)
 COMPONENT_LABEL = "postgres-platform.component"
 PGBOUNCER_CONSOLE_DB = "pgbouncer"  # PgBouncer's admin console (SHOW POOLS, SHOW STATS)
 

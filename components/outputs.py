@@ -20,27 +20,33 @@ def _app_dsns(config: PlatformConfig, deployed: Deployed, app: str) -> pulumi.Ou
         if spec.pooled:
             # In PgBouncer each app has its own pool database, named after the app (pgbouncer_config.pools).
             out["pooled"] = dsn.all_forms(app, password, app, deployed.pooled)
+        if deployed.replica is not None and spec.access == "read":
+            out["replica"] = dsn.all_forms(app, password, spec.database, deployed.replica)
         return out
 
     return pulumi.Output.secret(deployed.passwords[app].apply(forms))
 
 
 def stack_outputs(config: PlatformConfig, deployed: Deployed) -> dict[str, Any]:
+    admin_dsn = pulumi.Output.all(deployed.superuser_password, deployed.admin).apply(
+        lambda v: dsn.uri(SUPERUSER, v[0], "postgres", v[1])
+    )
     outputs: dict[str, Any] = {
         "apps": {app: _app_dsns(config, deployed, app) for app in config.apps},
         "budget": [server.as_dict() for server in budget.compute(config)],
-        "adminDsn": pulumi.Output.secret(
-            deployed.superuser_password.apply(lambda pw: dsn.uri(SUPERUSER, pw, "postgres", deployed.admin))
+        "adminDsn": pulumi.Output.secret(admin_dsn),
+        "pgbouncerAdminDsn": pulumi.Output.secret(
+            deployed.pgbouncer_admin_password.apply(
+                lambda pw: dsn.uri(PGBOUNCER_ADMIN, pw, PGBOUNCER_CONSOLE_DB, deployed.pooled)
+            )
         ),
         "hosts": {
             "postgres": f"{deployed.direct.host}:{deployed.direct.port}",
             "pgbouncer": f"{deployed.pooled.host}:{deployed.pooled.port}",
+            **({"replica": f"{deployed.replica.host}:{deployed.replica.port}"} if deployed.replica else {}),
         },
     }
-    if deployed.pgbouncer_admin_password is not None:
-        outputs["pgbouncerAdminDsn"] = pulumi.Output.secret(
-            deployed.pgbouncer_admin_password.apply(
-                lambda pw: dsn.uri(PGBOUNCER_ADMIN, pw, PGBOUNCER_CONSOLE_DB, deployed.pooled)
-            )
-        )
+    if deployed.ca_cert_pem is not None:
+        outputs["caCertPem"] = deployed.ca_cert_pem  # public: apps verify the servers with it
+        outputs["adminHost"] = deployed.admin.apply(lambda endpoint: endpoint.host)
     return outputs

@@ -1,4 +1,4 @@
-"""PgBouncer: the pooler container, with the config and auth file this program renders."""
+"""PgBouncer: the pooler container, with the config, HBA and auth file this program renders."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import pulumi_random as random
 
 from components.config import PlatformConfig
 from components.names import COMPONENT_LABEL
-from components.pgbouncer_config import Endpoints, render_auth_file, render_hba, render_ini
-from components.postgres import POSTGRES_PORT, Publish
+from components.pgbouncer_config import Endpoints, PgBouncerTls, render_auth_file, render_hba, render_ini
+from components.postgres import POSTGRES_PORT, Placement, Publish, ServerTls
 
 PGBOUNCER_PORT = 6432
 CONFIG_DIR = "/etc/pgbouncer"
 PGBOUNCER_UID = "70"  # the image's unprivileged `postgres` user (Alpine); PgBouncer refuses root
+FILE_TLS = PgBouncerTls(f"{CONFIG_DIR}/ca.crt", f"{CONFIG_DIR}/server.crt", f"{CONFIG_DIR}/server.key")
 
 
 class PgBouncer(pulumi.ComponentResource):
@@ -24,10 +25,14 @@ class PgBouncer(pulumi.ComponentResource):
         name: str,
         config: PlatformConfig,
         *,
-        network_name: pulumi.Input[str],
+        placement: Placement,
+        listen_addr: str,  # inside a bridge container 0.0.0.0 (published on loopback); on a host, its private IP
         postgres_host: pulumi.Input[str],
         auth_password: pulumi.Input[str],
-        publish: Publish,
+        publish: Publish | None = None,
+        tls: ServerTls | None = None,
+        ca_cert_pem: pulumi.Input[str] | None = None,
+        depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("postgres-platform:index:PgBouncer", name, None, opts)
@@ -40,12 +45,13 @@ class PgBouncer(pulumi.ComponentResource):
             lambda host: render_ini(
                 config,
                 Endpoints(
-                    listen_addr="0.0.0.0",  # inside the container; published on `publish.ip` only
+                    listen_addr=listen_addr,
                     listen_port=PGBOUNCER_PORT,
                     server_host=host,
                     server_port=POSTGRES_PORT,
                     auth_file=f"{CONFIG_DIR}/userlist.txt",
                     hba_file=f"{CONFIG_DIR}/pgbouncer_hba.conf",
+                    tls=FILE_TLS if tls is not None else None,
                 ),
             )
         )
@@ -54,28 +60,38 @@ class PgBouncer(pulumi.ComponentResource):
                 lambda values: render_auth_file(values[0], values[1], values[2].encode())
             )
         )
-        image = docker.RemoteImage(f"{name}-image", name=config.pgbouncer.image, keep_locally=True, opts=child)
+        uploads = [
+            docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/pgbouncer.ini", content=ini, owner=PGBOUNCER_UID),
+            docker.ContainerUploadArgs(
+                file=f"{CONFIG_DIR}/pgbouncer_hba.conf", content=render_hba(config), owner=PGBOUNCER_UID
+            ),
+            docker.ContainerUploadArgs(
+                file=f"{CONFIG_DIR}/userlist.txt", content=auth_file, owner=PGBOUNCER_UID, permissions="0600"
+            ),
+        ]
+        if tls is not None:
+            uploads += [
+                docker.ContainerUploadArgs(file=FILE_TLS.ca_file, content=ca_cert_pem, owner=PGBOUNCER_UID),
+                docker.ContainerUploadArgs(file=FILE_TLS.cert_file, content=tls.cert_pem, owner=PGBOUNCER_UID),
+                docker.ContainerUploadArgs(
+                    file=FILE_TLS.key_file, content=tls.key_pem, owner=PGBOUNCER_UID, permissions="0600"
+                ),
+            ]
+        image = docker.RemoteImage(
+            f"{name}-image", name=config.pgbouncer.image, keep_locally=True, opts=placement.options(self, [])
+        )
         docker.Container(
             f"{name}-container",
             name=f"postgres-platform-{pulumi.get_stack()}-pgbouncer",
-            image=config.pgbouncer.image,  # literal, as in PostgresServer; pulled by `image` first
+            image=config.pgbouncer.image,  # literal, as in PostgresContainer; pulled by `image` first
             # Run the binary on our files directly: the image's entrypoint would write its own config.
             entrypoints=["pgbouncer"],
             command=[f"{CONFIG_DIR}/pgbouncer.ini"],
             user=PGBOUNCER_UID,
-            uploads=[
-                docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/pgbouncer.ini", content=ini, owner=PGBOUNCER_UID),
-                docker.ContainerUploadArgs(
-                    file=f"{CONFIG_DIR}/pgbouncer_hba.conf", content=render_hba(config), owner=PGBOUNCER_UID
-                ),
-                docker.ContainerUploadArgs(
-                    file=f"{CONFIG_DIR}/userlist.txt", content=auth_file, owner=PGBOUNCER_UID, permissions="0600"
-                ),
-            ],
+            uploads=uploads,
             labels=[docker.ContainerLabelArgs(label=COMPONENT_LABEL, value="pgbouncer")],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name, aliases=["pgbouncer"])],
-            ports=[docker.ContainerPortArgs(internal=PGBOUNCER_PORT, external=publish.port, ip=publish.ip)],
             restart="unless-stopped",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[image]),
+            **placement.container_args("pgbouncer", publish, PGBOUNCER_PORT),
+            opts=placement.options(self, [image, *(depends_on or [])]),
         )
         self.register_outputs({})

@@ -30,6 +30,16 @@ class Endpoints:
     auth_file: str
     hba_file: str
     unix_socket_dir: str = ""  # empty: no socket (the container has no shared socket dir)
+    tls: PgBouncerTls | None = None
+
+
+@dataclass(frozen=True)
+class PgBouncerTls:
+    """TLS both ways: verify Postgres against the stack CA, and require TLS from clients."""
+
+    ca_file: str
+    cert_file: str  # PgBouncer's own certificate (the host's), offered to clients
+    key_file: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
         f"max_db_connections={p.max_server_connections}"
         for p in pools(config)
     ]
-    settings = {
+    settings: dict[str, object] = {
         "listen_addr": endpoints.listen_addr,
         "listen_port": endpoints.listen_port,
         "unix_socket_dir": endpoints.unix_socket_dir,
@@ -97,6 +107,15 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
         "log_connections": 0,
         "log_disconnections": 0,
     }
+    if endpoints.tls is not None:
+        settings |= {
+            "server_tls_sslmode": "verify-full",
+            "server_tls_ca_file": endpoints.tls.ca_file,
+            "client_tls_sslmode": "require",
+            "client_tls_ca_file": endpoints.tls.ca_file,
+            "client_tls_cert_file": endpoints.tls.cert_file,
+            "client_tls_key_file": endpoints.tls.key_file,
+        }
     # The auth role logs in from the auth file, so a [users] cap is safe for it (unlike for apps):
     # lookups queue rather than overrun its CONNECTION LIMIT in a login storm. One slot stays
     # spare for a closing connection's backend, which holds its slot a moment after PgBouncer drops it.

@@ -6,15 +6,20 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi.runtime.config as runtime_config
+import pulumi_docker as docker
+import pulumi_hcloud as hcloud
 
 from components import access, dsn
-from components.config import ConfigError, PlatformConfig, load_stack_values
-from components.local_host import LocalHost
+from components.config import ConfigError, HetznerConfig, PlatformConfig, load_stack_values
+from components.hetzner import DATA_MOUNT, DatabaseHost, PrivateNetwork, firewall_rules
+from components.local_host import PGDATA, LocalHost
 from components.names import AUTH_ROLE
+from components.pg_hba import HbaSources, render_pg_hba
 from components.pgbouncer import PGBOUNCER_PORT, PgBouncer
-from components.postgres import POSTGRES_PORT, PostgresServer, Publish
+from components.postgres import POSTGRES_PORT, Placement, PostgresServer, Publish, ServerTls
+from components.replica import StreamingReplica
 from components.roles import DatabaseAccess
-from components.unprovisioned import UnprovisionedPrimary
+from components.tls import StackCertificates, ca_file_for_provider
 
 
 class StackConfigError(pulumi.RunError):
@@ -33,49 +38,39 @@ def load_config() -> PlatformConfig:
 class Deployed:
     passwords: dict[str, pulumi.Output[str]]  # login role -> password
     superuser_password: pulumi.Output[str]
-    pgbouncer_admin_password: pulumi.Output[str] | None
+    pgbouncer_admin_password: pulumi.Output[str]
     direct: dsn.Endpoint  # where apps reach Postgres
     pooled: dsn.Endpoint  # where apps reach PgBouncer
-    admin: dsn.Endpoint  # where the operator reaches Postgres
+    admin: pulumi.Output[dsn.Endpoint]  # where the operator reaches Postgres (a Hetzner public IP is an output)
+    replica: dsn.Endpoint | None = None  # read-only DSNs for read apps
+    ca_cert_pem: pulumi.Output[str] | None = None
 
 
 def deploy(config: PlatformConfig) -> Deployed:
     plan = access.plan(config)
-    if config.target == "local":
+    if config.hetzner is None:
         return _deploy_local(config, plan)
-    if not pulumi.runtime.is_dry_run():
-        raise StackConfigError(
-            "target: hetzner hosts are not provisioned by this version yet; `pulumi preview` and "
-            "scripts/preflight.py show the plan, `pulumi up` waits for the Hetzner components"
-        )
-    assert config.hetzner is not None  # config validation requires it for this target
-    address = config.hetzner.primary_ip()
-    primary = UnprovisionedPrimary("primary", address=address)
-    roles = DatabaseAccess("access", plan, provider=primary.provider, admin_connection=primary.admin_connection)
-    return Deployed(
-        passwords=roles.passwords,
-        superuser_password=primary.superuser_password,
-        pgbouncer_admin_password=None,
-        direct=dsn.Endpoint(address, POSTGRES_PORT, "require", pooled=False),
-        pooled=dsn.Endpoint(address, PGBOUNCER_PORT, "require", pooled=True),
-        admin=dsn.Endpoint(address, POSTGRES_PORT, "require", pooled=False),
-    )
+    return _deploy_hetzner(config, config.hetzner, plan)
 
 
 def _deploy_local(config: PlatformConfig, plan: access.AccessPlan) -> Deployed:
     host = LocalHost("local")
+    placement = Placement(network_name=host.network_name)
     postgres = PostgresServer(
         "postgres",
         config,
-        network_name=host.network_name,
+        placement=placement,
+        data=host.data,
         publish=Publish(host.address, config.local.postgres_port),
-        protect_data=False,  # a developer's scratch database
+        admin_host=host.address,
+        admin_port=config.local.postgres_port,
     )
     roles = DatabaseAccess("access", plan, provider=postgres.provider, admin_connection=postgres.admin_connection)
     bouncer = PgBouncer(
         "pgbouncer",
         config,
-        network_name=host.network_name,
+        placement=placement,
+        listen_addr="0.0.0.0",  # inside the container; published on loopback only
         postgres_host=postgres.container_name,
         auth_password=roles.passwords[AUTH_ROLE],
         publish=Publish(host.address, config.local.pgbouncer_port),
@@ -87,5 +82,88 @@ def _deploy_local(config: PlatformConfig, plan: access.AccessPlan) -> Deployed:
         pgbouncer_admin_password=bouncer.admin_password,
         direct=direct,
         pooled=dsn.Endpoint(host.address, config.local.pgbouncer_port, "disable", pooled=True),
-        admin=direct,
+        admin=pulumi.Output.from_input(direct),
+    )
+
+
+def client_ca_path() -> str:
+    """Where apps keep the stack CA (`pulumi stack output caCertPem`); DSNs name it in sslrootcert."""
+    return f"/etc/postgres-platform/{pulumi.get_stack()}-ca.crt"
+
+
+def _deploy_hetzner(config: PlatformConfig, hetzner: HetznerConfig, plan: access.AccessPlan) -> Deployed:
+    network = PrivateNetwork("private", hetzner)
+    firewall = hcloud.Firewall(
+        "database-firewall",
+        rules=firewall_rules(hetzner),
+        labels={"managed-by": "postgres-platform", "env": pulumi.get_stack()},
+    )
+    group = hcloud.PlacementGroup("database-placement", type="spread")
+
+    def host(role: str, private_ip: str) -> DatabaseHost:
+        return DatabaseHost(
+            role, hetzner, role=role, private_ip=private_ip, network=network, firewall=firewall, placement_group=group
+        )
+
+    primary_host = host("primary", hetzner.primary_ip())
+    certificates = StackCertificates("tls")
+    cert, key = certificates.server_certificate(
+        "primary-tls", common_name=hetzner.primary_ip(), ip_addresses=[hetzner.primary_ip(), primary_host.public_ip]
+    )
+    replica_ip = hetzner.replica_ip() if hetzner.replicas else None
+    hba = render_pg_hba(config, HbaSources((hetzner.subnet,), tuple(hetzner.admin_cidrs), replica_ip))
+    on_primary = Placement(docker_provider=primary_host.docker_provider)
+    postgres = PostgresServer(
+        "postgres",
+        config,
+        placement=on_primary,
+        data=docker.ContainerVolumeArgs(host_path=f"{DATA_MOUNT}/data", container_path=PGDATA),
+        tls=ServerTls(cert, key),
+        hba=hba,
+        admin_host=primary_host.public_ip,
+        admin_port=POSTGRES_PORT,
+        sslrootcert=ca_file_for_provider(certificates.ca_cert_pem),
+    )
+    roles = DatabaseAccess("access", plan, provider=postgres.provider, admin_connection=postgres.admin_connection)
+    bouncer = PgBouncer(
+        "pgbouncer",
+        config,
+        placement=on_primary,
+        listen_addr=hetzner.primary_ip(),  # the private network only, never the public interface
+        postgres_host=hetzner.primary_ip(),
+        auth_password=roles.passwords[AUTH_ROLE],
+        tls=ServerTls(cert, key),
+        ca_cert_pem=certificates.ca_cert_pem,
+        depends_on=[postgres],
+    )
+    ca = client_ca_path()
+    replica = None
+    if replica_ip is not None:
+        replica_host = host("replica", replica_ip)
+        replica_cert, replica_key = certificates.server_certificate(
+            "replica-tls", common_name=replica_ip, ip_addresses=[replica_ip]
+        )
+        StreamingReplica(
+            "replica",
+            config,
+            host=replica_host,
+            primary_ip=hetzner.primary_ip(),
+            primary_provider=postgres.provider,
+            primary=postgres,
+            ca_cert_pem=certificates.ca_cert_pem,
+            tls=ServerTls(replica_cert, replica_key),
+            hba=hba,
+        )
+        replica = dsn.Endpoint(replica_ip, POSTGRES_PORT, "verify-full", pooled=False, sslrootcert=ca)
+    return Deployed(
+        passwords=roles.passwords,
+        superuser_password=postgres.superuser_password,
+        pgbouncer_admin_password=bouncer.admin_password,
+        direct=dsn.Endpoint(hetzner.primary_ip(), POSTGRES_PORT, "verify-full", pooled=False, sslrootcert=ca),
+        pooled=dsn.Endpoint(hetzner.primary_ip(), PGBOUNCER_PORT, "verify-full", pooled=True, sslrootcert=ca),
+        admin=primary_host.public_ip.apply(
+            lambda ip: dsn.Endpoint(ip, POSTGRES_PORT, "verify-full", pooled=False, sslrootcert="ca.crt")
+        ),
+        replica=replica,
+        ca_cert_pem=certificates.ca_cert_pem,
     )

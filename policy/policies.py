@@ -278,8 +278,9 @@ def check_secret_sources(args: StackValidationArgs, report: ReportViolation) -> 
     for resource in args.resources:
         if resource.resource_type == ROLE and is_login(resource.props) and not _generated(resource, "password"):
             report(f"login role {resource.props['name']}: its password must come from a RandomPassword", resource.urn)
-        postgres = resource.resource_type == CONTAINER and _component(resource.props) in SERVERS
-        if postgres and not _generated(resource, "envs"):
+        # The primary's container sets the superuser password at initdb; a standby copies the primary's.
+        primary = resource.resource_type == CONTAINER and _component(resource.props) == "postgres"
+        if primary and not _generated(resource, "envs"):
             report(f"container {resource.name}: POSTGRES_PASSWORD must come from a RandomPassword", resource.urn)
 
 

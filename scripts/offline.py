@@ -99,6 +99,28 @@ def _unwrap(value: Any, path: str, secrets: set[str]) -> Any:
     return value
 
 
+def _pem(kind: str, name: str) -> str:
+    return f"-----BEGIN {kind}-----\n{hashlib.sha256(name.encode()).hexdigest()}\n-----END {kind}-----\n"
+
+
+def _public_ip(name: str) -> str:
+    return f"198.51.100.{int(hashlib.sha256(name.encode()).hexdigest(), 16) % 200 + 10}"  # TEST-NET-2
+
+
+# What providers compute beyond the inputs, for the outputs the program reads.
+COMPUTED: dict[str, Any] = {
+    "random:index/randomPassword:RandomPassword": lambda name, inputs: {"result": fake_secret(name)},
+    "docker:index/remoteImage:RemoteImage": lambda name, inputs: {
+        "imageId": "sha256:" + hashlib.sha256(inputs["name"].encode()).hexdigest()
+    },
+    "hcloud:index/server:Server": lambda name, inputs: {"ipv4Address": _public_ip(name)},
+    "tls:index/privateKey:PrivateKey": lambda name, inputs: {"privateKeyPem": _pem("PRIVATE KEY", name)},
+    "tls:index/selfSignedCert:SelfSignedCert": lambda name, inputs: {"certPem": _pem("CERTIFICATE", name)},
+    "tls:index/certRequest:CertRequest": lambda name, inputs: {"certRequestPem": _pem("CERTIFICATE REQUEST", name)},
+    "tls:index/locallySignedCert:LocallySignedCert": lambda name, inputs: {"certPem": _pem("CERTIFICATE", name)},
+}
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Echo inputs back as state, computing the few outputs providers would."""
 
@@ -108,12 +130,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         secrets: set[str] = set()
         state = _unwrap(dict(args.inputs), "", secrets)
-        if args.typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = fake_secret(args.name)
-        elif args.typ == "docker:index/remoteImage:RemoteImage":
-            state["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
-        self.registered.append(Registered(args.typ, args.name, state, frozenset(secrets)))
-        return f"{args.name}-id", state
+        self.registered.append(Registered(args.typ, args.name, dict(state), frozenset(secrets)))
+        state.update(COMPUTED.get(args.typ, lambda name, inputs: {})(args.name, state))
+        # Hetzner IDs are numbers (the program converts them with int()).
+        resource_id = str(len(self.registered)) if args.typ.startswith("hcloud:") else f"{args.name}-id"
+        return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None

@@ -17,6 +17,7 @@ if __package__ in (None, ""):  # run as a script: make `scripts` and `components
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.config import ConfigError, PlatformConfig, load_stack_values
+from components.names import REPLICATION_ROLE
 from scripts.offline import add_stack_arguments, chosen_stack, read_stack_values
 
 # Stacks whose data volumes must be protected: there a violation blocks the update.
@@ -29,7 +30,7 @@ def policy_config(stack: str, config: PlatformConfig) -> dict[str, Any]:
             "adminHeadroom": config.postgres.admin_headroom,
             "externalRoles": {name: spec.connection_limit for name, spec in config.external_roles.items()},
         },
-        "bounded-roles": {"replicationRoles": []},
+        "bounded-roles": {"replicationRoles": [REPLICATION_ROLE] if config.hetzner and config.hetzner.replicas else []},
         "protected-data": {"enforcementLevel": "mandatory" if stack in PROTECTED_STACKS else "advisory"},
     }
 

@@ -86,11 +86,6 @@ def render_text(stack: str, config: PlatformConfig, run: ProgramRun) -> str:
     counts = run.counts()
     lines = [f"stack {stack} (target {config.target}): {sum(counts.values())} resources declared"]
     lines += [f"  {count:4d}  {token}" for token, count in counts.items()]
-    if config.target == "hetzner":
-        lines.append(
-            "  note: Hetzner hosts are not declared by this version; roles, grants and DSNs are planned "
-            "against the primary's private IP and `pulumi up` refuses this target"
-        )
     lines.append("")
     lines += [budget.render_table(server) for server in budget.compute(config)]
     return "\n".join(lines)

@@ -9,7 +9,8 @@ from tests.conftest import valid_config
 
 
 def test_prod_reproduces_seed_000() -> None:
-    (server,) = budget.compute(load_stack_values(read_stack_values(stack_file("prod"))))
+    server, replica = budget.compute(load_stack_values(read_stack_values(stack_file("prod"))))
+    assert (replica.name, replica.entries, replica.free) == ("replica", server.entries, server.free)
     by_kind: dict[str, int] = {}
     for entry in server.entries:
         by_kind[entry.kind] = by_kind.get(entry.kind, 0) + entry.limit

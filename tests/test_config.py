@@ -269,3 +269,31 @@ def test_config_is_frozen() -> None:
     config = parse(valid_config())
     with pytest.raises(Exception, match="frozen"):
         config.apps["worker_app"].connection_limit = 500  # type: ignore[misc]
+
+
+HETZNER = {
+    "location": "fsn1", "serverType": "ccx13", "image": "docker-ce", "networkZone": "eu-central",
+    "ipRange": "10.0.0.0/16", "subnet": "10.0.1.0/24", "adminCidrs": ["203.0.113.10/32"], "sshKeys": ["ops"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("subnet", "10.9.1.0/24", 'hetzner.subnet: must lie inside hetzner.ipRange (10.0.0.0/16), got "10.9.1.0/24"'),
+        ("subnet", "10.0.1.0/33", 'hetzner.subnet: must be a CIDR such as 10.0.0.0/16, got "10.0.1.0/33"'),
+        ("ipRange", "10.0.0.1/16", 'hetzner.ipRange: must be a CIDR such as 10.0.0.0/16, got "10.0.0.1/16"'),
+        ("adminCidrs", ["::/0"], 'hetzner.adminCidrs[0]: must not open the database to the whole internet, got "::/0"'),
+        ("adminCidrs", ["0.0.0.0/0"], "hetzner.adminCidrs[0]: must not open the database to the whole internet"),
+        ("adminCidrs", ["office"], 'hetzner.adminCidrs[0]: must be a CIDR such as 10.0.0.0/16, got "office"'),
+        ("adminCidrs", [], "hetzner.adminCidrs: "),
+        ("replicas", 2, "hetzner.replicas: must be 0 or 1, got 2"),
+        ("volumeSize", 5, "hetzner.volumeSize: must be an integer >= 10, got 5"),
+    ],
+)
+def test_hetzner_network_errors(key: str, value: Any, expected: str) -> None:
+    config = valid_config()
+    config["target"] = "hetzner"
+    config["hetzner"] = {**HETZNER, key: value}
+    lines = errors_of(config)
+    assert any(line.startswith(expected) for line in lines), lines

@@ -31,6 +31,8 @@ def test_exact_role_set_and_limits(stack_run: ProgramRun) -> None:
     config = config_of(stack_run)
     expected = {app: spec.connection_limit for app, spec in config.apps.items()}
     expected["pgbouncer_auth"] = config.auth_role_limit()
+    if config.hetzner and config.hetzner.replicas:
+        expected["replicator"] = 2  # walsenders: not in the connection budget
     declared = roles(stack_run)
     assert {n: r["connectionLimit"] for n, r in declared.items() if r["login"]} == expected
     owners = {n for n, r in declared.items() if not r["login"]}
@@ -41,11 +43,13 @@ def test_exact_role_set_and_limits(stack_run: ProgramRun) -> None:
 def test_login_roles_are_bounded_and_unprivileged(stack_run: ProgramRun) -> None:
     secret = {r.inputs["name"]: r.secret_inputs for r in stack_run.of_type(ROLE)}
     for name, role in roles(stack_run).items():
-        for flag in ("superuser", "createDatabase", "createRole", "replication", "bypassRowLevelSecurity"):
+        for flag in ("superuser", "createDatabase", "createRole", "bypassRowLevelSecurity"):
             assert role[flag] is False, f"{name}.{flag}"
+        assert role["replication"] is (name == "replicator"), name
         if role["login"]:
             assert role["connectionLimit"] >= 1
-            assert role["password"] == fake_secret(f"{name}-password"), "password must come from RandomPassword"
+            generator = "replica-replication-password" if name == "replicator" else f"{name}-password"
+            assert role["password"] == fake_secret(generator), "password must come from RandomPassword"
             assert "password" in secret[name]
 
 
@@ -112,7 +116,7 @@ def test_every_dsn_and_password_output_is_secret(stack_run: ProgramRun) -> None:
     for app in config.apps:
         assert f"apps.{app}" in stack_run.secret_outputs
     assert "adminDsn" in stack_run.secret_outputs
-    passwords = [r.inputs["result"] for r in stack_run.of_type("random:index/randomPassword:RandomPassword")]
+    passwords = [fake_secret(r.name) for r in stack_run.of_type("random:index/randomPassword:RandomPassword")]
     plain = " ".join(_plain(stack_run.outputs, "", stack_run.secret_outputs))
     assert passwords and not [p for p in passwords if p in plain]
     assert "budget" not in stack_run.secret_outputs  # the table is for PR comments
@@ -133,7 +137,9 @@ def test_each_app_gets_direct_and_pooled_dsns(stack_run: ProgramRun) -> None:
 
 
 def test_budget_output_is_the_budget(stack_run: ProgramRun) -> None:
-    (server,) = stack_run.outputs["budget"]
+    server, *replicas = stack_run.outputs["budget"]
+    assert [r["name"] for r in replicas] == (["replica"] if stack_run.stack == "prod" else [])
+    assert all(r["entries"] == server["entries"] for r in replicas)
     assert server["total"] == sum(e["limit"] for e in server["entries"])
     assert (
         server["free"] == server["maxConnections"] - server["superuserReserved"] - server["headroom"] - server["total"]
@@ -203,16 +209,3 @@ def test_bad_config_declares_nothing(preview: bool) -> None:
         run_program("local", values, preview=preview, recorder=recorder)
     assert "apps.worker_app.connectionLimit: must be an integer >= 1, got -1" in str(caught.value)
     assert recorder.registered == []
-
-
-def test_hetzner_up_is_refused_before_anything_is_declared() -> None:
-    recorder = RecordingMocks()
-    with pytest.raises(StackConfigError, match="hetzner hosts are not provisioned"):
-        run_program("prod", read_stack_values(stack_file("prod")), preview=False, recorder=recorder)
-    assert recorder.registered == []
-
-
-def test_hetzner_preview_plans_dsns_on_the_private_ip() -> None:
-    forms = run_of("prod").outputs["apps"]["gateway_app"]
-    assert "@10.0.1.10:5432/fleet_platform" in forms["direct"]["uri"]
-    assert "@10.0.1.10:6432/gateway_app" in forms["pooled"]["uri"]
