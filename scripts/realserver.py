@@ -22,8 +22,9 @@ from pathlib import Path
 from components import access, sql
 from components.config import PlatformConfig
 from components.names import AUTH_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
-from components.pgbouncer_config import Endpoints, render_auth_file, render_hba, render_ini
-from components.postgres import server_arguments
+from components.pg_hba import HbaSources, render_pg_hba
+from components.pgbouncer_config import Endpoints, PgBouncerTls, render_auth_file, render_hba, render_ini
+from components.postgres import server_arguments, tls_and_hba_settings
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/local/bin", "/usr/bin")
 LOOPBACK = "127.0.0.1"
@@ -91,6 +92,8 @@ class Servers:
     superuser_password: str = field(default_factory=lambda: secrets.token_hex(16))
     passwords: dict[str, str] = field(default_factory=dict)
     admin_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    # As on a Hetzner host: a CA-signed certificate, ssl on, our pg_hba.conf, PgBouncer TLS both ways.
+    tls: bool = False
 
     @property
     def data(self) -> Path:
@@ -106,10 +109,65 @@ class Servers:
             [_find("initdb") or "initdb", "-D", str(self.data), "-U", SUPERUSER, "-E", "UTF8", "--auth-local=trust",
              "--auth-host=scram-sha-256", f"--pwfile={self.root / 'pwfile'}", "--no-instructions"]
         )  # fmt: skip
+        if self.tls:
+            self._issue_certificates()
+            hba = render_pg_hba(self.config, HbaSources(app_cidrs=("127.0.0.0/8",), admin_cidrs=(f"{LOOPBACK}/32",)))
+            self._write(self.root / "pg_hba.conf", hba)
         self.start_postgres()
         self.apply_plan()
         self.start_pgbouncer()
         return self
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.crt"
+
+    def _issue_certificates(self) -> None:
+        """A stack CA and a server certificate for 127.0.0.1 (EC P-256), as pulumi-tls issues them."""
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.root, timeout=60)
+
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=postgres-platform test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        )
+        openssl(
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            f"/CN={LOOPBACK}",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        )
+        (self.root / "server.ext").write_text(f"subjectAltName=IP:{LOOPBACK}\nextendedKeyUsage=serverAuth\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-extfile", "server.ext", "-out", "server.crt")  # fmt: skip
+        for name in ("ca.crt", "server.crt", "server.key"):
+            self._write(self.root / name, (self.root / name).read_text())
 
     def _write(self, path: Path, text: str) -> None:
         path.write_text(text)
@@ -125,7 +183,10 @@ class Servers:
 
     def start_postgres(self) -> None:
         # The container's own arguments, plus what a loopback test server needs.
-        settings = server_arguments(self.config)[1:]
+        # With TLS: the Hetzner container's settings, with this temp dir's file paths.
+        files = {name: str(self.root / Path(str(path)).name) for name, path in tls_and_hba_settings().items()
+                 if name.endswith("_file")}  # fmt: skip
+        settings = server_arguments(self.config, {**tls_and_hba_settings(), **files} if self.tls else None)[1:]
         settings += ["-c", f"port={self.pg_port}", "-c", f"listen_addresses={LOOPBACK}",
                      "-c", f"unix_socket_directories={self.root}", "-c", "fsync=off",
                      "-c", "shared_buffers=128MB", "-c", "effective_cache_size=512MB"]  # fmt: skip
@@ -141,6 +202,8 @@ class Servers:
         for name, value in (variables or {}).items():
             command += ["-v", f"{name}={value}"]
         env = {**os.environ, "PGPASSWORD": self.superuser_password}
+        if self.tls:
+            env |= {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(self.ca_file)}
         result = subprocess.run(
             [*command, "-f", "-"], input=script, capture_output=True, text=True, env=env, timeout=120
         )
@@ -156,7 +219,9 @@ class Servers:
         ini = render_ini(
             self.config,
             Endpoints(LOOPBACK, self.bouncer_port, LOOPBACK, self.pg_port, str(self.root / "userlist.txt"),
-                      str(self.root / "pgbouncer_hba.conf"), unix_socket_dir=str(self.root)),
+                      str(self.root / "pgbouncer_hba.conf"), unix_socket_dir=str(self.root),
+                      tls=PgBouncerTls(str(self.ca_file), str(self.root / "server.crt"), str(self.root / "server.key"))
+                      if self.tls else None),
         )  # fmt: skip
         ini += f"logfile = {self.root / 'pgbouncer.log'}\npidfile = {self.root / 'pgbouncer.pid'}\n"
         self._write(self.root / "pgbouncer.ini", ini)
@@ -176,11 +241,18 @@ class Servers:
             name: (self.root / name).read_text() for name in ("pgbouncer.ini", "pgbouncer_hba.conf", "userlist.txt")
         }
 
-    def dsn(self, user: str, database: str, *, pooled: bool, password: str | None = None) -> str:
-        """Pooled: `database` is the PgBouncer pool database (an app's own name)."""
+    def dsn(
+        self, user: str, database: str, *, pooled: bool, password: str | None = None, sslmode: str | None = None
+    ) -> str:
+        """Pooled: `database` is the PgBouncer pool database (an app's own name). TLS: verify-full by default."""
         port = self.bouncer_port if pooled else self.pg_port
         secret = password if password is not None else self.passwords[user]
-        return f"host={LOOPBACK} port={port} dbname={database} user={user} password={secret} connect_timeout=10"
+        dsn = f"host={LOOPBACK} port={port} dbname={database} user={user} password={secret} connect_timeout=10"
+        if self.tls:
+            dsn += f" sslmode={sslmode or 'verify-full'} sslrootcert={self.ca_file}"
+        elif sslmode:
+            dsn += f" sslmode={sslmode}"
+        return dsn
 
     def superuser_dsn(self, database: str = "postgres") -> str:
         return self.dsn(SUPERUSER, database, pooled=False, password=self.superuser_password)

@@ -1,0 +1,84 @@
+"""The Hetzner host's TLS and pg_hba.conf, on a real PostgreSQL and PgBouncer (loopback as the subnet)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from components.config import load_stack_values
+from scripts.offline import read_stack_values, stack_file
+from scripts.realserver import Servers, missing_binaries
+
+pytestmark = pytest.mark.real_server
+
+MISSING = missing_binaries()
+if MISSING:
+    pytest.skip(f"real-server tests need {', '.join(MISSING)} on this machine", allow_module_level=True)
+
+PROD = load_stack_values(read_stack_values(stack_file("prod")))
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    started = Servers(PROD, tls=True).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def tls_of(conn: psycopg.Connection[object]) -> tuple[object, ...] | None:
+    return conn.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+
+
+def test_apps_connect_with_verify_full_over_tls_1_2_or_newer(servers: Servers) -> None:
+    with psycopg.connect(servers.dsn("webhook_app", "tracksolid_db", pooled=False)) as conn:
+        ssl, version = tls_of(conn) or (None, None)
+        assert ssl is True and version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_plaintext_is_rejected_by_the_last_lines(servers: Servers) -> None:
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects connection"):
+        psycopg.connect(servers.dsn("webhook_app", "tracksolid_db", pooled=False, sslmode="disable")).close()
+
+
+def test_an_app_only_reaches_its_own_database(servers: Servers) -> None:
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects connection"):
+        psycopg.connect(servers.dsn("webhook_app", "fleet_platform", pooled=False)).close()
+
+
+def test_tls_below_1_2_is_refused(servers: Servers) -> None:
+    dsn = servers.dsn("webhook_app", "tracksolid_db", pooled=False) + " ssl_max_protocol_version=TLSv1.1"
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn).close()
+
+
+def test_a_certificate_from_another_ca_is_not_trusted(
+    servers: Servers, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other = Servers(PROD, tls=True)
+    other._issue_certificates()  # a second, unrelated CA
+    dsn = servers.dsn("webhook_app", "tracksolid_db", pooled=False).replace(str(servers.ca_file), str(other.ca_file))
+    try:
+        with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
+            psycopg.connect(dsn).close()
+    finally:
+        other.stop()
+
+
+def test_pgbouncer_requires_tls_from_clients_and_verifies_postgres(servers: Servers) -> None:
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(servers.dsn("worker_app", "worker_app", pooled=True, sslmode="disable")).close()
+    with psycopg.connect(servers.dsn("worker_app", "worker_app", pooled=True), prepare_threshold=None) as conn:
+        # The server connection PgBouncer opened as worker_app is TLS too.
+        ssl, _ = tls_of(conn) or (None, None)
+        assert ssl is True
+
+
+def test_the_superuser_comes_from_the_admin_cidr_over_tls_only(servers: Servers) -> None:
+    with psycopg.connect(servers.superuser_dsn()) as conn:
+        assert (tls_of(conn) or (None,))[0] is True
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects connection"):
+        psycopg.connect(servers.superuser_dsn() + " sslmode=disable").close()
