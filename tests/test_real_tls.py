@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -29,8 +30,11 @@ def servers() -> Iterator[Servers]:
         started.stop()
 
 
-def tls_of(conn: psycopg.Connection[object]) -> tuple[object, ...] | None:
-    return conn.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+def tls_of(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+    row: tuple[Any, ...] | None = conn.execute(
+        "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    ).fetchone()
+    return row
 
 
 def test_apps_connect_with_verify_full_over_tls_1_2_or_newer(servers: Servers) -> None:
