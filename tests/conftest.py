@@ -14,6 +14,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.offline import ProgramRun, run_stack  # noqa: E402
+from scripts.realserver import missing_binaries  # noqa: E402
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
 
@@ -54,3 +55,10 @@ def run_of(stack: str) -> ProgramRun:
     if stack not in _runs:
         _runs[stack] = run_stack(stack)
     return _runs[stack]
+
+
+def skip_without_real_servers() -> None:
+    """Real-server modules call this at import: skip them, saying what is missing, where it is."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"real-server tests need {', '.join(missing)} on this machine", allow_module_level=True)

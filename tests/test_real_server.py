@@ -18,13 +18,12 @@ import pytest
 from components import access, sql
 from components.config import PlatformConfig, load_stack_values
 from scripts.offline import read_stack_values, stack_file
-from scripts.realserver import Servers, missing_binaries
+from scripts.realserver import Servers
+from tests.conftest import skip_without_real_servers
 
 pytestmark = pytest.mark.real_server
 
-MISSING = missing_binaries()
-if MISSING:
-    pytest.skip(f"real-server tests need {', '.join(MISSING)} on this machine", allow_module_level=True)
+skip_without_real_servers()
 
 PROD = load_stack_values(read_stack_values(stack_file("prod")))
 READ, WRITE, MIGRATE = ("worker_app", "dashboard_app"), ("webhook_app", "ingest_app", "cron_app"), ("gateway_app",)

@@ -13,14 +13,12 @@ import pytest
 
 from components.config import load_stack_values
 from scripts.offline import read_stack_values, stack_file
-from scripts.realserver import Servers, missing_binaries
-from tests.conftest import ROOT
+from scripts.realserver import Servers
+from tests.conftest import ROOT, skip_without_real_servers
 
 pytestmark = pytest.mark.real_server
 
-MISSING = missing_binaries()
-if MISSING:
-    pytest.skip(f"real-server tests need {', '.join(MISSING)} on this machine", allow_module_level=True)
+skip_without_real_servers()
 
 PROD = load_stack_values(read_stack_values(stack_file("prod")))
 
