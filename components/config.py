@@ -238,7 +238,13 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "is not a known setting"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return message.replace("Input should be", "must be").replace("Dictionary", "must be a mapping and")
+    for pydantic_words, ours in (
+        ("Input should be", "must be"),
+        ("Dictionary should", "must"),
+        ("List should", "must"),
+    ):
+        message = message.replace(pydantic_words, ours)
+    return message
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

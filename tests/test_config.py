@@ -297,3 +297,12 @@ def test_hetzner_network_errors(key: str, value: Any, expected: str) -> None:
     config["hetzner"] = {**HETZNER, key: value}
     lines = errors_of(config)
     assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_empty_sections_read_plainly() -> None:
+    config = valid_config()
+    config["apps"] = {}
+    config["databases"]["fleet_platform"]["schemas"] = []
+    lines = errors_of(config)
+    assert "apps: must have at least 1 item after validation, not 0, got {}" in lines
+    assert "databases.fleet_platform.schemas: must have at least 1 item after validation, not 0, got []" in lines
