@@ -1,4 +1,4 @@
-"""LocalHost: the Docker network of the local stack (Docker on the developer's machine)."""
+"""LocalHost: the Docker network and PGDATA volume of the local stack (Docker on the developer's machine)."""
 
 from __future__ import annotations
 

@@ -107,8 +107,10 @@ def _deploy_hetzner(config: PlatformConfig, hetzner: HetznerConfig, plan: access
 
     primary_host = host("primary", hetzner.primary_ip())
     certificates = StackCertificates("tls")
-    cert, key = certificates.server_certificate(
-        "primary-tls", common_name=hetzner.primary_ip(), ip_addresses=[hetzner.primary_ip(), primary_host.public_ip]
+    primary_tls = ServerTls(
+        *certificates.server_certificate(
+            "primary-tls", common_name=hetzner.primary_ip(), ip_addresses=[hetzner.primary_ip(), primary_host.public_ip]
+        )
     )
     replica_ip = hetzner.replica_ip() if hetzner.replicas else None
     hba = render_pg_hba(config, HbaSources((hetzner.subnet,), tuple(hetzner.admin_cidrs), replica_ip))
@@ -118,7 +120,7 @@ def _deploy_hetzner(config: PlatformConfig, hetzner: HetznerConfig, plan: access
         config,
         placement=on_primary,
         data=docker.ContainerVolumeArgs(host_path=f"{DATA_MOUNT}/data", container_path=PGDATA),
-        tls=ServerTls(cert, key),
+        tls=primary_tls,
         hba=hba,
         admin_host=primary_host.public_ip,
         admin_port=POSTGRES_PORT,
@@ -132,11 +134,11 @@ def _deploy_hetzner(config: PlatformConfig, hetzner: HetznerConfig, plan: access
         listen_addr=hetzner.primary_ip(),  # the private network only, never the public interface
         postgres_host=hetzner.primary_ip(),
         auth_password=roles.passwords[AUTH_ROLE],
-        tls=ServerTls(cert, key),
+        tls=primary_tls,
         ca_cert_pem=certificates.ca_cert_pem,
         depends_on=[postgres],
     )
-    ca = client_ca_path()
+    ca = client_ca_path()  # the operator's copy too: one path for every DSN of the stack
     replica = None
     if replica_ip is not None:
         replica_host = host("replica", replica_ip)
@@ -162,7 +164,7 @@ def _deploy_hetzner(config: PlatformConfig, hetzner: HetznerConfig, plan: access
         direct=dsn.Endpoint(hetzner.primary_ip(), POSTGRES_PORT, "verify-full", pooled=False, sslrootcert=ca),
         pooled=dsn.Endpoint(hetzner.primary_ip(), PGBOUNCER_PORT, "verify-full", pooled=True, sslrootcert=ca),
         admin=primary_host.public_ip.apply(
-            lambda ip: dsn.Endpoint(ip, POSTGRES_PORT, "verify-full", pooled=False, sslrootcert="ca.crt")
+            lambda ip: dsn.Endpoint(ip, POSTGRES_PORT, "verify-full", pooled=False, sslrootcert=ca)
         ),
         replica=replica,
         ca_cert_pem=certificates.ca_cert_pem,

@@ -245,13 +245,14 @@ pinned_images = ResourceValidationPolicy(
 
 
 def check_protected_data(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type == HCLOUD_VOLUME:
-        if not args.opts.protect:
-            report(f"volume {args.name} holds PGDATA: set protect so deleting it takes an explicit step", None)
-        if not args.props.get("deleteProtection"):
-            report(f"volume {args.name} holds PGDATA: enable Hetzner delete protection", None)
-    elif args.resource_type == DOCKER_VOLUME and _component(args.props) == "postgres-data" and not args.opts.protect:
+    hetzner = args.resource_type == HCLOUD_VOLUME
+    labelled = args.resource_type == DOCKER_VOLUME and _component(args.props) == "postgres-data"
+    if not (hetzner or labelled):
+        return
+    if not args.opts.protect:
         report(f"volume {args.name} holds PGDATA: set protect so deleting it takes an explicit step", None)
+    if hetzner and not args.props.get("deleteProtection"):
+        report(f"volume {args.name} holds PGDATA: enable Hetzner delete protection", None)
 
 
 protected_data = ResourceValidationPolicy(

@@ -110,7 +110,7 @@ class Servers:
              "--auth-host=scram-sha-256", f"--pwfile={self.root / 'pwfile'}", "--no-instructions"]
         )  # fmt: skip
         if self.tls:
-            self._issue_certificates()
+            self.issue_certificates()
             hba = render_pg_hba(self.config, HbaSources(app_cidrs=("127.0.0.0/8",), admin_cidrs=(f"{LOOPBACK}/32",)))
             self._write(self.root / "pg_hba.conf", hba)
         self.start_postgres()
@@ -122,7 +122,7 @@ class Servers:
     def ca_file(self) -> Path:
         return self.root / "ca.crt"
 
-    def _issue_certificates(self) -> None:
+    def issue_certificates(self) -> None:
         """A stack CA and a server certificate for 127.0.0.1 (EC P-256), as pulumi-tls issues them."""
 
         def openssl(*args: str) -> None:

@@ -62,7 +62,7 @@ def test_a_certificate_from_another_ca_is_not_trusted(
     servers: Servers, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     other = Servers(PROD, tls=True)
-    other._issue_certificates()  # a second, unrelated CA
+    other.issue_certificates()  # a second, unrelated CA
     dsn = servers.dsn("webhook_app", "tracksolid_db", pooled=False).replace(str(servers.ca_file), str(other.ca_file))
     try:
         with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
