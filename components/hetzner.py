@@ -8,19 +8,21 @@ ssh-agent (SSH_AUTH_SOCK), so no private key is stored in config or state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_hcloud as hcloud
 
-from components.config import HetznerConfig
+from postgres_platform.model.names import POSTGRES_PORT
+from postgres_platform.render.hetzner import DATA_MOUNT, cloud_init
 
-DATA_MOUNT = "/mnt/pgdata"  # where cloud-init mounts the host's volume; Postgres data lives below it
 SSH_PORT = 22
-POSTGRES_PORT = 5432
 
 
-def firewall_rules(hetzner: HetznerConfig) -> list[hcloud.FirewallRuleArgs]:
+def firewall_rules(admin_cidrs: Sequence[str]) -> list[hcloud.FirewallRuleArgs]:
     """Inbound: SSH and Postgres from the admin CIDRs only. Nothing else; PgBouncer is private-only.
 
     Hetzner firewalls filter public interfaces; apps reach Postgres and PgBouncer over the private
@@ -28,36 +30,29 @@ def firewall_rules(hetzner: HetznerConfig) -> list[hcloud.FirewallRuleArgs]:
     """
     return [
         hcloud.FirewallRuleArgs(
-            direction="in", protocol="tcp", port=str(port), source_ips=list(hetzner.admin_cidrs), description=purpose
+            direction="in", protocol="tcp", port=str(port), source_ips=list(admin_cidrs), description=purpose
         )
         for port, purpose in ((SSH_PORT, "ssh from admins"), (POSTGRES_PORT, "postgres from admins (provider)"))
     ]
 
 
-def cloud_init(volume_id: int | str) -> str:
-    """Mount the data volume (formatted ext4 by Hetzner) before Docker starts any container."""
-    device = f"/dev/disk/by-id/scsi-0HC_Volume_{volume_id}"
-    return f"""#cloud-config
-mounts:
-  - ["{device}", "{DATA_MOUNT}", "ext4", "discard,nofail,defaults", "0", "0"]
-runcmd:
-  - mkdir -p {DATA_MOUNT}
-  - mount -a
-  - mountpoint -q {DATA_MOUNT}
-  - systemctl enable --now docker
-"""
+@dataclass(frozen=True)
+class PrivateNetworkArgs:
+    ip_range: str
+    subnet: str
+    network_zone: str
 
 
 class PrivateNetwork(pulumi.ComponentResource):
     network_id: pulumi.Output[int]
     subnet_id: pulumi.Output[str]
 
-    def __init__(self, name: str, hetzner: HetznerConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: PrivateNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PrivateNetwork", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         network = hcloud.Network(
             f"{name}-network",
-            ip_range=hetzner.ip_range,
+            ip_range=args.ip_range,
             labels={"managed-by": "postgres-platform", "env": pulumi.get_stack()},
             opts=child,
         )
@@ -65,13 +60,28 @@ class PrivateNetwork(pulumi.ComponentResource):
             f"{name}-subnet",
             network_id=network.id.apply(int),
             type="cloud",
-            network_zone=hetzner.network_zone,
-            ip_range=hetzner.subnet,
+            network_zone=args.network_zone,
+            ip_range=args.subnet,
             opts=child,
         )
         self.network_id = network.id.apply(int)
         self.subnet_id = subnet.id
         self.register_outputs({"networkId": self.network_id})
+
+
+@dataclass(frozen=True)
+class DatabaseHostArgs:
+    role: str  # primary | replica (a label)
+    private_ip: str
+    location: str
+    server_type: str
+    image: str
+    ssh_keys: Sequence[str]
+    volume_size: int  # GB
+    protect_server: bool  # Hetzner delete and rebuild protection
+    network: PrivateNetwork
+    firewall: hcloud.Firewall
+    placement_group: hcloud.PlacementGroup
 
 
 class DatabaseHost(pulumi.ComponentResource):
@@ -81,26 +91,16 @@ class DatabaseHost(pulumi.ComponentResource):
     private_ip: str
     docker_provider: docker.Provider
 
-    def __init__(
-        self,
-        name: str,
-        hetzner: HetznerConfig,
-        *,
-        role: str,
-        private_ip: str,
-        network: PrivateNetwork,
-        firewall: hcloud.Firewall,
-        placement_group: hcloud.PlacementGroup,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: DatabaseHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:DatabaseHost", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        labels = {"managed-by": "postgres-platform", "env": pulumi.get_stack(), "role": role}
+        labels = {"managed-by": "postgres-platform", "env": pulumi.get_stack(), "role": args.role}
+        private_ip = args.private_ip
         # Losing PGDATA must take an explicit step: Pulumi protect and Hetzner's delete protection.
         volume = hcloud.Volume(
             f"{name}-data",
-            size=hetzner.volume_size,
-            location=hetzner.location,
+            size=args.volume_size,
+            location=args.location,
             format="ext4",
             delete_protection=True,
             labels={**labels, "data": "pgdata"},
@@ -108,18 +108,18 @@ class DatabaseHost(pulumi.ComponentResource):
         )
         server = hcloud.Server(
             f"{name}-server",
-            server_type=hetzner.server_type,
-            image=hetzner.image,
-            location=hetzner.location,
-            ssh_keys=list(hetzner.ssh_keys),
+            server_type=args.server_type,
+            image=args.image,
+            location=args.location,
+            ssh_keys=list(args.ssh_keys),
             labels=labels,
-            placement_group_id=placement_group.id.apply(int),
-            firewall_ids=[firewall.id.apply(int)],
-            networks=[hcloud.ServerNetworkArgs(network_id=network.network_id, ip=private_ip)],
+            placement_group_id=args.placement_group.id.apply(int),
+            firewall_ids=[args.firewall.id.apply(int)],
+            networks=[hcloud.ServerNetworkArgs(network_id=args.network.network_id, ip=private_ip)],
             user_data=volume.id.apply(cloud_init),
-            delete_protection=hetzner.protect_servers,
-            rebuild_protection=hetzner.protect_servers,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[network]),
+            delete_protection=args.protect_server,
+            rebuild_protection=args.protect_server,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.network]),
         )
         attachment = hcloud.VolumeAttachment(
             f"{name}-data-attachment",

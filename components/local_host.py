@@ -5,17 +5,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from components.names import COMPONENT_LABEL
-
-LOOPBACK = "127.0.0.1"
-PGDATA = "/var/lib/postgresql/data"
+from postgres_platform.model.names import COMPONENT_LABEL, PGDATA
 
 
 class LocalHost(pulumi.ComponentResource):
     """A private bridge network for Postgres and PgBouncer (ports published on loopback only), and PGDATA."""
 
     network_name: pulumi.Output[str]
-    address: str  # where apps and the operator on this machine reach published ports
     data: docker.ContainerVolumeArgs
 
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -33,6 +29,5 @@ class LocalHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),  # a developer's scratch data: not protected
         )
         self.network_name = network.name
-        self.address = LOOPBACK
         self.data = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=PGDATA)
         self.register_outputs({"networkName": self.network_name})

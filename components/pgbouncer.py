@@ -2,96 +2,74 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
-from components.config import PlatformConfig
-from components.names import COMPONENT_LABEL
-from components.pgbouncer_config import Endpoints, PgBouncerTls, render_auth_file, render_hba, render_ini
-from components.postgres import POSTGRES_PORT, Placement, Publish, ServerTls
+from components.postgres import Placement, Publish, ServerTls
+from postgres_platform.model.names import COMPONENT_LABEL, PGBOUNCER_PORT, PGBOUNCER_UID
+from postgres_platform.passwords import generated_password
+from postgres_platform.render.pgbouncer import AUTH_FILE, CONTAINER_TLS, HBA_FILE, INI_FILE, render_auth_file
 
-PGBOUNCER_PORT = 6432
-CONFIG_DIR = "/etc/pgbouncer"
-PGBOUNCER_UID = "70"  # the image's unprivileged `postgres` user (Alpine); PgBouncer refuses root
-FILE_TLS = PgBouncerTls(f"{CONFIG_DIR}/ca.crt", f"{CONFIG_DIR}/server.crt", f"{CONFIG_DIR}/server.key")
+
+@dataclass(frozen=True)
+class PgBouncerArgs:
+    image: str  # the literal reference, as for Postgres
+    ini: str  # render.pgbouncer.render_ini, with the container's paths
+    hba: str  # render.pgbouncer.render_hba
+    auth_password: pulumi.Input[str]  # the auth role's (secret)
+    placement: Placement
+    publish: Publish | None = None
+    tls: ServerTls | None = None  # the host's certificate, offered to clients
+    ca_cert_pem: pulumi.Input[str] | None = None  # to verify Postgres
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class PgBouncer(pulumi.ComponentResource):
     admin_password: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        config: PlatformConfig,
-        *,
-        placement: Placement,
-        listen_addr: str,  # inside a bridge container 0.0.0.0 (published on loopback); on a host, its private IP
-        postgres_host: pulumi.Input[str],
-        auth_password: pulumi.Input[str],
-        publish: Publish | None = None,
-        tls: ServerTls | None = None,
-        ca_cert_pem: pulumi.Input[str] | None = None,
-        depends_on: list[pulumi.Resource] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: PgBouncerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PgBouncer", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        admin_password = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
+        self.admin_password = generated_password(f"{name}-admin-password", self)
         # Fixed per stack so the verifier (and the container) only change when the password does.
-        admin_salt = random.RandomPassword(f"{name}-admin-salt", length=16, special=False, opts=child)
-        self.admin_password = pulumi.Output.secret(admin_password.result)
-        ini = pulumi.Output.from_input(postgres_host).apply(
-            lambda host: render_ini(
-                config,
-                Endpoints(
-                    listen_addr=listen_addr,
-                    listen_port=PGBOUNCER_PORT,
-                    server_host=host,
-                    server_port=POSTGRES_PORT,
-                    auth_file=f"{CONFIG_DIR}/userlist.txt",
-                    hba_file=f"{CONFIG_DIR}/pgbouncer_hba.conf",
-                    tls=FILE_TLS if tls is not None else None,
-                ),
-            )
-        )
+        admin_salt = generated_password(f"{name}-admin-salt", self, length=16)
         auth_file: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(auth_password, self.admin_password, admin_salt.result).apply(
+            pulumi.Output.all(args.auth_password, self.admin_password, admin_salt).apply(
                 lambda values: render_auth_file(values[0], values[1], values[2].encode())
             )
         )
         uploads = [
-            docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/pgbouncer.ini", content=ini, owner=PGBOUNCER_UID),
-            docker.ContainerUploadArgs(
-                file=f"{CONFIG_DIR}/pgbouncer_hba.conf", content=render_hba(config), owner=PGBOUNCER_UID
-            ),
-            docker.ContainerUploadArgs(
-                file=f"{CONFIG_DIR}/userlist.txt", content=auth_file, owner=PGBOUNCER_UID, permissions="0600"
-            ),
+            docker.ContainerUploadArgs(file=INI_FILE, content=args.ini, owner=PGBOUNCER_UID),
+            docker.ContainerUploadArgs(file=HBA_FILE, content=args.hba, owner=PGBOUNCER_UID),
+            docker.ContainerUploadArgs(file=AUTH_FILE, content=auth_file, owner=PGBOUNCER_UID, permissions="0600"),
         ]
-        if tls is not None:
+        if args.tls is not None:
             uploads += [
-                docker.ContainerUploadArgs(file=FILE_TLS.ca_file, content=ca_cert_pem, owner=PGBOUNCER_UID),
-                docker.ContainerUploadArgs(file=FILE_TLS.cert_file, content=tls.cert_pem, owner=PGBOUNCER_UID),
+                docker.ContainerUploadArgs(file=CONTAINER_TLS.ca_file, content=args.ca_cert_pem, owner=PGBOUNCER_UID),
                 docker.ContainerUploadArgs(
-                    file=FILE_TLS.key_file, content=tls.key_pem, owner=PGBOUNCER_UID, permissions="0600"
+                    file=CONTAINER_TLS.cert_file, content=args.tls.cert_pem, owner=PGBOUNCER_UID
+                ),
+                docker.ContainerUploadArgs(
+                    file=CONTAINER_TLS.key_file, content=args.tls.key_pem, owner=PGBOUNCER_UID, permissions="0600"
                 ),
             ]
         image = docker.RemoteImage(
-            f"{name}-image", name=config.pgbouncer.image, keep_locally=True, opts=placement.options(self, [])
+            f"{name}-image", name=args.image, keep_locally=True, opts=args.placement.options(self, [])
         )
         docker.Container(
             f"{name}-container",
             name=f"postgres-platform-{pulumi.get_stack()}-pgbouncer",
-            image=config.pgbouncer.image,  # literal, as in PostgresContainer; pulled by `image` first
+            image=args.image,  # literal, as in PostgresContainer; pulled by `image` first
             # Run the binary on our files directly: the image's entrypoint would write its own config.
             entrypoints=["pgbouncer"],
-            command=[f"{CONFIG_DIR}/pgbouncer.ini"],
+            command=[INI_FILE],
             user=PGBOUNCER_UID,
             uploads=uploads,
             labels=[docker.ContainerLabelArgs(label=COMPONENT_LABEL, value="pgbouncer")],
             restart="unless-stopped",
-            **placement.container_args("pgbouncer", publish, PGBOUNCER_PORT),
-            opts=placement.options(self, [image, *(depends_on or [])]),
+            **args.placement.container_args("pgbouncer", args.publish, PGBOUNCER_PORT),
+            opts=args.placement.options(self, [image, *args.depends_on]),
         )
         self.register_outputs({})

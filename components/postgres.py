@@ -1,25 +1,24 @@
-"""PostgresServer: the Postgres container, where its data lives, and the provider that manages roles in it.
+"""PostgresContainer (a primary or a standby) and PostgresServer (the primary, its superuser and provider).
 
-Shared by both targets; a `Placement` says where it runs: on the local Docker's bridge network with
-ports published on loopback, or on a Hetzner host's own network (firewall and pg_hba guard it).
+A `Placement` says where containers run: on the local Docker's bridge network with ports published
+on loopback, or on a Hetzner host's own network (firewall and pg_hba guard it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_postgresql as postgresql
-import pulumi_random as random
 
-from components.config import PlatformConfig, SettingValue
-from components.names import COMPONENT_LABEL, SUPERUSER
+from postgres_platform.model.names import COMPONENT_LABEL, POSTGRES_PORT, POSTGRES_UID, SUPERUSER
+from postgres_platform.passwords import generated_password
+from postgres_platform.render.postgres import CERT_FILE, HBA_FILE, KEY_FILE
 
-POSTGRES_PORT = 5432
-POSTGRES_UID = "999"  # the official image's postgres user
-CONFIG_DIR = "/etc/postgresql"
 # The provider's own pool runs as superuser: keep it inside adminHeadroom + reserved slots.
 PROVIDER_MAX_CONNECTIONS = 4
 
@@ -52,8 +51,8 @@ class Placement:
             "ports": ports,
         }
 
-    def options(self, parent: pulumi.Resource, depends_on: list[pulumi.Resource]) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=parent, provider=self.docker_provider, depends_on=depends_on)
+    def options(self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=parent, provider=self.docker_provider, depends_on=list(depends_on))
 
 
 @dataclass(frozen=True)
@@ -62,72 +61,30 @@ class ServerTls:
     key_pem: pulumi.Input[str]  # secret
 
 
-def _setting(value: SettingValue) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
+def server_files(hba: str | None, tls: ServerTls | None) -> list[docker.ContainerUploadArgs]:
+    """Our pg_hba.conf and the server's certificate and key, where render.postgres's settings name them."""
+    files = []
+    if hba is not None:
+        files.append(docker.ContainerUploadArgs(file=HBA_FILE, content=hba, owner=POSTGRES_UID))
+    if tls is not None:
+        files += [
+            docker.ContainerUploadArgs(file=CERT_FILE, content=tls.cert_pem, owner=POSTGRES_UID),
+            docker.ContainerUploadArgs(file=KEY_FILE, content=tls.key_pem, owner=POSTGRES_UID, permissions="0600"),
+        ]
+    return files
 
 
-def server_arguments(config: PlatformConfig, extra: dict[str, SettingValue] | None = None) -> list[str]:
-    """`postgres -c name=value ...`: the budget's two numbers first, where the policy reads them.
-
-    Only literals: the connection-budget policy reads this list at preview.
-    """
-    pg = config.postgres
-    settings: dict[str, SettingValue] = {
-        "max_connections": pg.max_connections,
-        "superuser_reserved_connections": pg.superuser_reserved_connections,
-        "password_encryption": "scram-sha-256",
-        **pg.settings,
-        **(extra or {}),
-    }
-    args = ["postgres"]
-    for name, value in settings.items():
-        args += ["-c", f"{name}={_setting(value)}"]
-    return args
-
-
-def tls_and_hba_settings() -> dict[str, SettingValue]:
-    """A Hetzner host's server: TLS 1.2+ only and our pg_hba.conf, listening on the host's interfaces."""
-    return {
-        "listen_addresses": "*",
-        "hba_file": f"{CONFIG_DIR}/pg_hba.conf",
-        "ssl": True,
-        "ssl_cert_file": f"{CONFIG_DIR}/server.crt",
-        "ssl_key_file": f"{CONFIG_DIR}/server.key",
-        "ssl_min_protocol_version": "TLSv1.2",
-    }
-
-
-def superuser_access(
-    name: str,
-    *,
-    host: pulumi.Input[str],
-    port: int,
-    password: pulumi.Output[str],
-    sslmode: str,
-    sslrootcert: pulumi.Input[str] | None = None,
-    opts: pulumi.ResourceOptions,
-) -> tuple[pulumi.Output[dict[str, Any]], postgresql.Provider]:
-    """The superuser's connection (for SqlApply, secret) and the provider that manages roles with it."""
-    connection = pulumi.Output.secret(
-        {"host": host, "port": port, "user": SUPERUSER, "password": password, "sslmode": sslmode,
-         "sslrootcert": sslrootcert}
-    )  # fmt: skip
-    provider = postgresql.Provider(
-        name,
-        host=host,
-        port=port,
-        username=SUPERUSER,
-        password=password,
-        sslmode=sslmode,
-        sslrootcert=sslrootcert,
-        superuser=True,
-        max_connections=PROVIDER_MAX_CONNECTIONS,
-        connect_timeout=30,
-        opts=opts,
-    )
-    return connection, provider
+@dataclass(frozen=True)
+class PostgresContainerArgs:
+    image: str  # the literal reference: the pinned-images policy reads it at preview
+    command: list[str]  # render.postgres.server_arguments: literals the connection-budget policy reads
+    label: str  # COMPONENT_LABEL value: "postgres" (a primary) or "postgres-replica"
+    placement: Placement
+    data: docker.ContainerVolumeArgs
+    envs: Sequence[pulumi.Input[str]] = ()
+    publish: Publish | None = None
+    files: Sequence[docker.ContainerUploadArgs] = ()
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class PostgresContainer(pulumi.ComponentResource):
@@ -135,51 +92,20 @@ class PostgresContainer(pulumi.ComponentResource):
 
     container: docker.Container
 
-    def __init__(
-        self,
-        name: str,
-        config: PlatformConfig,
-        *,
-        placement: Placement,
-        data: docker.ContainerVolumeArgs,
-        label: str,
-        envs: list[pulumi.Input[str]] | None = None,
-        publish: Publish | None = None,
-        tls: ServerTls | None = None,
-        hba: str | None = None,
-        extra_settings: dict[str, SettingValue] | None = None,
-        extra_uploads: list[docker.ContainerUploadArgs] | None = None,
-        depends_on: list[pulumi.Resource] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: PostgresContainerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PostgresContainer", name, None, opts)
         image = docker.RemoteImage(
-            f"{name}-image", name=config.postgres.image, keep_locally=True, opts=placement.options(self, [])
+            f"{name}-image", name=args.image, keep_locally=True, opts=args.placement.options(self, [])
         )
-        uploads = []
-        if hba is not None:
-            uploads.append(
-                docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/pg_hba.conf", content=hba, owner=POSTGRES_UID)
-            )
-        if tls is not None:
-            uploads += [
-                docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/server.crt", content=tls.cert_pem, owner=POSTGRES_UID),
-                docker.ContainerUploadArgs(
-                    file=f"{CONFIG_DIR}/server.key", content=tls.key_pem, owner=POSTGRES_UID, permissions="0600"
-                ),
-            ]
-        uploads += extra_uploads or []
-        settings = {**(tls_and_hba_settings() if tls is not None else {}), **(extra_settings or {})}
         self.container = docker.Container(
             f"{name}-container",
             name=f"postgres-platform-{pulumi.get_stack()}-{name}",
-            # The literal reference (not image.name): the pinned-images policy must see it at preview.
-            image=config.postgres.image,
-            command=server_arguments(config, settings),
-            envs=envs,
-            labels=[docker.ContainerLabelArgs(label=COMPONENT_LABEL, value=label)],
-            volumes=[data],
-            uploads=uploads or None,
+            image=args.image,
+            command=args.command,
+            envs=list(args.envs) or None,
+            labels=[docker.ContainerLabelArgs(label=COMPONENT_LABEL, value=args.label)],
+            volumes=[args.data],
+            uploads=list(args.files) or None,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD-SHELL", f"pg_isready -U {SUPERUSER} -h 127.0.0.1"],
                 interval="5s",
@@ -191,60 +117,72 @@ class PostgresContainer(pulumi.ComponentResource):
             wait=True,
             wait_timeout=300,
             restart="unless-stopped",
-            **placement.container_args("postgres", publish, POSTGRES_PORT),
-            opts=placement.options(self, [image, *(depends_on or [])]),
+            **args.placement.container_args("postgres", args.publish, POSTGRES_PORT),
+            opts=args.placement.options(self, [image, *args.depends_on]),
         )
         self.register_outputs({"containerName": self.container.name})
+
+
+@dataclass(frozen=True)
+class AdminAddress:
+    """Where the machine running Pulumi reaches the primary as the superuser, and how it verifies it."""
+
+    host: pulumi.Input[str]
+    port: int
+    sslmode: str
+    sslrootcert: pulumi.Input[str] | None = None  # a file path (the provider and libpq take paths)
+
+
+@dataclass(frozen=True)
+class AdminConnection:
+    """The superuser connection, typed: what the provider and the SQL re-apply step connect with."""
+
+    address: AdminAddress
+    user: str
+    password: pulumi.Output[str]  # secret
+
+    def as_secret_input(self) -> pulumi.Output[dict[str, Any]]:
+        a = self.address
+        return pulumi.Output.secret(
+            {"host": a.host, "port": a.port, "user": self.user, "password": self.password, "sslmode": a.sslmode,
+             "sslrootcert": a.sslrootcert}
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PostgresServerArgs:
+    container: PostgresContainerArgs  # without envs: the server sets POSTGRES_PASSWORD itself
+    admin: AdminAddress
 
 
 class PostgresServer(pulumi.ComponentResource):
     """The primary: its container, its superuser password, and the postgresql provider for its roles."""
 
-    container_name: pulumi.Output[str]  # its host name on the Docker network
     superuser_password: pulumi.Output[str]
-    admin_connection: pulumi.Output[dict[str, Any]]  # secret: host, port, user, password, sslmode
+    admin_connection: AdminConnection
     provider: postgresql.Provider
 
-    def __init__(
-        self,
-        name: str,
-        config: PlatformConfig,
-        *,
-        placement: Placement,
-        data: docker.ContainerVolumeArgs,
-        admin_host: pulumi.Input[str],
-        admin_port: int,
-        publish: Publish | None = None,
-        tls: ServerTls | None = None,
-        hba: str | None = None,
-        sslrootcert: pulumi.Input[str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: PostgresServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PostgresServer", name, None, opts)
-        password = random.RandomPassword(
-            f"{name}-superuser-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
-        )
-        self.superuser_password = pulumi.Output.secret(password.result)
+        self.superuser_password = generated_password(f"{name}-superuser-password", self)
+        envs = [pulumi.Output.concat("POSTGRES_PASSWORD=", self.superuser_password)]
         server = PostgresContainer(
             name,
-            config,
-            placement=placement,
-            data=data,
-            label="postgres",
-            envs=[pulumi.Output.concat("POSTGRES_PASSWORD=", self.superuser_password)],
-            publish=publish,
-            tls=tls,
-            hba=hba,
+            dataclasses.replace(args.container, envs=envs),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.container_name = server.container.name
-        self.admin_connection, self.provider = superuser_access(
+        self.admin_connection = AdminConnection(args.admin, SUPERUSER, self.superuser_password)
+        self.provider = postgresql.Provider(
             f"{name}-provider",
-            host=admin_host,
-            port=admin_port,
+            host=args.admin.host,
+            port=args.admin.port,
+            username=SUPERUSER,
             password=self.superuser_password,
-            sslmode="verify-full" if tls is not None else "disable",
-            sslrootcert=sslrootcert,
+            sslmode=args.admin.sslmode,
+            sslrootcert=args.admin.sslrootcert,
+            superuser=True,
+            max_connections=PROVIDER_MAX_CONNECTIONS,
+            connect_timeout=30,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
         )
-        self.register_outputs({"containerName": self.container_name})
+        self.register_outputs({"containerName": server.container.name})

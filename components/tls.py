@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pulumi
 import pulumi_tls as tls
 
@@ -56,14 +53,3 @@ class StackCertificates(pulumi.ComponentResource):
             opts=child,
         )
         return cert.cert_pem, pulumi.Output.secret(key.private_key_pem)
-
-
-def ca_file_for_provider(ca_cert_pem: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The CA as a file for the postgresql provider's sslrootcert (it takes a path, not PEM)."""
-
-    def write(pem: str) -> str:
-        path = Path(tempfile.gettempdir()) / f"postgres-platform-{pulumi.get_stack()}-ca.crt"
-        path.write_text(pem)
-        return str(path)
-
-    return pulumi.Output.from_input(ca_cert_pem).apply(write)

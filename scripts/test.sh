@@ -17,7 +17,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt  # includes `-e .`
 python3 -m ruff check .
 python3 -m ruff format --check .
 python3 -m mypy .

@@ -1,29 +1,38 @@
-"""The access plan: owner roles, grants per level, default privileges, revokes."""
+"""The access plan: owner and group roles, what each app gets through its group, default privileges, revokes."""
 
 from __future__ import annotations
 
-from components import access
-from components.access import Grant
-from components.config import parse
-from tests.conftest import valid_config
+from postgres_platform.model import access
+from postgres_platform.model.access import Grant
+from postgres_platform.model.load import parse
+from tests.helpers import valid_config
 
 
 def plan() -> access.AccessPlan:
     return access.plan(parse(valid_config()))
 
 
-def grants_of(p: access.AccessPlan, role: str, object_type: str) -> dict[str | None, tuple[str, ...]]:
+def login(p: access.AccessPlan, app: str) -> access.Role:
+    return next(r for r in p.logins if r.name == app)
+
+
+def grants_of(p: access.AccessPlan, app: str, object_type: str) -> dict[str | None, tuple[str, ...]]:
+    """What an app holds of one object type, through the groups it is a member of (its only source)."""
+    groups = set(login(p, app).member_of)
     return {(g.schema if object_type != "database" else g.database): g.privileges for g in p.grants
-            if g.role == role and g.object_type == object_type}  # fmt: skip
+            if g.role in groups and g.object_type == object_type}  # fmt: skip
 
 
-def test_each_database_has_a_nologin_owner_without_slots() -> None:
+def test_each_database_has_a_nologin_owner_and_groups_without_slots() -> None:
     p = plan()
     assert {(db.name, db.owner) for db in p.databases} == {
         ("tracksolid_db", "tracksolid_db_owner"),
         ("fleet_platform", "fleet_platform_owner"),
     }
-    assert all(not o.login and o.connection_limit == -1 for o in p.owners)
+    assert {g.name for g in p.groups} == {
+        "tracksolid_db_read", "tracksolid_db_write", "fleet_platform_read", "fleet_platform_write",
+    }  # fmt: skip
+    assert all(not r.login and r.connection_limit == -1 and not r.member_of for r in (*p.owners, *p.groups))
 
 
 def test_logins_are_the_apps_and_the_auth_role_with_their_limits() -> None:
@@ -32,34 +41,45 @@ def test_logins_are_the_apps_and_the_auth_role_with_their_limits() -> None:
     }  # fmt: skip
 
 
+def test_apps_hold_no_grant_of_their_own_only_a_membership() -> None:
+    p = plan()
+    apps = {"webhook_app", "worker_app", "gateway_app"}
+    assert not [g for g in p.grants if g.role in apps]
+    assert not [d for d in p.default_privileges if d.role in apps or d.owner in apps]
+    assert login(p, "worker_app").member_of == ("tracksolid_db_read",)
+    assert login(p, "webhook_app").member_of == ("tracksolid_db_write",)
+    assert login(p, "pgbouncer_auth").member_of == ()
+
+
 def test_read_level() -> None:
     p = plan()
     assert grants_of(p, "worker_app", "database") == {"tracksolid_db": ("CONNECT",)}
     assert grants_of(p, "worker_app", "schema") == {"tracksolid": ("USAGE",), "reporting": ("USAGE",)}
     assert grants_of(p, "worker_app", "table") == {"tracksolid": ("SELECT",), "reporting": ("SELECT",)}
     assert grants_of(p, "worker_app", "sequence") == {"tracksolid": ("SELECT",), "reporting": ("SELECT",)}
+    assert login(p, "worker_app").assume_role is None
 
 
 def test_write_level() -> None:
     p = plan()
+    assert grants_of(p, "webhook_app", "database") == {"tracksolid_db": ("CONNECT", "TEMPORARY")}
     assert grants_of(p, "webhook_app", "table")["tracksolid"] == ("SELECT", "INSERT", "UPDATE", "DELETE")
     assert grants_of(p, "webhook_app", "sequence")["tracksolid"] == ("SELECT", "USAGE", "UPDATE")
-    assert not [m for m in p.memberships if m.member == "webhook_app"]
+    assert "tracksolid_db_owner" not in login(p, "webhook_app").member_of
 
 
-def test_migrate_level_is_member_of_the_owner() -> None:
-    p = plan()
-    assert [(m.member, m.group) for m in p.memberships] == [("gateway_app", "fleet_platform_owner")]
-    assert grants_of(p, "gateway_app", "table") == {"public": ("SELECT", "INSERT", "UPDATE", "DELETE")}
+def test_migrate_level_writes_and_creates_as_the_owner() -> None:
+    gateway = login(plan(), "gateway_app")
+    assert gateway.member_of == ("fleet_platform_write", "fleet_platform_owner")
+    assert gateway.assume_role == "fleet_platform_owner"  # what its migrations create, the owner owns
+    assert grants_of(plan(), "gateway_app", "table") == {"public": ("SELECT", "INSERT", "UPDATE", "DELETE")}
 
 
-def test_no_app_is_granted_anything_in_another_database() -> None:
+def test_no_group_holds_anything_in_another_database() -> None:
     p = plan()
     for grant in p.grants:
-        if grant.role in ("webhook_app", "worker_app"):
-            assert grant.database == "tracksolid_db"
-        if grant.role == "gateway_app":
-            assert grant.database == "fleet_platform"
+        if grant.role.endswith(("_read", "_write")):
+            assert grant.role.startswith(grant.database + "_"), grant
 
 
 def test_public_loses_connect_and_create_on_public() -> None:
@@ -80,53 +100,70 @@ def test_auth_role_may_only_connect_and_execute_the_lookup() -> None:
     assert Grant("public", "tracksolid_db", "function", (), schema="pgbouncer") in p.grants
 
 
-def test_default_privileges_from_owner_and_each_migrate_role() -> None:
+def test_default_privileges_from_the_owner_to_each_group_per_schema() -> None:
     p = plan()
-    fleet = {(d.owner, d.role, d.object_type) for d in p.default_privileges if d.database == "fleet_platform"}
-    # gateway_app (migrate) creates tables too: its objects are granted to nobody else here, but
-    # the owner's are granted to gateway_app; a migrate role needs none on its own objects.
+    assert {d.owner for d in p.default_privileges} == {"tracksolid_db_owner", "fleet_platform_owner"}
+    fleet = {(d.role, d.schema, d.object_type, d.privileges) for d in p.default_privileges
+             if d.database == "fleet_platform"}  # fmt: skip
     assert fleet == {
-        ("fleet_platform_owner", "gateway_app", "table"),
-        ("fleet_platform_owner", "gateway_app", "sequence"),
+        ("fleet_platform_read", "public", "table", ("SELECT",)),
+        ("fleet_platform_read", "public", "sequence", ("SELECT",)),
+        ("fleet_platform_write", "public", "table", ("SELECT", "INSERT", "UPDATE", "DELETE")),
+        ("fleet_platform_write", "public", "sequence", ("SELECT", "USAGE", "UPDATE")),
     }
-    tracksolid = {(d.owner, d.role, d.schema, d.object_type, d.privileges) for d in p.default_privileges
-                  if d.database == "tracksolid_db" and d.role == "worker_app"}  # fmt: skip
-    assert ("tracksolid_db_owner", "worker_app", "reporting", "table", ("SELECT",)) in tracksolid
+    tracksolid = {(d.role, d.schema) for d in p.default_privileges if d.database == "tracksolid_db"}
+    assert tracksolid == {(g, s) for g in ("tracksolid_db_read", "tracksolid_db_write")
+                          for s in ("tracksolid", "reporting")}  # fmt: skip
 
 
-def test_default_privileges_from_migrate_role_reach_other_apps() -> None:
-    config = valid_config()
-    config["apps"]["cron_app"] = {"database": "fleet_platform", "access": "write", "connectionLimit": 5}
-    p = access.plan(parse(config))
-    assert {(d.owner, d.object_type, d.privileges) for d in p.default_privileges if d.role == "cron_app"} == {
-        ("fleet_platform_owner", "table", ("SELECT", "INSERT", "UPDATE", "DELETE")),
-        ("fleet_platform_owner", "sequence", ("SELECT", "USAGE", "UPDATE")),
-        ("gateway_app", "table", ("SELECT", "INSERT", "UPDATE", "DELETE")),
-        ("gateway_app", "sequence", ("SELECT", "USAGE", "UPDATE")),
-    }
-
-
-def test_migration_tables_are_revoked_from_non_migrate_apps_only() -> None:
+def test_migration_tables_are_revoked_from_write_groups_only() -> None:
     config = valid_config()
     config["apps"]["cron_app"] = {"database": "fleet_platform", "access": "write", "connectionLimit": 5}
     config["databases"]["tracksolid_db"]["migrationTables"] = ["tracksolid.schema_migrations"]
     p = access.plan(parse(config))
     assert {(r.database, r.table, r.roles) for r in p.migration_revokes} == {
-        ("tracksolid_db", "tracksolid.schema_migrations", ("webhook_app", "worker_app")),
-        ("fleet_platform", "public.alembic_version", ("cron_app",)),
-        ("fleet_platform", "public.schema_migrations", ("cron_app",)),
+        ("tracksolid_db", "tracksolid.schema_migrations", ("tracksolid_db_write",)),
+        ("fleet_platform", "public.alembic_version", ("fleet_platform_write",)),
+        ("fleet_platform", "public.schema_migrations", ("fleet_platform_write",)),
     }
 
 
-def test_app_schema_subset_limits_its_grants() -> None:
+def test_app_schema_subset_gets_a_group_of_exactly_that_subset() -> None:
     config = valid_config()
     config["apps"]["worker_app"]["schemas"] = ["reporting"]
+    config["apps"]["webhook_app"]["schemas"] = ["reporting", "tracksolid"]  # all of them: the database's group
+    config["databases"]["tracksolid_db"]["migrationTables"] = ["reporting.schema_migrations"]
     p = access.plan(parse(config))
+    assert login(p, "worker_app").member_of == ("tracksolid_db_read_reporting",)
+    assert login(p, "webhook_app").member_of == ("tracksolid_db_write",)
     assert set(grants_of(p, "worker_app", "table")) == {"reporting"}
-    assert {d.schema for d in p.default_privileges if d.role == "worker_app"} == {"reporting"}
+    assert set(grants_of(p, "worker_app", "schema")) == {"reporting"}
+    assert grants_of(p, "worker_app", "database") == {"tracksolid_db": ("CONNECT",)}
+    assert {d.schema for d in p.default_privileges if d.role == "tracksolid_db_read_reporting"} == {"reporting"}
+
+
+def test_a_write_subset_group_loses_migration_tables_in_its_schemas_only() -> None:
+    config = valid_config()
+    config["apps"]["webhook_app"]["schemas"] = ["reporting"]
+    config["databases"]["tracksolid_db"]["migrationTables"] = ["tracksolid.schema_migrations"]
+    p = access.plan(parse(config))
+    assert [(r.table, r.roles) for r in p.migration_revokes if r.database == "tracksolid_db"] == [
+        ("tracksolid.schema_migrations", ("tracksolid_db_write",))
+    ]
 
 
 def test_grant_keys_are_unique() -> None:
     p = plan()
     assert len({g.key for g in p.grants}) == len(p.grants)
     assert len({d.key for d in p.default_privileges}) == len(p.default_privileges)
+
+
+def test_adding_an_app_of_a_known_level_adds_only_its_login_role() -> None:
+    before = plan()
+    config = valid_config()
+    config["apps"]["cron_app"] = {"database": "fleet_platform", "access": "write", "connectionLimit": 5}
+    after = access.plan(parse(config))
+    assert after.grants == before.grants
+    assert after.default_privileges == before.default_privileges
+    assert after.groups == before.groups
+    assert {r.name for r in after.logins} - {r.name for r in before.logins} == {"cron_app"}

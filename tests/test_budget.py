@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from components import budget
-from components.config import load_stack_values, parse
-from scripts.offline import read_stack_values, stack_file
-from tests.conftest import valid_config
+from postgres_platform.model import budget
+from postgres_platform.model.load import load_stack_values, parse
+from postgres_platform.stackfile import read_stack_values, stack_file
+from tests.helpers import valid_config
 
 
 def test_prod_reproduces_seed_000() -> None:

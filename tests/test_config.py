@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, parse
-from tests.conftest import valid_config
+from postgres_platform.model.config import ConfigError
+from postgres_platform.model.load import parse
+from tests.helpers import valid_config
 
 DELETE = object()
 
@@ -306,3 +307,44 @@ def test_empty_sections_read_plainly() -> None:
     lines = errors_of(config)
     assert "apps: must have at least 1 item after validation, not 0, got {}" in lines
     assert "databases.fleet_platform.schemas: must have at least 1 item after validation, not 0, got []" in lines
+
+
+HETZNER_SECTION = {
+    "location": "fsn1", "serverType": "ccx13", "image": "docker-ce", "networkZone": "eu-central",
+    "ipRange": "10.0.0.0/16", "subnet": "10.0.1.0/24", "adminCidrs": ["203.0.113.10/32"], "sshKeys": ["ops"],
+}  # fmt: skip
+
+
+def test_a_section_of_another_target_is_an_error() -> None:
+    local_with_hetzner = valid_config() | {"hetzner": HETZNER_SECTION}
+    (line,) = errors_of(local_with_hetzner)
+    assert line.startswith('hetzner: does not belong to target local: remove it, got {"location": "fsn1"')
+    hetzner_with_local = valid_config() | {"target": "hetzner", "hetzner": HETZNER_SECTION, "local": {"postgresPort": 5433}}
+    assert errors_of(hetzner_with_local) == [
+        'local: does not belong to target hetzner: remove it, got {"postgresPort": 5433, "pgbouncerPort": 6432}'
+    ]
+
+
+def test_derived_role_names_must_fit_postgres_63_bytes() -> None:
+    config = valid_config()
+    long_db = "d" * 60  # its owner role `<db>_owner` would be 66 bytes: Postgres would truncate it silently
+    config["databases"][long_db] = {"schemas": ["public"]}
+    lines = errors_of(config)
+    assert f"databases.{long_db}: derived role name {long_db}_owner is longer than 63 bytes, got \"{long_db}_owner\"" in lines
+    assert any(line.startswith(f"databases.{long_db}: derived role name {long_db}_write") for line in lines)
+
+
+def test_an_app_may_not_take_a_group_role_name() -> None:
+    config = valid_config()
+    config["apps"]["tracksolid_db_read"] = {"database": "fleet_platform", "access": "read", "connectionLimit": 1}
+    assert "apps.tracksolid_db_read: role name is taken by the read role of database tracksolid_db, got \"tracksolid_db_read\"" in errors_of(config)
+
+
+def test_long_schema_subsets_get_a_short_stable_group_name() -> None:
+    config = valid_config()
+    schemas = [f"schema_{i:02d}_with_a_long_name" for i in range(4)]
+    config["databases"]["tracksolid_db"]["schemas"] = schemas
+    config["apps"]["worker_app"]["schemas"] = schemas[:2]
+    group = parse(config).app_group("worker_app")
+    assert group.startswith("tracksolid_db_read_") and len(group) <= 63
+    assert group == parse(config).app_group("worker_app")

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from components.config import load_stack_values
-from scripts.offline import ProgramRun, Registered, read_stack_values, run_program, stack_file
-from tests.conftest import run_of
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.offline.program import ProgramRun, Registered, run_program
+from postgres_platform.stackfile import read_stack_values, stack_file
+from tests.helpers import run_of
 
 HETZNER_STACKS = ["staging", "prod"]
 
@@ -198,8 +199,8 @@ def test_bad_network_config_declares_nothing() -> None:
     hetzner = json.loads(values["postgres-platform:hetzner"])
     hetzner["adminCidrs"] = ["0.0.0.0/0"]
     values["postgres-platform:hetzner"] = json.dumps(hetzner)
-    from components.program import StackConfigError
-    from scripts.offline import RecordingMocks
+    from postgres_platform.deploy import StackConfigError
+    from postgres_platform.offline.program import RecordingMocks
 
     recorder = RecordingMocks()
     with pytest.raises(StackConfigError, match=r"hetzner.adminCidrs\[0\]: must not open the database"):

@@ -17,12 +17,12 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from components.config import load_stack_values
 from policy import policies
-from scripts.offline import read_stack_values, stack_file
-from scripts.policy_check import evaluate
-from scripts.policy_config import policy_config
-from tests.conftest import STACKS, run_of
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.offline.policies import evaluate
+from postgres_platform.offline.policy_config import policy_config
+from postgres_platform.stackfile import read_stack_values, stack_file
+from tests.helpers import STACKS, run_of
 
 
 def opts(protect: bool = False) -> PolicyResourceOptions:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, STACKS
+from postgres_platform.stackfile import ROOT
+from tests.helpers import STACKS
 
 PREFLIGHT = [sys.executable, str(ROOT / "scripts" / "preflight.py")]
 
@@ -78,8 +79,8 @@ def test_missing_stack_file_exit_1() -> None:
 def test_mandatory_violation_exits_1_advisory_does_not(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from scripts import preflight
-    from scripts.policy_check import PolicyResult
+    from postgres_platform.cli import preflight
+    from postgres_platform.offline.policies import PolicyResult
 
     monkeypatch.setattr(preflight, "evaluate", lambda run, config: [PolicyResult("pinned-images", "advisory", ["x"])])
     assert preflight.main(["local"]) == 0

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from components import access
-from components.config import load_stack_values
-from components.program import StackConfigError
-from scripts.offline import ProgramRun, RecordingMocks, fake_secret, read_stack_values, run_program, stack_file
-from tests.conftest import run_of
+from postgres_platform.deploy import StackConfigError
+from postgres_platform.model import access
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.offline.program import ProgramRun, RecordingMocks, fake_secret, run_program
+from postgres_platform.stackfile import read_stack_values, stack_file
+from tests.helpers import run_of
 
 ROLE = "postgresql:index/role:Role"
 GRANT = "postgresql:index/grant:Grant"
@@ -35,9 +36,11 @@ def test_exact_role_set_and_limits(stack_run: ProgramRun) -> None:
         expected["replicator"] = 2  # walsenders: not in the connection budget
     declared = roles(stack_run)
     assert {n: r["connectionLimit"] for n, r in declared.items() if r["login"]} == expected
-    owners = {n for n, r in declared.items() if not r["login"]}
-    assert owners == {f"{db}_owner" for db in config.databases}
-    assert all(declared[o]["connectionLimit"] == -1 for o in owners)
+    nologin = {n for n, r in declared.items() if not r["login"]}
+    plan = access.plan(config)
+    assert nologin == {r.name for r in (*plan.owners, *plan.groups)}
+    assert {f"{db}_owner" for db in config.databases} | {f"{db}_read" for db in config.databases} <= nologin
+    assert all(declared[o]["connectionLimit"] == -1 for o in nologin)
 
 
 def test_login_roles_are_bounded_and_unprivileged(stack_run: ProgramRun) -> None:
@@ -48,7 +51,7 @@ def test_login_roles_are_bounded_and_unprivileged(stack_run: ProgramRun) -> None
         assert role["replication"] is (name == "replicator"), name
         if role["login"]:
             assert role["connectionLimit"] >= 1
-            generator = "replica-replication-password" if name == "replicator" else f"{name}-password"
+            generator = "replica-replication-password" if name == "replicator" else f"access-{name}-password"
             assert role["password"] == fake_secret(generator), "password must come from RandomPassword"
             assert "password" in secret[name]
 
@@ -75,18 +78,35 @@ def test_grants_and_default_privileges_match_the_plan(stack_run: ProgramRun) -> 
     assert defaults == {(d.role, d.owner, d.schema, d.object_type, d.privileges) for d in plan.default_privileges}
 
 
-def test_levels_on_prod() -> None:
+def test_levels_on_prod_through_group_roles() -> None:
+    run = run_of("prod")
     grants = {(g.inputs["role"], g.inputs["objectType"], g.inputs.get("schema")): g.inputs["privileges"]
-              for g in run_of("prod").of_type(GRANT)}  # fmt: skip
-    assert grants[("worker_app", "table", "tracksolid")] == ["SELECT"]
-    assert grants[("webhook_app", "table", "tracksolid")] == ["SELECT", "INSERT", "UPDATE", "DELETE"]
-    assert grants[("webhook_app", "sequence", "reporting")] == ["SELECT", "USAGE", "UPDATE"]
-    assert grants[("gateway_app", "table", "public")] == ["SELECT", "INSERT", "UPDATE", "DELETE"]
-    members = [
-        (m.inputs["role"], m.inputs["grantRole"])
-        for m in run_of("prod").of_type("postgresql:index/grantRole:GrantRole")
-    ]
-    assert members == [("gateway_app", "fleet_platform_owner")]
+              for g in run.of_type(GRANT)}  # fmt: skip
+    assert grants[("tracksolid_db_read", "table", "tracksolid")] == ["SELECT"]
+    assert grants[("tracksolid_db_write", "table", "tracksolid")] == ["SELECT", "INSERT", "UPDATE", "DELETE"]
+    assert grants[("tracksolid_db_write", "sequence", "reporting")] == ["SELECT", "USAGE", "UPDATE"]
+    assert grants[("fleet_platform_write", "table", "public")] == ["SELECT", "INSERT", "UPDATE", "DELETE"]
+    apps = config_of(run).apps
+    assert not [g for g in run.of_type(GRANT) if g.inputs["role"] in apps]  # apps hold memberships only
+    members = {name: (r.get("roles") or [], r.get("assumeRole")) for name, r in roles(run).items()}
+    assert members["worker_app"] == (["tracksolid_db_read"], None)
+    assert members["webhook_app"] == (["tracksolid_db_write"], None)
+    assert members["gateway_app"] == (["fleet_platform_write", "fleet_platform_owner"], "fleet_platform_owner")
+    # Memberships of managed roles only through Role.roles: a GrantRole would be revoked by the next Role update.
+    assert run.of_type("postgresql:index/grantRole:GrantRole") == []
+
+
+def test_resource_names_are_prefixed_and_keep_deployed_stacks_aliases() -> None:
+    run = run_of("prod")
+    (webhook,) = [r for r in run.of_type(ROLE) if r.inputs["name"] == "webhook_app"]
+    assert (webhook.name, webhook.aliases) == ("access-webhook_app", ("webhook_app",))
+    (database,) = [r for r in run.of_type("postgresql:index/database:Database") if r.inputs["name"] == "fleet_platform"]
+    # Without the alias a deployed stack would see a new Database and delete the old one: DROP DATABASE.
+    assert (database.name, database.aliases) == ("access-fleet_platform", ("fleet_platform",))
+    schemas = {r.name: r.aliases for r in run.of_type("postgresql:index/schema:Schema")}
+    assert schemas["access-tracksolid_db-reporting"] == ("tracksolid_db-reporting",)
+    passwords = {r.name: r.aliases for r in run.of_type("random:index/randomPassword:RandomPassword")}
+    assert passwords["access-webhook_app-password"] == ("webhook_app-password",)  # the app's password stays
 
 
 def test_lookup_function_is_security_definer_in_every_app_database(stack_run: ProgramRun) -> None:
@@ -126,7 +146,7 @@ def test_each_app_gets_direct_and_pooled_dsns(stack_run: ProgramRun) -> None:
     config = config_of(stack_run)
     for app, spec in config.apps.items():
         forms = stack_run.outputs["apps"][app]
-        password = fake_secret(f"{app}-password")
+        password = fake_secret(f"access-{app}-password")
         for kind, database in (("direct", spec.database), ("pooled", app)):  # pooled: the app's own pool
             assert forms[kind]["uri"].startswith(f"postgresql://{app}:{password}@")
             assert forms[kind]["uri"].split("?")[0].endswith(f"/{database}")
@@ -178,9 +198,9 @@ def test_rendered_pgbouncer_files_hold_no_app_secret() -> None:
     }
     everything = "\n".join(uploads.values())
     for app in config_of(run).apps:
-        assert fake_secret(f"{app}-password") not in everything
-    assert fake_secret("pgbouncer_auth-password") in uploads["/etc/pgbouncer/userlist.txt"]
-    assert "host=postgres-platform-local-postgres port=5432" in uploads["/etc/pgbouncer/pgbouncer.ini"]
+        assert fake_secret(f"access-{app}-password") not in everything
+    assert fake_secret("access-pgbouncer_auth-password") in uploads["/etc/pgbouncer/userlist.txt"]
+    assert "host=postgres port=5432" in uploads["/etc/pgbouncer/pgbouncer.ini"]  # the container's network alias
 
 
 def test_postgresql_provider_waits_for_the_container_and_stays_in_headroom() -> None:

@@ -15,11 +15,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from components import access, sql
-from components.config import PlatformConfig, load_stack_values
-from scripts.offline import read_stack_values, stack_file
-from scripts.realserver import Servers
-from tests.conftest import skip_without_real_servers
+from postgres_platform.local_servers import Servers
+from postgres_platform.model import access
+from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.load import load_stack_values, parse
+from postgres_platform.render import sql
+from postgres_platform.stackfile import read_stack_values, stack_file
+from tests.helpers import skip_without_real_servers
 
 pytestmark = pytest.mark.real_server
 
@@ -173,6 +175,37 @@ def test_no_grant_drift_for_tables_created_later(servers: Servers) -> None:
     with connect(servers, "worker_app", pooled=True) as conn:
         assert allowed(conn, "SELECT count(*) FROM tracksolid.later")
         assert not allowed(conn, "INSERT INTO tracksolid.later (note) VALUES ('x')")
+    # A migrate app creates as the owner (its role's SET ROLE default), direct and pooled alike.
+    with connect(servers, "gateway_app", pooled=True) as conn:
+        conn.execute("CREATE TABLE public.later_pooled (id int)")
+    with psycopg.connect(servers.superuser_dsn("fleet_platform")) as admin:
+        owners = admin.execute(
+            "SELECT tablename, tableowner FROM pg_tables WHERE tablename IN ('later_by_migrator', 'later_pooled')"
+        ).fetchall()
+    assert sorted(owners) == [("later_by_migrator", "fleet_platform_owner"), ("later_pooled", "fleet_platform_owner")]
+
+
+def test_a_schema_subset_app_reaches_exactly_its_schemas() -> None:
+    raw = PROD.model_dump(by_alias=True, exclude_none=True)
+    raw["apps"]["reporting_app"] = {"database": "tracksolid_db", "access": "write", "connectionLimit": 2,
+                                    "schemas": ["reporting"]}  # fmt: skip
+    raw["externalRoles"]["dashboard_ro"]["connectionLimit"] = 9  # room in the budget for it
+    config = parse(raw)
+    subset = Servers(config).start()
+    try:
+        _create_tables(subset, config)
+        for pooled in (False, True):
+            with psycopg.connect(
+                subset.dsn("reporting_app", "reporting_app" if pooled else "tracksolid_db", pooled=pooled),
+                autocommit=True,
+                prepare_threshold=None,
+            ) as conn:
+                assert allowed(conn, "INSERT INTO reporting.daily (note) VALUES ('subset')")
+                assert not allowed(conn, "SELECT count(*) FROM tracksolid.trips")
+                assert not allowed(conn, "INSERT INTO tracksolid.trips (note) VALUES ('x')")
+                assert not allowed(conn, "CREATE TABLE reporting.sneaky (id int)")
+    finally:
+        subset.stop()
 
 
 def console(servers: Servers, command: str) -> list[dict[str, Any]]:

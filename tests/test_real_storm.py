@@ -11,10 +11,10 @@ import time
 import psycopg
 import pytest
 
-from components.config import load_stack_values
-from scripts.offline import read_stack_values, stack_file
-from scripts.realserver import Servers
-from tests.conftest import ROOT, skip_without_real_servers
+from postgres_platform.local_servers import Servers
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.stackfile import ROOT, read_stack_values, stack_file
+from tests.helpers import skip_without_real_servers
 
 pytestmark = pytest.mark.real_server
 

@@ -8,10 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from components.config import load_stack_values
-from scripts.offline import read_stack_values, stack_file
-from scripts.realserver import Servers
-from tests.conftest import skip_without_real_servers
+from postgres_platform.local_servers import Servers
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.stackfile import read_stack_values, stack_file
+from tests.helpers import skip_without_real_servers
 
 pytestmark = pytest.mark.real_server
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from components import access, sql
-from scripts.offline import ProgramRun
-from tests.conftest import ROOT, run_of
+from postgres_platform.model import access
+from postgres_platform.offline.program import ProgramRun
+from postgres_platform.render import sql
+from postgres_platform.stackfile import ROOT
+from tests.helpers import run_of
 
 
 def sections(script: str) -> dict[str, set[str]]:
@@ -48,6 +50,13 @@ def test_every_role_resource_has_its_sql() -> None:
                 connection_limit=int(inputs["connectionLimit"]),
                 statement_timeout_ms=millis(inputs.get("statementTimeout")),
                 idle_in_transaction_timeout_ms=millis(inputs.get("idleInTransactionSessionTimeout")),
+                member_of=tuple(inputs.get("roles") or ()),
+                assume_role=inputs.get("assumeRole"),
+            )
+        )
+        statements += sql.membership_statements(
+            access.Role(
+                inputs["name"], login=inputs["login"], connection_limit=0, member_of=tuple(inputs.get("roles") or ())
             )
         )
         assert set(statements) <= by_db[""], inputs["name"]
@@ -86,8 +95,10 @@ def test_databases_schemas_memberships_and_lookup_function_agree() -> None:
     for schema in run.of_type("postgresql:index/schema:Schema"):
         i = schema.inputs
         assert f'ALTER SCHEMA "{i["name"]}" OWNER TO "{i["owner"]}";' in by_db[i["database"]]
-    for member in run.of_type("postgresql:index/grantRole:GrantRole"):
-        assert f'GRANT "{member.inputs["grantRole"]}" TO "{member.inputs["role"]}";' in by_db[""]
+    grants_of_roles = {line for line in by_db[""] if line.startswith("GRANT ")}
+    declared = {f'GRANT "{group}" TO "{role.inputs["name"]}";' for role in run.of_type("postgresql:index/role:Role")
+                for group in role.inputs.get("roles") or ()}  # fmt: skip
+    assert grants_of_roles == declared and declared
     for function in run.of_type("postgresql:index/function:Function"):
         assert sql.harden_auth_function() in by_db[function.inputs["database"]]
         assert function.inputs["body"] in "\n".join(sql.auth_function_statements())

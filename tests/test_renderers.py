@@ -7,11 +7,19 @@ import configparser
 import hashlib
 import hmac
 
-from components import access, dsn, sql
-from components.config import parse
-from components.pgbouncer_config import Endpoints, pools, render_auth_file, render_hba, render_ini, scram_verifier
-from components.postgres import server_arguments
-from tests.conftest import valid_config
+from postgres_platform.model import access
+from postgres_platform.model.load import parse
+from postgres_platform.render import dsn, sql
+from postgres_platform.render.pgbouncer import (
+    Endpoints,
+    pools,
+    render_auth_file,
+    render_hba,
+    render_ini,
+    scram_verifier,
+)
+from postgres_platform.render.postgres import server_arguments
+from tests.helpers import valid_config
 
 ENDPOINTS = Endpoints("0.0.0.0", 6432, "postgres", 5432, "/etc/pgbouncer/userlist.txt", "/etc/pgbouncer/hba.conf")
 
@@ -112,7 +120,7 @@ def test_reapply_sql_revokes_only_existing_migration_tables() -> None:
     text = sql.revoke_migration_writes(revokes)
     assert "pg_catalog.to_regclass('tracksolid.schema_migrations') IS NOT NULL" in text
     assert (
-        'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE "tracksolid"."schema_migrations" FROM "webhook_app", "worker_app";'
+        'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE "tracksolid"."schema_migrations" FROM "tracksolid_db_write";'
         in text
     )
     assert sql.revoke_migration_writes([]) == ""

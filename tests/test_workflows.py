@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ROOT
+from postgres_platform.stackfile import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@(v\d+\.\d+\.\d+|[0-9a-f]{40})$")

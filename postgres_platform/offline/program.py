@@ -7,31 +7,19 @@ comes back is exactly what the program declared and exported.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import runpy
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
+import pulumi
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import pulumi  # noqa: E402
-from pulumi.runtime import mocks, rpc, settings  # noqa: E402
-from pulumi.runtime.config import set_all_config  # noqa: E402
-from pulumi.runtime.stack import wait_for_rpcs  # noqa: E402
-
-from components.names import NAMESPACE  # noqa: E402
+from postgres_platform.offline import sdk
+from postgres_platform.stackfile import ROOT, read_stack_values, stack_file
 
 PROJECT = "postgres-platform"
 
@@ -45,6 +33,7 @@ class Registered:
     urn: str = ""
     protect: bool = False
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)  # input -> urns it flows from
+    aliases: tuple[str, ...] = ()  # earlier names (Alias(name=...)) a deployed stack may know it by
 
 
 @dataclass(frozen=True)
@@ -52,9 +41,10 @@ class _Meta:
     urn: str
     protect: bool
     property_dependencies: dict[str, list[str]]
+    aliases: tuple[str, ...]
 
 
-class _RecordingMonitor(mocks.MockMonitor):
+class _RecordingMonitor(sdk.MockMonitor):
     """Keeps what the engine would give a policy: URN, protect, and each input's dependencies."""
 
     def __init__(self, recorder: RecordingMocks) -> None:
@@ -64,7 +54,8 @@ class _RecordingMonitor(mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         deps = {key: list(value.urns) for key, value in request.propertyDependencies.items()}
         urn = self.make_urn(request.parent, request.type, request.name)
-        self.meta[(request.type, request.name)] = _Meta(urn, bool(request.protect), deps)
+        aliases = tuple(alias.spec.name for alias in request.aliases if alias.HasField("spec") and alias.spec.name)
+        self.meta[(request.type, request.name)] = _Meta(urn, bool(request.protect), deps, aliases)
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
@@ -89,10 +80,11 @@ def fake_secret(name: str) -> str:
 
 def _unwrap(value: Any, path: str, secrets: set[str]) -> Any:
     """Strip the engine's secret wrappers from mock inputs, remembering where they were."""
+    secret, value = sdk.unwrap_secret(value)
+    if secret:
+        secrets.add(path)
+        return _unwrap(value, path, secrets)
     if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            secrets.add(path)
-            return _unwrap(value["value"], path, secrets)
         return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [_unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
@@ -140,32 +132,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-def stack_file(stack: str) -> Path:
-    return ROOT / f"Pulumi.{stack}.yaml"
-
-
-def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
-    """STACK or --stack-file PATH, shared by the scripts."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("stack", nargs="?", help="stack name: reads Pulumi.<stack>.yaml in the repository")
-    source.add_argument("--stack-file", type=Path, help="a stack file anywhere")
-
-
-def chosen_stack(args: argparse.Namespace) -> tuple[str, Path]:
-    path: Path = args.stack_file or stack_file(args.stack)
-    return args.stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml"), path
-
-
-def read_stack_values(path: Path) -> dict[str, Any]:
-    """The stack file's `postgres-platform:*` values, as the Pulumi CLI would pass them."""
-    document = yaml.safe_load(path.read_text()) or {}
-    values: dict[str, Any] = {}
-    for key, value in (document.get("config") or {}).items():
-        if key.startswith(f"{NAMESPACE}:"):
-            values[key] = value if isinstance(value, str) else json.dumps(value)
-    return values
-
-
 async def _resolve(value: Any, path: str, secrets: set[str]) -> Any:
     if isinstance(value, pulumi.Output):
         if await value.is_secret():
@@ -188,17 +154,13 @@ def run_program(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        settings.reset_options(project=PROJECT, stack=stack, preview=preview)
-        set_all_config(dict(values))
         recorder = recorder or RecordingMocks()
         monitor = _RecordingMonitor(recorder)
-        mocks.set_mocks(recorder, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+        sdk.start_program(PROJECT, stack, preview, values, recorder, monitor)
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-        loop.run_until_complete(wait_for_rpcs())
-        root = settings.get_root_resource()
+        loop.run_until_complete(sdk.wait_for_rpcs())
         secrets: set[str] = set()
-        exported = getattr(root, "outputs", {})
-        outputs = loop.run_until_complete(_resolve(dict(exported), "", secrets))
+        outputs = loop.run_until_complete(_resolve(sdk.root_outputs(), "", secrets))
         resources = [
             dataclasses.replace(r, **dataclasses.asdict(monitor.meta[(r.type, r.name)])) for r in recorder.registered
         ]
@@ -206,8 +168,8 @@ def run_program(
     finally:
         # Let registrations queued before a raise finish, so none is left un-awaited.
         with contextlib.suppress(Exception):
-            loop.run_until_complete(wait_for_rpcs())
-        settings.reset_options()
+            loop.run_until_complete(sdk.wait_for_rpcs())
+        sdk.stop_program()
         loop.close()
         asyncio.set_event_loop(None)
 

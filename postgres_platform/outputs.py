@@ -6,10 +6,11 @@ from typing import Any
 
 import pulumi
 
-from components import budget, dsn
-from components.config import PlatformConfig
-from components.names import PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
-from components.program import Deployed
+from postgres_platform.deploy import Deployed
+from postgres_platform.model import budget
+from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.names import PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
+from postgres_platform.render import dsn
 
 
 def _app_dsns(config: PlatformConfig, deployed: Deployed, app: str) -> pulumi.Output[dict[str, Any]]:

@@ -12,8 +12,15 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from components.config import PlatformConfig
-from components.names import AUTH_FUNCTION, AUTH_ROLE, AUTH_SCHEMA, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB
+from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.names import (
+    AUTH_FUNCTION,
+    AUTH_ROLE,
+    AUTH_SCHEMA,
+    PGBOUNCER_ADMIN,
+    PGBOUNCER_CONFIG_DIR,
+    PGBOUNCER_CONSOLE_DB,
+)
 
 SCRAM_ITERATIONS = 4096
 AUTH_QUERY = f"SELECT usename, passwd FROM {AUTH_SCHEMA}.{AUTH_FUNCTION}($1)"
@@ -158,3 +165,12 @@ def scram_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATION
         return base64.b64encode(data).decode()
 
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+# Where the PgBouncer container reads its files (uploaded by components.pgbouncer).
+INI_FILE = f"{PGBOUNCER_CONFIG_DIR}/pgbouncer.ini"
+HBA_FILE = f"{PGBOUNCER_CONFIG_DIR}/pgbouncer_hba.conf"
+AUTH_FILE = f"{PGBOUNCER_CONFIG_DIR}/userlist.txt"
+CONTAINER_TLS = PgBouncerTls(
+    f"{PGBOUNCER_CONFIG_DIR}/ca.crt", f"{PGBOUNCER_CONFIG_DIR}/server.crt", f"{PGBOUNCER_CONFIG_DIR}/server.key"
+)

@@ -10,12 +10,10 @@ share its CONNECTION LIMIT: the pooler adds no slots of its own beyond the auth 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from components.names import AUTH_ROLE
-
-if TYPE_CHECKING:  # config imports this module to check the budget while parsing
-    from components.config import PlatformConfig
+from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.names import AUTH_ROLE
 
 EntryKind = Literal["app", "external", "system"]
 
@@ -112,3 +110,16 @@ def render_table(server: ServerBudget) -> str:
             *(line(r) for r in rows),
         ]
     )
+
+
+def problems(config: PlatformConfig) -> list[str]:
+    """One config error per server whose budget does not fit, naming both sides of the sum."""
+    pg = config.postgres
+    return [
+        f"postgres.maxConnections: connection budget of server {server.name} does not fit: roles hold "
+        f"{server.total} + adminHeadroom {server.headroom} = {server.total + server.headroom} > {server.usable} "
+        f"usable (maxConnections {pg.max_connections} - superuserReservedConnections "
+        f"{pg.superuser_reserved_connections}), got {pg.max_connections}"
+        for server in compute(config)
+        if server.free < 0
+    ]

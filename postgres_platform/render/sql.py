@@ -7,7 +7,7 @@ server Pulumi cannot reach. Both read the same AccessPlan the Pulumi resources a
 
 from __future__ import annotations
 
-from components.access import (
+from postgres_platform.model.access import (
     MIGRATION_TABLE_REVOKES,
     AccessPlan,
     DefaultPrivilege,
@@ -16,7 +16,7 @@ from components.access import (
     Role,
     auth_function_body,
 )
-from components.names import AUTH_FUNCTION, AUTH_SCHEMA, SUPERUSER
+from postgres_platform.model.names import AUTH_FUNCTION, AUTH_SCHEMA, SUPERUSER
 
 
 def ident(name: str) -> str:
@@ -56,6 +56,12 @@ def revoke_migration_writes(revokes: list[MigrationRevoke]) -> str:
     return "DO $revoke$\nBEGIN\n" + "\n".join(statements) + "\nEND\n$revoke$;"
 
 
+def reapply_script(plan: AccessPlan, database: str) -> str:
+    """What the SqlApply step runs in one database on every up (and render_script runs there too)."""
+    revokes = revoke_migration_writes([r for r in plan.migration_revokes if r.database == database])
+    return "\n".join(s for s in (harden_auth_function(), revokes) if s)
+
+
 def _qualified(table: str) -> str:
     schema, name = table.split(".", 1)
     return f"{ident(schema)}.{ident(name)}"
@@ -89,6 +95,7 @@ def role_statements(role: Role) -> list[str]:
     for setting, value in (
         ("statement_timeout", role.statement_timeout_ms),
         ("idle_in_transaction_session_timeout", role.idle_in_transaction_timeout_ms),
+        ("role", None if role.assume_role is None else ident(role.assume_role)),
     ):
         statements.append(
             f"ALTER ROLE {name} SET {setting} = {value};"
@@ -96,6 +103,17 @@ def role_statements(role: Role) -> list[str]:
             else f"ALTER ROLE {name} RESET {setting};"
         )
     return statements
+
+
+def membership_statements(role: Role) -> list[str]:
+    """Exactly the role's memberships, as the provider's Role.roles: grant the listed, revoke the rest."""
+    listed = ", ".join(literal(group) for group in role.member_of)
+    revoke_others = (
+        f"SELECT pg_catalog.format('REVOKE %I FROM %I', g.rolname, m.rolname) FROM pg_catalog.pg_auth_members a "
+        f"JOIN pg_catalog.pg_roles g ON g.oid = a.roleid JOIN pg_catalog.pg_roles m ON m.oid = a.member "
+        f"WHERE m.rolname = {literal(role.name)} AND g.rolname <> ALL (ARRAY[{listed}]::pg_catalog.name[])\\gexec"
+    )
+    return [*(f"GRANT {ident(group)} TO {ident(role.name)};" for group in role.member_of), revoke_others]
 
 
 def grant_statements(grant: Grant) -> list[str]:
@@ -143,7 +161,7 @@ def render_script(plan: AccessPlan) -> str:
         "\\set ON_ERROR_STOP 1",
         "SET client_min_messages = warning;",
     ]
-    for role in (*plan.owners, *plan.logins):
+    for role in plan.roles:
         out += role_statements(role)
     for db in plan.databases:
         out.append(
@@ -151,8 +169,8 @@ def render_script(plan: AccessPlan) -> str:
             f"(SELECT 1 FROM pg_catalog.pg_database WHERE datname = {literal(db.name)})\\gexec"
         )
         out.append(f"ALTER DATABASE {ident(db.name)} OWNER TO {ident(db.owner)};")
-    for membership in plan.memberships:
-        out.append(f"GRANT {ident(membership.group)} TO {ident(membership.member)};")
+    for role in plan.roles:
+        out += membership_statements(role)
     for db in plan.databases:
         out += ["", f"\\connect {ident(db.name)}", "SET client_min_messages = warning;"]
         for schema in db.schemas:

@@ -1,13 +1,12 @@
 """The stack config: parsed and validated once, before any resource is declared.
 
 Every problem becomes one line `key.path: what is wrong, got <value>`; all lines are reported together
-so an operator fixes a stack file in one round. Nothing here imports pulumi: `load_pulumi_config`
-takes the raw namespace values, so tests and preflight feed YAML straight in.
+so an operator fixes a stack file in one round. Pure: `model.load` feeds it the namespace's values
+(from Pulumi or straight from a stack file) and adds the budget check.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import re
@@ -24,8 +23,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from components import budget
-from components.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_ADMIN, REPLICATION_ROLE, owner_role
+from postgres_platform.model.names import (
+    AUTH_ROLE,
+    MAX_IDENTIFIER_BYTES,
+    PGBOUNCER_ADMIN,
+    REPLICATION_ROLE,
+    group_role,
+    owner_role,
+)
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RESERVED_NAMES = frozenset({"postgres", "pgbouncer", "public"})
@@ -209,8 +214,11 @@ class PlatformConfig(_Model):
     databases: Annotated[dict[DatabaseName, DatabaseConfig], Field(min_length=1)]
     apps: Annotated[dict[RoleName, AppConfig], Field(min_length=1)]
     external_roles: dict[RoleName, ExternalRoleConfig] = Field({}, alias="externalRoles")
-    local: LocalConfig = LocalConfig()
-    hetzner: HetznerConfig | None = None
+    local: LocalConfig | None = None  # only for target local (ports on this machine)
+    hetzner: HetznerConfig | None = None  # only for target hetzner
+
+    def local_ports(self) -> LocalConfig:
+        return self.local or LocalConfig()
 
     def pooled_apps(self) -> list[str]:
         return [app for app, spec in self.apps.items() if spec.pooled]
@@ -226,6 +234,20 @@ class PlatformConfig(_Model):
         """The schemas an app is granted: its own list, or all of its database's."""
         spec = self.apps[app]
         return tuple(spec.schemas or self.databases[spec.database].schemas)
+
+    def app_group(self, app: str) -> str:
+        """The group role whose grants an app gets: its database's for its level and schema set.
+
+        A migrate app writes through the write group; its DDL comes from membership in the owner role.
+        """
+        spec = self.apps[app]
+        level = "read" if spec.access == "read" else "write"
+        schemas = self.app_schemas(app)
+        full = set(schemas) == set(self.databases[spec.database].schemas)
+        return group_role(spec.database, level, None if full else self.ordered_schemas(spec.database, schemas))
+
+    def ordered_schemas(self, database: str, schemas: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(s for s in self.databases[database].schemas if s in schemas)
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -261,8 +283,8 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def parse(raw: Mapping[str, Any]) -> PlatformConfig:
-    """Validate the namespace's values (keys without the `postgres-platform:` prefix)."""
+def validate(raw: Mapping[str, Any]) -> PlatformConfig:
+    """Validate the namespace's values (keys without the `postgres-platform:` prefix); no budget yet."""
     try:
         config = PlatformConfig.model_validate(dict(raw))
     except ValidationError as exc:
@@ -279,8 +301,6 @@ def parse(raw: Mapping[str, Any]) -> PlatformConfig:
                 lines.append(line)
         raise ConfigError(lines) from None
     problems = _cross_checks(config)
-    if not problems:
-        problems = _budget_check(config)
     if problems:
         raise ConfigError(problems)
     return config
@@ -341,15 +361,51 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
                 explicit_auth_limit,
             )
         )
+    sections = {"local": config.local, "hetzner": config.hetzner}
+    for section, value in sections.items():
+        if value is not None and section != config.target:
+            problems.append(
+                _problem(
+                    section, f"does not belong to target {config.target}: remove it", value.model_dump(by_alias=True)
+                )
+            )
+    if config.target == "hetzner":
+        if config.hetzner is None:
+            problems.append(_problem("hetzner", "is required when target is hetzner", None))
+        else:
+            problems.extend(_network_checks(config.hetzner))
+    if problems:
+        return problems  # the derived names below need known databases and schemas
     own = {
         AUTH_ROLE: "the PgBouncer auth role",
         PGBOUNCER_ADMIN: "the PgBouncer admin user",
         REPLICATION_ROLE: "the replication role",
     }
-    own.update({owner_role(db): f"the owner role of database {db}" for db in config.databases})
+    # Every role the program derives, by what defines it: one name must never stand for two things.
+    derived: dict[str, tuple[str, tuple[str, ...]]] = {}  # role -> (the key it comes from, its definition)
+    for database, database_config in config.databases.items():
+        derived[owner_role(database)] = (f"databases.{database}", (database, "owner"))
+        for level in ("read", "write"):
+            definition = (database, level, *database_config.schemas)
+            derived[group_role(database, level)] = (f"databases.{database}", definition)
+    for app, spec in config.apps.items():
+        level = "read" if spec.access == "read" else "write"
+        definition = (spec.database, level, *config.ordered_schemas(spec.database, config.app_schemas(app)))
+        group = config.app_group(app)
+        _, existing = derived.setdefault(group, (f"apps.{app}.schemas", definition))
+        if existing != definition:
+            problems.append(
+                _problem(f"apps.{app}.schemas", f"its group role {group} names another group too", spec.schemas)
+            )
+    for role, (key, definition) in derived.items():
+        if len(role.encode()) > MAX_IDENTIFIER_BYTES:
+            problems.append(
+                _problem(key, f"derived role name {role} is longer than {MAX_IDENTIFIER_BYTES} bytes", role)
+            )
+        own.setdefault(role, f"the {definition[1]} role of database {definition[0]}")
     for app in config.apps:
         if app in config.databases:
-            # PgBouncer names each app's pool database after the app (pgbouncer_config.pools).
+            # PgBouncer names each app's pool database after the app (render.pgbouncer.pools).
             problems.append(_problem(f"apps.{app}", "an app may not be named like a database", app))
         if app in own:
             problems.append(_problem(f"apps.{app}", f"role name is taken by {own[app]}", app))
@@ -358,11 +414,6 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
             problems.append(_problem(f"externalRoles.{role}", f"role name is also an app (apps.{role})", role))
         elif role in own:
             problems.append(_problem(f"externalRoles.{role}", f"role name is taken by {own[role]}", role))
-    if config.target == "hetzner":
-        if config.hetzner is None:
-            problems.append(_problem("hetzner", "is required when target is hetzner", None))
-        else:
-            problems.extend(_network_checks(config.hetzner))
     return problems
 
 
@@ -380,36 +431,3 @@ def _network_checks(hetzner: HetznerConfig) -> list[str]:
                 _problem(f"hetzner.adminCidrs[{i}]", "must not open the database to the whole internet", cidr)
             )
     return problems
-
-
-def _budget_check(config: PlatformConfig) -> list[str]:
-    problems = []
-    for server in budget.compute(config):
-        if server.free < 0:
-            pg = config.postgres
-            problems.append(
-                _problem(
-                    "postgres.maxConnections",
-                    f"connection budget of server {server.name} does not fit: roles hold {server.total} "
-                    f"+ adminHeadroom {server.headroom} = {server.total + server.headroom} > {server.usable} usable "
-                    f"(maxConnections {pg.max_connections} - "
-                    f"superuserReservedConnections {pg.superuser_reserved_connections})",
-                    pg.max_connections,
-                )
-            )
-    return problems
-
-
-def load_stack_values(values: Mapping[str, Any]) -> PlatformConfig:
-    """Parse `postgres-platform:*` values as Pulumi hands them over (objects JSON-encoded strings)."""
-    prefix = f"{NAMESPACE}:"
-    raw: dict[str, Any] = {}
-    for key, value in values.items():
-        if not key.startswith(prefix):
-            continue
-        name = key[len(prefix) :]
-        if isinstance(value, str) and name != "target":
-            with contextlib.suppress(json.JSONDecodeError):  # a plain string stays as it is
-                value = json.loads(value)
-        raw[name] = value
-    return parse(raw)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.config import PlatformConfig
-from components.names import AUTH_ROLE, REPLICATION_ROLE, SUPERUSER
-from components.sql import ident
+from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.names import AUTH_ROLE, REPLICATION_ROLE, SUPERUSER
+from postgres_platform.render.sql import ident
 
 
 @dataclass(frozen=True)

@@ -20,19 +20,10 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.policy import _NotApplicableError
-from pulumi_policy.proxy import (
-    UNKNOWN_ARRAY_VALUE,
-    UNKNOWN_BOOLEAN_VALUE,
-    UNKNOWN_NUMBER_VALUE,
-    UNKNOWN_OBJECT_VALUE,
-    UNKNOWN_STRING_VALUE,
-    UnknownValueError,
-    unknown_checking_proxy,
-)
 
 from policy.policies import POLICIES
-from scripts.offline import ProgramRun, Registered
+from postgres_platform.offline import sdk
+from postgres_platform.offline.program import ProgramRun, Registered
 
 
 @dataclass
@@ -46,21 +37,9 @@ class PolicyResult:
         return {"name": self.name, "enforcement": self.enforcement, "violations": self.violations}
 
 
-def _unknown_like(value: Any) -> str:
-    if isinstance(value, bool):
-        return UNKNOWN_BOOLEAN_VALUE
-    if isinstance(value, int | float):
-        return UNKNOWN_NUMBER_VALUE
-    if isinstance(value, list):
-        return UNKNOWN_ARRAY_VALUE
-    if isinstance(value, dict):
-        return UNKNOWN_OBJECT_VALUE
-    return UNKNOWN_STRING_VALUE
-
-
 def preview_props(resource: Registered) -> dict[str, Any]:
     """The inputs as a preview may see them: whatever flows from another resource is unknown."""
-    return {k: _unknown_like(v) if resource.property_dependencies.get(k) else v for k, v in resource.inputs.items()}
+    return {k: sdk.unknown_like(v) if resource.property_dependencies.get(k) else v for k, v in resource.inputs.items()}
 
 
 def _options(resource: Registered) -> PolicyResourceOptions:
@@ -70,7 +49,7 @@ def _options(resource: Registered) -> PolicyResourceOptions:
 def policy_resources(run: ProgramRun) -> list[PolicyResource]:
     by_urn = {
         r.urn: PolicyResource(
-            r.type, unknown_checking_proxy(preview_props(r)), r.urn, r.name, _options(r), None, None, [], {}
+            r.type, sdk.unknown_checking_proxy(preview_props(r)), r.urn, r.name, _options(r), None, None, [], {}
         )
         for r in run.resources
     }
@@ -102,9 +81,9 @@ def evaluate(run: ProgramRun, pack_config: dict[str, Any]) -> list[PolicyResult]
                     )
             elif isinstance(policy, StackValidationPolicy):
                 policy.validate(StackValidationArgs(resources, config), report)
-        except UnknownValueError as exc:
+        except sdk.UnknownValueError as exc:
             result.violations.append(f"cannot decide at preview: {exc.message}")
-        except _NotApplicableError as exc:
+        except sdk.NotApplicableError as exc:
             result.not_applicable = exc.reason or "not applicable"
         results.append(result)
     return results

@@ -1,5 +1,6 @@
-"""A real PostgreSQL and PgBouncer on loopback, configured from a stack, for tests and benchmarks.
+"""A real PostgreSQL and PgBouncer on loopback, configured from a stack: for benchmarks, drills and tests.
 
+Product code, not a test helper: scripts/bench_pool.py (and any drill that starts a real server) runs it.
 Postgres gets the same `-c` settings the container gets; PgBouncer runs the pgbouncer.ini and auth
 file the program renders; the access plan is applied with the script scripts/render_sql.py prints.
 As root (CI) the servers run as the `postgres` OS user: initdb and PgBouncer refuse root.
@@ -19,12 +20,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components import access, sql
-from components.config import PlatformConfig
-from components.names import AUTH_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
-from components.pg_hba import HbaSources, render_pg_hba
-from components.pgbouncer_config import Endpoints, PgBouncerTls, render_auth_file, render_hba, render_ini
-from components.postgres import server_arguments, tls_and_hba_settings
+from postgres_platform.model import access
+from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.names import AUTH_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
+from postgres_platform.render import sql
+from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
+from postgres_platform.render.pgbouncer import Endpoints, PgBouncerTls, render_auth_file, render_hba, render_ini
+from postgres_platform.render.postgres import server_arguments, tls_and_hba_settings
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/local/bin", "/usr/bin")
 LOOPBACK = "127.0.0.1"

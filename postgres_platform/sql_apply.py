@@ -25,6 +25,7 @@ class _SqlApplyProvider(ResourceProvider):
             password=conn["password"],
             dbname=props["database"],
             sslmode=conn["sslmode"],
+            sslrootcert=conn.get("sslrootcert") or None,  # verify-full needs the stack CA, not ~/.postgresql
             connect_timeout=15,
             autocommit=True,
         ) as session:
@@ -45,7 +46,7 @@ class _SqlApplyProvider(ResourceProvider):
 
 
 class SqlApply(Resource):
-    """Runs `sql` in `database` through `connection` (host, port, user, password, sslmode)."""
+    """Runs `sql` in `database` through `connection` (components.postgres.AdminConnection.as_secret_input)."""
 
     def __init__(
         self,

@@ -1,0 +1,118 @@
+"""Preflight: what a stack would declare, whether its budget fits and its policies pass. No cloud, no CLI.
+
+    python scripts/preflight.py prod
+    python scripts/preflight.py --stack-file path/to/Pulumi.x.yaml --json
+    python scripts/preflight.py prod --markdown >> "$GITHUB_STEP_SUMMARY"
+
+Loads the stack config (a bad one: its one-line errors on stderr, exit 1), runs the real program
+in-process under Pulumi mocks, runs every policy of policy/ over what it declared (as at preview),
+and prints the resources, the budget per server and the policy results. Exit 1 on a mandatory
+policy violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from postgres_platform.model import budget
+from postgres_platform.model.config import ConfigError, PlatformConfig
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.offline.policies import PolicyResult, evaluate
+from postgres_platform.offline.policy_config import policy_config
+from postgres_platform.offline.program import ProgramRun, run_program
+from postgres_platform.stackfile import add_stack_arguments, chosen_stack, read_stack_values
+
+
+def report(stack: str, config: PlatformConfig, run: ProgramRun, policies: list[PolicyResult]) -> dict[str, Any]:
+    return {
+        "stack": stack,
+        "servers": [server.as_dict() for server in budget.compute(config)],
+        "resources": run.counts(),
+        "policies": [p.as_dict() for p in policies],
+    }
+
+
+def _status(result: PolicyResult) -> str:
+    if result.not_applicable:
+        return f"not applicable: {result.not_applicable}"
+    return f"{len(result.violations)} violation(s)" if result.violations else "pass"
+
+
+def render_policies(policies: list[PolicyResult]) -> str:
+    lines = ["policies:"]
+    for p in policies:
+        lines.append(f"  {p.name:26s} {p.enforcement:9s} {_status(p)}")
+        lines += [f"      - {v}" for v in p.violations]
+    return "\n".join(lines)
+
+
+def render_markdown(stack: str, config: PlatformConfig, policies: list[PolicyResult]) -> str:
+    """For a PR comment or job summary: the budget table, a pie of who holds the slots, the policies."""
+    out = [f"### postgres-platform preflight: `{stack}`", ""]
+    for server in budget.compute(config):
+        out += [
+            f"**{server.name}**: {server.total + server.headroom + server.superuser_reserved} of "
+            f"{server.max_connections} connections promised, **{server.free} free**",
+            "",
+            "| role | database | kind | limit |",
+            "|---|---|---|---:|",
+            *(f"| {e.role} | {e.database or '-'} | {e.kind} | {e.limit} |" for e in server.entries),
+            f"| admin headroom | - | reserve | {server.headroom} |",
+            f"| superuser reserved | - | reserve | {server.superuser_reserved} |",
+            "",
+            "```mermaid",
+            f"pie showData title {server.name}: max_connections {server.max_connections}",
+            *(f'    "{e.role}" : {e.limit}' for e in server.entries),
+            f'    "admin headroom" : {server.headroom}',
+            f'    "superuser reserved" : {server.superuser_reserved}',
+            f'    "free" : {server.free}',
+            "```",
+            "",
+        ]
+    out += ["| policy | enforcement | result |", "|---|---|---|"]
+    for p in policies:
+        details = "<br>".join(p.violations)
+        out.append(f"| {p.name} | {p.enforcement} | {_status(p)}{'<br>' + details if details else ''} |")
+    return "\n".join(out)
+
+
+def render_text(stack: str, config: PlatformConfig, run: ProgramRun) -> str:
+    counts = run.counts()
+    lines = [f"stack {stack} (target {config.target}): {sum(counts.values())} resources declared"]
+    lines += [f"  {count:4d}  {token}" for token, count in counts.items()]
+    lines.append("")
+    lines += [budget.render_table(server) for server in budget.compute(config)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stack_arguments(parser)
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print only the JSON report on stdout")
+    output.add_argument("--markdown", action="store_true", help="print the budget and policies as Markdown")
+    args = parser.parse_args(argv)
+
+    stack, path = chosen_stack(args)
+    if not path.is_file():
+        print(f"{path}: no such stack file", file=sys.stderr)
+        return 1
+    values = read_stack_values(path)
+    try:
+        config = load_stack_values(values)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    run = run_program(stack, values, preview=True)
+    policies = evaluate(run, policy_config(stack, config))
+    if args.json:
+        print(json.dumps(report(stack, config, run, policies), indent=2))
+    elif args.markdown:
+        print(render_markdown(stack, config, policies))
+    else:
+        print(render_text(stack, config, run) + "\n\n" + render_policies(policies))
+    blocked = any(p.enforcement == "mandatory" and p.violations for p in policies)
+    return 1 if blocked else 0

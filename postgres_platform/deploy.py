@@ -1,0 +1,100 @@
+"""The whole program: stack config in, components declared once for any target, what outputs need out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi.runtime.config as runtime_config
+
+from components.access import DatabaseAccess, DatabaseAccessArgs
+from components.pgbouncer import PgBouncer, PgBouncerArgs
+from components.postgres import PostgresContainerArgs, PostgresServer, PostgresServerArgs, server_files
+from postgres_platform.model import access
+from postgres_platform.model.config import ConfigError, PlatformConfig
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.names import AUTH_ROLE, PGBOUNCER_PORT, POSTGRES_PORT
+from postgres_platform.render import pgbouncer
+from postgres_platform.render.dsn import Endpoint
+from postgres_platform.render.postgres import server_arguments
+from postgres_platform.targets import TARGETS
+
+
+class StackConfigError(pulumi.RunError):
+    """Ends `pulumi up/preview` with the config problems only: no traceback, nothing declared."""
+
+
+def load_config() -> PlatformConfig:
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    try:
+        return load_stack_values(values)
+    except ConfigError as exc:
+        raise StackConfigError("invalid stack config:\n" + str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Deployed:
+    passwords: dict[str, pulumi.Output[str]]  # login role -> password
+    superuser_password: pulumi.Output[str]
+    pgbouncer_admin_password: pulumi.Output[str]
+    direct: Endpoint  # where apps reach Postgres
+    pooled: Endpoint  # where apps reach PgBouncer
+    admin: pulumi.Output[Endpoint]  # where the operator reaches Postgres
+    replica: Endpoint | None = None  # read-only DSNs for read apps
+    ca_cert_pem: pulumi.Output[str] | None = None
+
+
+def deploy(config: PlatformConfig) -> Deployed:
+    target = TARGETS[config.target](config)
+    site = target.prepare()
+    postgres = PostgresServer(
+        "postgres",
+        PostgresServerArgs(
+            container=PostgresContainerArgs(
+                image=config.postgres.image,
+                command=server_arguments(config, site.server_settings),
+                label="postgres",
+                placement=site.placement,
+                data=site.data,
+                publish=site.postgres_publish,
+                files=server_files(site.hba, site.tls),
+            ),
+            admin=site.admin,
+        ),
+    )
+    roles = DatabaseAccess(
+        "access", DatabaseAccessArgs(access.plan(config), postgres.provider, postgres.admin_connection)
+    )
+    files = pgbouncer.Endpoints(
+        listen_addr=site.pooler_listen,
+        listen_port=PGBOUNCER_PORT,
+        server_host=site.pooler_server_host,
+        server_port=POSTGRES_PORT,
+        auth_file=pgbouncer.AUTH_FILE,
+        hba_file=pgbouncer.HBA_FILE,
+        tls=pgbouncer.CONTAINER_TLS if site.tls is not None else None,
+    )
+    bouncer = PgBouncer(
+        "pgbouncer",
+        PgBouncerArgs(
+            image=config.pgbouncer.image,
+            ini=pgbouncer.render_ini(config, files),
+            hba=pgbouncer.render_hba(config),
+            auth_password=roles.passwords[AUTH_ROLE],
+            placement=site.placement,
+            publish=site.pooler_publish,
+            tls=site.tls,
+            ca_cert_pem=site.ca_cert_pem,
+            depends_on=[postgres],
+        ),
+    )
+    return Deployed(
+        passwords=roles.passwords,
+        superuser_password=postgres.superuser_password,
+        pgbouncer_admin_password=bouncer.admin_password,
+        direct=site.direct,
+        pooled=site.pooled,
+        admin=site.admin_endpoint,
+        replica=target.add_replicas(postgres),
+        ca_cert_pem=site.ca_cert_pem,
+    )

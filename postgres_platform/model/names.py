@@ -1,0 +1,45 @@
+"""Names, ports and paths the program owns, defined once; config checks that no app or role takes them."""
+
+from __future__ import annotations
+
+import hashlib
+
+NAMESPACE = "postgres-platform"
+AUTH_ROLE = "pgbouncer_auth"  # PgBouncer's auth_user: may only run the lookup function
+PGBOUNCER_ADMIN = "pgbouncer_admin"  # PgBouncer console user; exists in PgBouncer only, not in Postgres
+AUTH_SCHEMA = "pgbouncer"  # schema of the lookup function in every app database
+AUTH_FUNCTION = "get_auth"
+SUPERUSER = "postgres"
+REPLICATION_ROLE = "replicator"  # the streaming replica's login (REPLICATION, walsenders only)
+COMPONENT_LABEL = "postgres-platform.component"  # Docker label the policies find containers and volumes by
+PGBOUNCER_CONSOLE_DB = "pgbouncer"  # PgBouncer's admin console (SHOW POOLS, SHOW STATS)
+
+POSTGRES_PORT = 5432
+PGBOUNCER_PORT = 6432
+PGDATA = "/var/lib/postgresql/data"  # inside the Postgres container
+POSTGRES_CONFIG_DIR = "/etc/postgresql"  # pg_hba.conf and TLS files inside the Postgres container
+PGBOUNCER_CONFIG_DIR = "/etc/pgbouncer"
+POSTGRES_UID = "999"  # the official Postgres image's postgres user
+PGBOUNCER_UID = "70"  # the PgBouncer image's unprivileged user (Alpine); PgBouncer refuses root
+
+MAX_IDENTIFIER_BYTES = 63  # Postgres truncates longer names silently (NAMEDATALEN - 1)
+
+
+def owner_role(database: str) -> str:
+    """The NOLOGIN role that owns a database and its schemas (and what migrate apps create)."""
+    return f"{database}_owner"
+
+
+def group_role(database: str, level: str, schemas: tuple[str, ...] | None = None) -> str:
+    """The NOLOGIN role holding one access level's grants on a database's schemas.
+
+    `<db>_read` / `<db>_write` cover every schema of the database; an app limited to some of them gets
+    `<db>_<level>_<schema>_<schema>...`, or a short hash of the list where that name would be too long.
+    """
+    base = f"{database}_{level}"
+    if schemas is None:
+        return base
+    readable = f"{base}_{'_'.join(schemas)}"
+    if len(readable.encode()) <= MAX_IDENTIFIER_BYTES:
+        return readable
+    return f"{base}_{hashlib.sha256(','.join(schemas).encode()).hexdigest()[:10]}"

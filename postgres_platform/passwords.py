@@ -1,0 +1,20 @@
+"""The one way the program makes a secret: a RandomPassword whose result is a Pulumi secret."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_random as random
+
+
+def generated_password(
+    name: str, parent: pulumi.Resource, length: int = 32, was: str | None = None
+) -> pulumi.Output[str]:
+    """Letters and digits only: safe unescaped in URIs, JDBC URLs, pgpass lines and PgBouncer files.
+
+    `was`: the name a deployed stack knows it by, so a rename keeps the password instead of a new one.
+    """
+    aliases = [pulumi.Alias(name=was)] if was else None
+    password = random.RandomPassword(
+        name, length=length, special=False, opts=pulumi.ResourceOptions(parent=parent, aliases=aliases)
+    )
+    return pulumi.Output.secret(password.result)

@@ -1,0 +1,220 @@
+"""Targets: where the containers run, where data lives, how the servers are reached.
+
+A target declares its hosts and hands deploy() a `Site`; deploy() declares Postgres, access and
+PgBouncer the same way for every target. To add one (e.g. a server that already exists): a config
+section for it, a class with `prepare()` and `add_replicas()`, and an entry in TARGETS.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_hcloud as hcloud
+
+from components.hetzner import DatabaseHost, DatabaseHostArgs, PrivateNetwork, PrivateNetworkArgs, firewall_rules
+from components.local_host import LocalHost
+from components.postgres import (
+    AdminAddress,
+    Placement,
+    PostgresContainerArgs,
+    PostgresServer,
+    Publish,
+    ServerTls,
+    server_files,
+)
+from components.replica import StreamingReplica, StreamingReplicaArgs
+from components.tls import StackCertificates
+from postgres_platform.model.config import HetznerConfig, PlatformConfig, SettingValue
+from postgres_platform.model.names import PGBOUNCER_PORT, PGDATA, POSTGRES_PORT
+from postgres_platform.render.dsn import Endpoint
+from postgres_platform.render.hetzner import DATA_DIR
+from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
+from postgres_platform.render.postgres import server_arguments, tls_and_hba_settings
+from postgres_platform.render.replica import standby_settings
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Site:
+    """What a target supplies: placement, data, server files and settings, and every address."""
+
+    placement: Placement
+    data: docker.ContainerVolumeArgs
+    admin: AdminAddress  # the superuser's way in, for the provider and the re-apply step
+    direct: Endpoint  # apps to Postgres
+    pooled: Endpoint  # apps to PgBouncer
+    admin_endpoint: pulumi.Output[Endpoint]  # the operator's adminDsn (a Hetzner public IP is an output)
+    pooler_listen: str  # PgBouncer's listen_addr
+    pooler_server_host: str  # where PgBouncer finds Postgres
+    postgres_publish: Publish | None = None
+    pooler_publish: Publish | None = None
+    server_settings: dict[str, SettingValue] = field(default_factory=dict)  # beyond the config's
+    hba: str | None = None  # our pg_hba.conf, where the server is reachable beyond this machine
+    tls: ServerTls | None = None  # the primary's certificate (Postgres and PgBouncer)
+    ca_cert_pem: pulumi.Output[str] | None = None
+
+
+class Target(ABC):
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def prepare(self) -> Site:
+        """Declare the hosts (network, servers, volumes, certificates) and say where things run."""
+
+    def add_replicas(self, primary: PostgresServer) -> Endpoint | None:
+        """Declare standbys of the primary; their read-only endpoint, if any."""
+        return None
+
+
+class LocalTarget(Target):
+    """The local Docker engine: a bridge network, ports published on loopback, an unprotected volume."""
+
+    def prepare(self) -> Site:
+        ports = self.config.local_ports()
+        host = LocalHost("local")
+        direct = Endpoint(LOOPBACK, ports.postgres_port, "disable", pooled=False)
+        return Site(
+            placement=Placement(network_name=host.network_name),
+            data=host.data,
+            admin=AdminAddress(LOOPBACK, ports.postgres_port, "disable"),
+            direct=direct,
+            pooled=Endpoint(LOOPBACK, ports.pgbouncer_port, "disable", pooled=True),
+            admin_endpoint=pulumi.Output.from_input(direct),
+            pooler_listen="0.0.0.0",  # inside its container; published on loopback only
+            pooler_server_host="postgres",  # the Postgres container's alias on the bridge network
+            postgres_publish=Publish(LOOPBACK, ports.postgres_port),
+            pooler_publish=Publish(LOOPBACK, ports.pgbouncer_port),
+        )
+
+
+def client_ca_path() -> str:
+    """Where apps keep the stack CA (`pulumi stack output caCertPem`); DSNs name it in sslrootcert."""
+    return f"/etc/postgres-platform/{pulumi.get_stack()}-ca.crt"
+
+
+def ca_file_for_provider(ca_cert_pem: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The CA as a file for the postgresql provider's sslrootcert (it takes a path, not PEM).
+
+    A fixed path per stack (a new path each run would change the provider's config on every up), in a
+    directory only this user can enter, written without following a planted symlink.
+    """
+
+    def write(pem: str) -> str:
+        directory = Path.home() / ".postgres-platform"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        path = directory / f"{pulumi.get_stack()}-ca.crt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(pem)
+        return str(path)
+
+    return pulumi.Output.from_input(ca_cert_pem).apply(write)
+
+
+class HetznerTarget(Target):
+    """Servers in a private network behind a firewall, Docker over SSH, TLS from a stack CA."""
+
+    def __init__(self, config: PlatformConfig) -> None:
+        super().__init__(config)
+        assert config.hetzner is not None  # config checks: target hetzner requires the section
+        self.hetzner: HetznerConfig = config.hetzner
+
+    def _host(self, role: str, private_ip: str) -> DatabaseHost:
+        h = self.hetzner
+        return DatabaseHost(
+            role,
+            DatabaseHostArgs(
+                role=role,
+                private_ip=private_ip,
+                location=h.location,
+                server_type=h.server_type,
+                image=h.image,
+                ssh_keys=tuple(h.ssh_keys),
+                volume_size=h.volume_size,
+                protect_server=h.protect_servers,
+                network=self._network,
+                firewall=self._firewall,
+                placement_group=self._group,
+            ),
+        )
+
+    def prepare(self) -> Site:
+        h = self.hetzner
+        self._network = PrivateNetwork("private", PrivateNetworkArgs(h.ip_range, h.subnet, h.network_zone))
+        self._firewall = hcloud.Firewall(
+            "database-firewall",
+            rules=firewall_rules(h.admin_cidrs),
+            labels={"managed-by": "postgres-platform", "env": pulumi.get_stack()},
+        )
+        self._group = hcloud.PlacementGroup("database-placement", type="spread")
+        primary_ip = h.primary_ip()
+        primary = self._host("primary", primary_ip)
+        self._certificates = StackCertificates("tls")
+        tls = ServerTls(
+            *self._certificates.server_certificate(
+                "primary-tls", common_name=primary_ip, ip_addresses=[primary_ip, primary.public_ip]
+            )
+        )
+        self._hba = render_pg_hba(
+            self.config, HbaSources((h.subnet,), tuple(h.admin_cidrs), h.replica_ip() if h.replicas else None)
+        )
+        ca = client_ca_path()  # the operator's copy too: one path for every DSN of the stack
+
+        def endpoint(host: str, port: int, pooled: bool) -> Endpoint:
+            return Endpoint(host, port, "verify-full", pooled=pooled, sslrootcert=ca)
+
+        return Site(
+            placement=Placement(docker_provider=primary.docker_provider),
+            data=docker.ContainerVolumeArgs(host_path=DATA_DIR, container_path=PGDATA),
+            admin=AdminAddress(
+                primary.public_ip, POSTGRES_PORT, "verify-full", ca_file_for_provider(self._certificates.ca_cert_pem)
+            ),
+            direct=endpoint(primary_ip, POSTGRES_PORT, pooled=False),
+            pooled=endpoint(primary_ip, PGBOUNCER_PORT, pooled=True),
+            admin_endpoint=primary.public_ip.apply(lambda ip: endpoint(ip, POSTGRES_PORT, pooled=False)),
+            pooler_listen=primary_ip,  # the private network only, never the public interface
+            pooler_server_host=primary_ip,
+            server_settings=tls_and_hba_settings(),
+            hba=self._hba,
+            tls=tls,
+            ca_cert_pem=self._certificates.ca_cert_pem,
+        )
+
+    def add_replicas(self, primary: PostgresServer) -> Endpoint | None:
+        if not self.hetzner.replicas:
+            return None
+        replica_ip = self.hetzner.replica_ip()
+        host = self._host("replica", replica_ip)
+        cert, key = self._certificates.server_certificate(
+            "replica-tls", common_name=replica_ip, ip_addresses=[replica_ip]
+        )
+        settings = {**tls_and_hba_settings(), **standby_settings(self.hetzner.primary_ip())}
+        StreamingReplica(
+            "replica",
+            StreamingReplicaArgs(
+                container=PostgresContainerArgs(
+                    image=self.config.postgres.image,
+                    command=server_arguments(self.config, settings),
+                    label="postgres-replica",
+                    placement=Placement(docker_provider=host.docker_provider),
+                    data=docker.ContainerVolumeArgs(host_path=DATA_DIR, container_path=PGDATA),
+                    files=server_files(self._hba, ServerTls(cert, key)),
+                ),
+                host=host,
+                primary_ip=self.hetzner.primary_ip(),
+                primary_provider=primary.provider,
+                primary=primary,
+                ca_cert_pem=self._certificates.ca_cert_pem,
+            ),
+        )
+        return Endpoint(replica_ip, POSTGRES_PORT, "verify-full", pooled=False, sslrootcert=client_ca_path())
+
+
+TARGETS: dict[str, type[Target]] = {"local": LocalTarget, "hetzner": HetznerTarget}

@@ -1,0 +1,51 @@
+"""Test helpers shared by import (conftest.py holds only fixtures): stacks, a valid config, cached runs."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from postgres_platform.local_servers import missing_binaries
+from postgres_platform.offline.program import ProgramRun, run_stack
+from postgres_platform.stackfile import ROOT
+
+STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+
+VALID: dict[str, Any] = {
+    "target": "local",
+    "postgres": {"image": "postgres:16.4-bookworm", "maxConnections": 100, "superuserReservedConnections": 3},
+    "pgbouncer": {"image": "edoburu/pgbouncer:v1.23.1-p3", "defaultPoolSize": 10, "reservePoolSize": 2},
+    "databases": {
+        "tracksolid_db": {"schemas": ["tracksolid", "reporting"]},
+        "fleet_platform": {"schemas": ["public"]},
+    },
+    "apps": {
+        "webhook_app": {"database": "tracksolid_db", "access": "write", "connectionLimit": 10},
+        "worker_app": {"database": "tracksolid_db", "access": "read", "connectionLimit": 5},
+        "gateway_app": {"database": "fleet_platform", "access": "migrate", "connectionLimit": 15},
+    },
+    "externalRoles": {"grafana_ro": {"connectionLimit": 5}},
+}
+
+
+def valid_config() -> dict[str, Any]:
+    return copy.deepcopy(VALID)
+
+
+_runs: dict[str, ProgramRun] = {}
+
+
+def run_of(stack: str) -> ProgramRun:
+    """The real __main__ under mocks for Pulumi.<stack>.yaml, run once per test session."""
+    if stack not in _runs:
+        _runs[stack] = run_stack(stack)
+    return _runs[stack]
+
+
+def skip_without_real_servers() -> None:
+    """Real-server modules call this at import: skip them, saying what is missing, where it is."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"real-server tests need {', '.join(missing)} on this machine", allow_module_level=True)
