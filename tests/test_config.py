@@ -319,7 +319,11 @@ def test_a_section_of_another_target_is_an_error() -> None:
     local_with_hetzner = valid_config() | {"hetzner": HETZNER_SECTION}
     (line,) = errors_of(local_with_hetzner)
     assert line.startswith('hetzner: does not belong to target local: remove it, got {"location": "fsn1"')
-    hetzner_with_local = valid_config() | {"target": "hetzner", "hetzner": HETZNER_SECTION, "local": {"postgresPort": 5433}}
+    hetzner_with_local = valid_config() | {
+        "target": "hetzner",
+        "hetzner": HETZNER_SECTION,
+        "local": {"postgresPort": 5433},
+    }
     assert errors_of(hetzner_with_local) == [
         'local: does not belong to target hetzner: remove it, got {"postgresPort": 5433, "pgbouncerPort": 6432}'
     ]
@@ -330,14 +334,20 @@ def test_derived_role_names_must_fit_postgres_63_bytes() -> None:
     long_db = "d" * 60  # its owner role `<db>_owner` would be 66 bytes: Postgres would truncate it silently
     config["databases"][long_db] = {"schemas": ["public"]}
     lines = errors_of(config)
-    assert f"databases.{long_db}: derived role name {long_db}_owner is longer than 63 bytes, got \"{long_db}_owner\"" in lines
+    assert (
+        f'databases.{long_db}: derived role name {long_db}_owner is longer than 63 bytes, got "{long_db}_owner"'
+        in lines
+    )
     assert any(line.startswith(f"databases.{long_db}: derived role name {long_db}_write") for line in lines)
 
 
 def test_an_app_may_not_take_a_group_role_name() -> None:
     config = valid_config()
     config["apps"]["tracksolid_db_read"] = {"database": "fleet_platform", "access": "read", "connectionLimit": 1}
-    assert "apps.tracksolid_db_read: role name is taken by the read role of database tracksolid_db, got \"tracksolid_db_read\"" in errors_of(config)
+    assert (
+        'apps.tracksolid_db_read: role name is taken by the read role of database tracksolid_db, got "tracksolid_db_read"'
+        in errors_of(config)
+    )
 
 
 def test_long_schema_subsets_get_a_short_stable_group_name() -> None:
