@@ -94,27 +94,21 @@ class DatabaseAccess(pulumi.ComponentResource):
             f"{self._name}-{db.name}", name=db.name, owner=owner, opts=self._on_server.merge(_was(db.name))
         )
         created: list[pulumi.Resource] = [database]
-        for schema in db.schemas:
+        # The app schemas belong to the owner; the lookup function's schema to the superuser.
+        for schema, schema_owner in [*((s, owner) for s in db.schemas), (AUTH_SCHEMA, SUPERUSER)]:
             created.append(
                 postgresql.Schema(
                     f"{self._name}-{db.name}-{schema}",
                     name=schema,
                     database=database.name,
-                    owner=owner,
+                    owner=schema_owner,
                     opts=self._on_server.merge(_was(f"{db.name}-{schema}")),
                 )
             )
-        auth_schema = postgresql.Schema(
-            f"{self._name}-{db.name}-{AUTH_SCHEMA}",
-            name=AUTH_SCHEMA,
-            database=database.name,
-            owner=SUPERUSER,
-            opts=self._on_server.merge(_was(f"{db.name}-{AUTH_SCHEMA}")),
-        )
         function = postgresql.Function(
             f"{self._name}-{db.name}-{AUTH_FUNCTION}",
             name=AUTH_FUNCTION,
-            schema=auth_schema.name,
+            schema=AUTH_SCHEMA,
             database=database.name,
             args=[postgresql.FunctionArgArgs(name="p_usename", type="text")],
             returns="TABLE(usename text, passwd text)",
@@ -124,7 +118,7 @@ class DatabaseAccess(pulumi.ComponentResource):
             body=auth_function_body(),
             opts=self._on_server.merge(_was(f"{db.name}-{AUTH_FUNCTION}")),
         )
-        return [*created, auth_schema, function]
+        return [*created, function]
 
     def _privileges(self, plan: AccessPlan, database: str, structure: list[pulumi.Resource]) -> list[pulumi.Resource]:
         after = self._on_server.merge(pulumi.ResourceOptions(depends_on=structure))

@@ -206,3 +206,15 @@ def test_bad_network_config_declares_nothing() -> None:
     with pytest.raises(StackConfigError, match=r"hetzner.adminCidrs\[0\]: must not open the database"):
         run_program("prod", values, recorder=recorder)
     assert recorder.registered == []
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_the_reapply_step_verifies_the_server_with_the_stack_ca_like_the_provider(stack: str) -> None:
+    run = run_of(stack)
+    (provider,) = run.of_type("pulumi:providers:postgresql")
+    for reapply in run.of_type("pulumi-python:dynamic:Resource"):
+        connection = reapply.inputs["connection"]
+        assert connection["sslmode"] == "verify-full"
+        # Without it libpq looks for ~/.postgresql/root.crt and every up fails at this step.
+        assert connection["sslrootcert"] == provider.inputs["sslrootcert"]
+        assert connection["sslrootcert"].endswith(f"/.postgres-platform/{stack}-ca.crt")

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import runpy
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,11 +146,17 @@ async def _resolve(value: Any, path: str, secrets: set[str]) -> Any:
 
 
 def run_program(
-    stack: str, values: dict[str, Any], *, preview: bool = True, recorder: RecordingMocks | None = None
+    stack: str,
+    values: dict[str, Any],
+    *,
+    preview: bool = True,
+    recorder: RecordingMocks | None = None,
+    program: Callable[[], None] | None = None,
 ) -> ProgramRun:
     """Run __main__.py for `stack` with these config values; raises what the program raises.
 
-    Pass a `recorder` to see what was registered even when the program raises.
+    Pass a `recorder` to see what was registered even when the program raises, and a `program` to run
+    that instead of __main__.py (one component on its own, say).
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -157,7 +164,10 @@ def run_program(
         recorder = recorder or RecordingMocks()
         monitor = _RecordingMonitor(recorder)
         sdk.start_program(PROJECT, stack, preview, values, recorder, monitor)
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        if program is None:
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        else:
+            program()
         loop.run_until_complete(sdk.wait_for_rpcs())
         secrets: set[str] = set()
         outputs = loop.run_until_complete(_resolve(sdk.root_outputs(), "", secrets))

@@ -1,0 +1,65 @@
+"""Components one at a time under mocks, with only their args: what each declares, named and parented."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_postgresql as postgresql
+
+from components.access import DatabaseAccess, DatabaseAccessArgs
+from components.pgbouncer import PgBouncer, PgBouncerArgs
+from components.postgres import AdminAddress, AdminConnection, Placement
+from postgres_platform.model import access
+from postgres_platform.model.load import parse
+from postgres_platform.offline.program import ProgramRun, run_program
+from tests.helpers import valid_config
+
+
+def run(program: object) -> ProgramRun:
+    assert callable(program)
+    return run_program("unit", {}, program=program)
+
+
+def test_database_access_alone_declares_the_plan_under_its_name() -> None:
+    plan = access.plan(parse(valid_config()))
+
+    def program() -> None:
+        provider = postgresql.Provider("server")
+        admin = AdminConnection(AdminAddress("127.0.0.1", 5432, "disable"), "postgres", pulumi.Output.secret("x"))
+        DatabaseAccess("acl", DatabaseAccessArgs(plan, provider, admin))
+
+    result = run(program)
+    children = [r for r in result.resources if not r.type.startswith(("postgres-platform:", "pulumi:providers"))]
+    assert all(r.name.startswith("acl-") for r in children)
+    roles = {r.inputs["name"] for r in result.of_type("postgresql:index/role:Role")}
+    assert roles == {r.name for r in plan.roles}
+    assert len(result.of_type("postgresql:index/grant:Grant")) == len(plan.grants)
+    assert len(result.of_type("pulumi-python:dynamic:Resource")) == len(plan.databases)
+    (reapply,) = [
+        r for r in result.of_type("pulumi-python:dynamic:Resource") if r.inputs["database"] == "fleet_platform"
+    ]
+    assert reapply.inputs["connection"]["sslmode"] == "disable" and "connection" in reapply.secret_inputs
+
+
+def test_pgbouncer_alone_uploads_what_it_is_given_and_its_own_auth_file() -> None:
+    def program() -> None:
+        PgBouncer(
+            "pool",
+            PgBouncerArgs(
+                image="edoburu/pgbouncer:v1.23.1-p3",
+                ini="[pgbouncer]\n",
+                hba="host all all 0.0.0.0/0 reject\n",
+                auth_password=pulumi.Output.secret("auth-secret"),
+                placement=Placement(network_name="net"),
+            ),
+        )
+
+    result = run(program)
+    (container,) = result.of_type("docker:index/container:Container")
+    assert container.name == "pool-container"
+    files = {u["file"]: u["content"] for u in container.inputs["uploads"]}
+    assert files["/etc/pgbouncer/pgbouncer.ini"] == "[pgbouncer]\n"
+    assert '"pgbouncer_auth" "auth-secret"' in files["/etc/pgbouncer/userlist.txt"]
+    assert {r.name for r in result.of_type("random:index/randomPassword:RandomPassword")} == {
+        "pool-admin-password",
+        "pool-admin-salt",
+    }
