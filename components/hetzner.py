@@ -16,8 +16,9 @@ import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_hcloud as hcloud
 
+from components.config_files import HostShell
 from postgres_platform.model.names import POSTGRES_PORT
-from postgres_platform.render.hetzner import DATA_MOUNT, cloud_init
+from postgres_platform.render.hetzner import CONFIG_ROOT, DATA_MOUNT, cloud_init, grow_filesystem_script
 
 SSH_PORT = 22
 
@@ -90,6 +91,7 @@ class DatabaseHost(pulumi.ComponentResource):
     public_ip: pulumi.Output[str]
     private_ip: str
     docker_provider: docker.Provider
+    shell: HostShell  # config directories under CONFIG_ROOT, written over SSH
 
     def __init__(self, name: str, args: DatabaseHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:DatabaseHost", name, None, opts)
@@ -119,7 +121,9 @@ class DatabaseHost(pulumi.ComponentResource):
             user_data=volume.id.apply(cloud_init),
             delete_protection=args.protect_server,
             rebuild_protection=args.protect_server,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.network]),
+            # Both force a new server in the hcloud provider (ForceNew in internal/server/resource.go), and
+            # are read once at first boot anyway: a new key is rolled on the host (README), not by a rebuild.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.network], ignore_changes=["sshKeys", "userData"]),
         )
         attachment = hcloud.VolumeAttachment(
             f"{name}-data-attachment",
@@ -130,11 +134,21 @@ class DatabaseHost(pulumi.ComponentResource):
         )
         self.public_ip = server.ipv4_address
         self.private_ip = private_ip
+        ssh = command.remote.ConnectionArgs(host=self.public_ip, user="root")
+        self.shell = HostShell(root=CONFIG_ROOT, ssh=ssh)
         ready = command.remote.Command(
             f"{name}-ready",
-            connection=command.remote.ConnectionArgs(host=self.public_ip, user="root"),
+            connection=ssh,
             create=f"cloud-init status --wait >/dev/null; mountpoint -q {DATA_MOUNT} && docker info >/dev/null",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
+        )
+        # Hetzner grows the volume in place (size is not ForceNew); the filesystem must follow, online.
+        # The size is in the script, so a new size re-runs it (pulumi-command's Update runs `create`).
+        command.remote.Command(
+            f"{name}-grow-filesystem",
+            connection=ssh,
+            create=grow_filesystem_script(args.volume_size),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ready, volume]),
         )
         self.docker_provider = docker.Provider(
             f"{name}-docker",

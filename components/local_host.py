@@ -12,7 +12,7 @@ class LocalHost(pulumi.ComponentResource):
     """A private bridge network for Postgres and PgBouncer (ports published on loopback only), and PGDATA."""
 
     network_name: pulumi.Output[str]
-    data: docker.ContainerVolumeArgs
+    data: docker.ContainerMountArgs
 
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:LocalHost", name, None, opts)
@@ -29,5 +29,5 @@ class LocalHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),  # a developer's scratch data: not protected
         )
         self.network_name = network.name
-        self.data = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=PGDATA)
+        self.data = docker.ContainerMountArgs(target=PGDATA, source=volume.name, type="volume")
         self.register_outputs({"networkName": self.network_name})

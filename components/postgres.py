@@ -9,18 +9,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 
-from postgres_platform.model.names import COMPONENT_LABEL, POSTGRES_PORT, POSTGRES_UID, SUPERUSER
+from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
+from postgres_platform.model import names
+from postgres_platform.model.names import COMPONENT_LABEL, POSTGRES_CONFIG_DIR, POSTGRES_PORT, POSTGRES_UID, SUPERUSER
 from postgres_platform.passwords import generated_password
-from postgres_platform.render.postgres import CERT_FILE, HBA_FILE, KEY_FILE
+from postgres_platform.render import sql
+from postgres_platform.render.files import reload_if_running
+from postgres_platform.render.postgres import CERT_FILE, CONFIG_FILE, HBA_FILE, KEY_FILE, PASSWORD_FILE, SUPERUSER_SQL
+from postgres_platform.render.scram import stable_verifier
 
 # The provider's own pool runs as superuser: keep it inside adminHeadroom + reserved slots.
 PROVIDER_MAX_CONNECTIONS = 4
+STOP_GRACE_SECONDS = 120  # a fast shutdown ends sessions and checkpoints; past this Docker kills
 
 
 @dataclass(frozen=True)
@@ -61,15 +68,15 @@ class ServerTls:
     key_pem: pulumi.Input[str]  # secret
 
 
-def server_files(hba: str | None, tls: ServerTls | None) -> list[docker.ContainerUploadArgs]:
+def server_files(hba: str | None, tls: ServerTls | None) -> list[ConfigFileArgs]:
     """Our pg_hba.conf and the server's certificate and key, where render.postgres's settings name them."""
     files = []
     if hba is not None:
-        files.append(docker.ContainerUploadArgs(file=HBA_FILE, content=hba, owner=POSTGRES_UID))
+        files.append(ConfigFileArgs(Path(HBA_FILE).name, "0644", hba))
     if tls is not None:
         files += [
-            docker.ContainerUploadArgs(file=CERT_FILE, content=tls.cert_pem, owner=POSTGRES_UID),
-            docker.ContainerUploadArgs(file=KEY_FILE, content=tls.key_pem, owner=POSTGRES_UID, permissions="0600"),
+            ConfigFileArgs(Path(CERT_FILE).name, "0644", tls.cert_pem),
+            ConfigFileArgs(Path(KEY_FILE).name, "0600", tls.key_pem),
         ]
     return files
 
@@ -78,34 +85,56 @@ def server_files(hba: str | None, tls: ServerTls | None) -> list[docker.Containe
 class PostgresContainerArgs:
     image: str  # the literal reference: the pinned-images policy reads it at preview
     command: list[str]  # render.postgres.server_arguments: literals the connection-budget policy reads
-    label: str  # COMPONENT_LABEL value: "postgres" (a primary) or "postgres-replica"
+    config_file: str  # render.postgres.render_config_file: the reloadable settings
+    label: str  # COMPONENT_LABEL value and container role: "postgres" (a primary) or "postgres-replica"
     placement: Placement
-    data: docker.ContainerVolumeArgs
+    shell: HostShell  # where its config directory is written
+    data: docker.ContainerMountArgs  # PGDATA: a Docker volume, or a bind of the host's mounted data volume
+    files: Sequence[ConfigFileArgs] = ()  # beyond postgresql.conf
+    reload_steps: Sequence[str] = ()  # shell run in the running container's host before its SIGHUP
     envs: Sequence[pulumi.Input[str]] = ()
     publish: Publish | None = None
-    files: Sequence[docker.ContainerUploadArgs] = ()
     depends_on: Sequence[pulumi.Resource] = ()
 
 
 class PostgresContainer(pulumi.ComponentResource):
-    """The Postgres container itself, for a primary or a streaming replica."""
+    """The Postgres container, for a primary or a streaming replica, and its config directory.
+
+    Files change by reload; only the command line (settings read at start), image, data or envs
+    change the container, and then it is replaced gracefully: SIGINT (fast shutdown: sessions end,
+    a checkpoint is written) with up to STOP_GRACE_SECONDS before Docker would kill it.
+    """
 
     container: docker.Container
 
     def __init__(self, name: str, args: PostgresContainerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PostgresContainer", name, None, opts)
+        container_name = names.container_name(pulumi.get_stack(), args.label)
+        config = ConfigFiles(
+            f"{name}-config",
+            ConfigFilesArgs(
+                shell=args.shell,
+                directory=args.label,
+                owner=POSTGRES_UID,
+                files=[ConfigFileArgs(Path(CONFIG_FILE).name, "0644", args.config_file), *args.files],
+                reload=reload_if_running(container_name, *args.reload_steps),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         image = docker.RemoteImage(
             f"{name}-image", name=args.image, keep_locally=True, opts=args.placement.options(self, [])
         )
         self.container = docker.Container(
             f"{name}-container",
-            name=f"postgres-platform-{pulumi.get_stack()}-{name}",
+            name=container_name,
             image=args.image,
             command=args.command,
             envs=list(args.envs) or None,
             labels=[docker.ContainerLabelArgs(label=COMPONENT_LABEL, value=args.label)],
-            volumes=[args.data],
-            uploads=list(args.files) or None,
+            mounts=[
+                args.data,
+                docker.ContainerMountArgs(target=POSTGRES_CONFIG_DIR, source=config.path, type="bind", read_only=True),
+            ],
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD-SHELL", f"pg_isready -U {SUPERUSER} -h 127.0.0.1"],
                 interval="5s",
@@ -117,8 +146,14 @@ class PostgresContainer(pulumi.ComponentResource):
             wait=True,
             wait_timeout=300,
             restart="unless-stopped",
+            stop_signal="SIGINT",
+            stop_timeout=STOP_GRACE_SECONDS,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,  # unset, the provider's delete stops with a 0 s timeout
             **args.placement.container_args("postgres", args.publish, POSTGRES_PORT),
-            opts=args.placement.options(self, [image, *args.depends_on]),
+            opts=args.placement.options(self, [image, config.written, *args.depends_on]).merge(
+                # A fixed container name: the old container must go before the new one can start.
+                pulumi.ResourceOptions(delete_before_replace=True)
+            ),
         )
         self.register_outputs({"containerName": self.container.name})
 
@@ -156,7 +191,12 @@ class PostgresServerArgs:
 
 
 class PostgresServer(pulumi.ComponentResource):
-    """The primary: its container, its superuser password, and the postgresql provider for its roles."""
+    """The primary: its container, its superuser password, and the postgresql provider for its roles.
+
+    The password reaches the image as a file (POSTGRES_PASSWORD_FILE, read once by initdb), never in
+    the container's environment; a new password is set with ALTER ROLE (a SCRAM verifier, from a file
+    in the config directory) in the running server, so rotating it recreates nothing.
+    """
 
     superuser_password: pulumi.Output[str]
     admin_connection: AdminConnection
@@ -165,10 +205,25 @@ class PostgresServer(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PostgresServer", name, None, opts)
         self.superuser_password = generated_password(f"{name}-superuser-password", self)
-        envs = [pulumi.Output.concat("POSTGRES_PASSWORD=", self.superuser_password)]
+        files = [
+            ConfigFileArgs(Path(PASSWORD_FILE).name, "0600", self.superuser_password),
+            ConfigFileArgs(
+                Path(SUPERUSER_SQL).name,
+                "0600",
+                self.superuser_password.apply(lambda pw: sql.set_password(SUPERUSER, stable_verifier(SUPERUSER, pw))),
+            ),
+        ]
+        set_password = f"docker exec -u postgres {names.container_name(pulumi.get_stack(), args.container.label)} " + (
+            f"psql -X -q -v ON_ERROR_STOP=1 -d postgres -f {SUPERUSER_SQL}"
+        )
         server = PostgresContainer(
             name,
-            dataclasses.replace(args.container, envs=envs),
+            dataclasses.replace(
+                args.container,
+                files=[*args.container.files, *files],
+                reload_steps=[*args.container.reload_steps, set_password],
+                envs=[f"POSTGRES_PASSWORD_FILE={PASSWORD_FILE}"],
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.admin_connection = AdminConnection(args.admin, SUPERUSER, self.superuser_password)

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 
+from components.config_files import ConfigFileArgs
 from components.hetzner import DatabaseHost
 from components.postgres import PostgresContainer, PostgresContainerArgs
-from postgres_platform.model.names import POSTGRES_UID, REPLICATION_ROLE
+from postgres_platform.model.names import REPLICATION_ROLE
 from postgres_platform.passwords import generated_password
 from postgres_platform.render.replica import CA_FILE, PASSFILE, SLOT, bootstrap_script, passfile
 
@@ -64,13 +66,8 @@ class StreamingReplica(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role, slot, args.host]),
         )
         files = [
-            docker.ContainerUploadArgs(file=CA_FILE, content=args.ca_cert_pem, owner=POSTGRES_UID),
-            docker.ContainerUploadArgs(
-                file=PASSFILE,
-                content=secret.apply(lambda pw: passfile(args.primary_ip, pw)),  # secret via `secret`
-                owner=POSTGRES_UID,
-                permissions="0600",
-            ),
+            ConfigFileArgs(Path(CA_FILE).name, "0644", args.ca_cert_pem),
+            ConfigFileArgs(Path(PASSFILE).name, "0600", secret.apply(lambda pw: passfile(args.primary_ip, pw))),
         ]
         server = PostgresContainer(
             name,

@@ -35,6 +35,7 @@ ROLE = "postgresql:index/role:Role"
 FIREWALL = "hcloud:index/firewall:Firewall"
 HCLOUD_VOLUME = "hcloud:index/volume:Volume"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+COMMANDS = ("command:local:Command", "command:remote:Command")
 DATABASE_PORTS = (5432, 6432)
 WHOLE_INTERNET = ("0.0.0.0/0", "::/0")
 POSTGRES_DEFAULTS = {"max_connections": "100", "superuser_reserved_connections": "3"}
@@ -279,10 +280,16 @@ def check_secret_sources(args: StackValidationArgs, report: ReportViolation) -> 
     for resource in args.resources:
         if resource.resource_type == ROLE and is_login(resource.props) and not _generated(resource, "password"):
             report(f"login role {resource.props['name']}: its password must come from a RandomPassword", resource.urn)
-        # The primary's container sets the superuser password at initdb; a standby copies the primary's.
-        primary = resource.resource_type == CONTAINER and _component(resource.props) == "postgres"
-        if primary and not _generated(resource, "envs"):
-            report(f"container {resource.name}: POSTGRES_PASSWORD must come from a RandomPassword", resource.urn)
+        # The superuser password reaches the image as a file (POSTGRES_PASSWORD_FILE), written with the
+        # other config files: never in the environment, where `docker inspect` shows it.
+        if resource.resource_type == CONTAINER and _component(resource.props) in SERVERS:
+            for env in resource.props.get("envs") or []:
+                if str(env).startswith("POSTGRES_PASSWORD="):
+                    report(f"container {resource.name}: the superuser password is in its environment: use "
+                           "POSTGRES_PASSWORD_FILE", resource.urn)  # fmt: skip
+        written = resource.resource_type in COMMANDS and resource.name.endswith("-config-write")
+        if written and not _generated(resource, "stdin"):
+            report(f"config files {resource.name}: their secrets must come from a RandomPassword", resource.urn)
 
 
 secret_outputs = StackValidationPolicy(

@@ -16,7 +16,7 @@ from postgres_platform.model.load import load_stack_values
 from postgres_platform.model.names import AUTH_ROLE, PGBOUNCER_PORT, POSTGRES_PORT
 from postgres_platform.render import pgbouncer
 from postgres_platform.render.dsn import Endpoint
-from postgres_platform.render.postgres import server_arguments
+from postgres_platform.render.postgres import render_config_file, server_arguments
 from postgres_platform.targets import TARGETS
 
 
@@ -53,11 +53,14 @@ def deploy(config: PlatformConfig) -> Deployed:
             container=PostgresContainerArgs(
                 image=config.postgres.image,
                 command=server_arguments(config, site.server_settings),
+                config_file=render_config_file(config, site.server_settings),
                 label="postgres",
                 placement=site.placement,
+                shell=site.shell,
                 data=site.data,
                 publish=site.postgres_publish,
                 files=server_files(site.hba, site.tls),
+                depends_on=[site.host] if site.host else [],
             ),
             admin=site.admin,
         ),
@@ -82,10 +85,11 @@ def deploy(config: PlatformConfig) -> Deployed:
             hba=pgbouncer.render_hba(config),
             auth_password=roles.passwords[AUTH_ROLE],
             placement=site.placement,
+            shell=site.shell,
             publish=site.pooler_publish,
             tls=site.tls,
             ca_cert_pem=site.ca_cert_pem,
-            depends_on=[postgres],
+            depends_on=[postgres, *([site.host] if site.host else [])],
         ),
     )
     return Deployed(

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from postgres_platform.model import access
-from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.config import PlatformConfig, SettingValue
 from postgres_platform.model.names import AUTH_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
 from postgres_platform.render import sql
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
 from postgres_platform.render.pgbouncer import Endpoints, PgBouncerTls, render_auth_file, render_hba, render_ini
-from postgres_platform.render.postgres import server_arguments, tls_and_hba_settings
+from postgres_platform.render.postgres import CONFIG_FILE, render_config_file, server_arguments, tls_and_hba_settings
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/local/bin", "/usr/bin")
 LOOPBACK = "127.0.0.1"
@@ -183,12 +183,23 @@ class Servers:
     def _pg_ctl(self, *args: str) -> None:
         self._run_as_server([_find("pg_ctl") or "pg_ctl", "-D", str(self.data), *args])
 
-    def start_postgres(self) -> None:
-        # The container's own arguments, plus what a loopback test server needs.
-        # With TLS: the Hetzner container's settings, with this temp dir's file paths.
+    def _server_extra(self) -> dict[str, SettingValue] | None:
+        """With TLS: the Hetzner container's settings, with this temp dir's file paths."""
+        if not self.tls:
+            return None
         files = {name: str(self.root / Path(str(path)).name) for name, path in tls_and_hba_settings().items()
                  if name.endswith("_file")}  # fmt: skip
-        settings = server_arguments(self.config, {**tls_and_hba_settings(), **files} if self.tls else None)[1:]
+        return {**tls_and_hba_settings(), **files}
+
+    def write_server_config(self) -> None:
+        """postgresql.conf as the container gets it (the reloadable settings), in this temp dir."""
+        self._write(self.root / "postgresql.conf", render_config_file(self.config, self._server_extra()))
+
+    def start_postgres(self) -> None:
+        # The container's own arguments and file, plus what a loopback test server needs.
+        self.write_server_config()
+        settings = server_arguments(self.config, self._server_extra())[1:]
+        settings[settings.index(f"config_file={CONFIG_FILE}")] = f"config_file={self.root / 'postgresql.conf'}"
         settings += ["-c", f"port={self.pg_port}", "-c", f"listen_addresses={LOOPBACK}",
                      "-c", f"unix_socket_directories={self.root}", "-c", "fsync=off",
                      "-c", "shared_buffers=128MB", "-c", "effective_cache_size=512MB"]  # fmt: skip
@@ -228,7 +239,7 @@ class Servers:
         ini += f"logfile = {self.root / 'pgbouncer.log'}\npidfile = {self.root / 'pgbouncer.pid'}\n"
         self._write(self.root / "pgbouncer.ini", ini)
         self._write(self.root / "pgbouncer_hba.conf", render_hba(self.config))
-        auth_file = render_auth_file(self.passwords[AUTH_ROLE], self.admin_password, secrets.token_bytes(16))
+        auth_file = render_auth_file(self.passwords[AUTH_ROLE], self.admin_password)
         self._write(self.root / "userlist.txt", auth_file)
         # Room for max_client_conn clients plus server connections (the default soft limit is 1024).
         fds = self.config.pgbouncer.max_client_conn + 2 * self.config.postgres.max_connections + 64

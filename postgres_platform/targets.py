@@ -16,6 +16,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_hcloud as hcloud
 
+from components.config_files import HostShell
 from components.hetzner import DatabaseHost, DatabaseHostArgs, PrivateNetwork, PrivateNetworkArgs, firewall_rules
 from components.local_host import LocalHost
 from components.postgres import (
@@ -34,7 +35,7 @@ from postgres_platform.model.names import PGBOUNCER_PORT, PGDATA, POSTGRES_PORT
 from postgres_platform.render.dsn import Endpoint
 from postgres_platform.render.hetzner import DATA_DIR
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
-from postgres_platform.render.postgres import server_arguments, tls_and_hba_settings
+from postgres_platform.render.postgres import render_config_file, server_arguments, tls_and_hba_settings
 from postgres_platform.render.replica import standby_settings
 
 LOOPBACK = "127.0.0.1"
@@ -45,7 +46,8 @@ class Site:
     """What a target supplies: placement, data, server files and settings, and every address."""
 
     placement: Placement
-    data: docker.ContainerVolumeArgs
+    shell: HostShell  # where config directories are written and reloads run
+    data: docker.ContainerMountArgs  # PGDATA
     admin: AdminAddress  # the superuser's way in, for the provider and the re-apply step
     direct: Endpoint  # apps to Postgres
     pooled: Endpoint  # apps to PgBouncer
@@ -55,6 +57,7 @@ class Site:
     postgres_publish: Publish | None = None
     pooler_publish: Publish | None = None
     server_settings: dict[str, SettingValue] = field(default_factory=dict)  # beyond the config's
+    host: pulumi.Resource | None = None  # what config files wait for (a server that is ready)
     hba: str | None = None  # our pg_hba.conf, where the server is reachable beyond this machine
     tls: ServerTls | None = None  # the primary's certificate (Postgres and PgBouncer)
     ca_cert_pem: pulumi.Output[str] | None = None
@@ -82,6 +85,8 @@ class LocalTarget(Target):
         direct = Endpoint(LOOPBACK, ports.postgres_port, "disable", pooled=False)
         return Site(
             placement=Placement(network_name=host.network_name),
+            # Config directories in the developer's home: Docker Desktop shares it with its VM.
+            shell=HostShell(root=str(Path.home() / ".postgres-platform" / pulumi.get_stack())),
             data=host.data,
             admin=AdminAddress(LOOPBACK, ports.postgres_port, "disable"),
             direct=direct,
@@ -92,6 +97,19 @@ class LocalTarget(Target):
             postgres_publish=Publish(LOOPBACK, ports.postgres_port),
             pooler_publish=Publish(LOOPBACK, ports.pgbouncer_port),
         )
+
+
+def data_mount() -> docker.ContainerMountArgs:
+    """PGDATA on a host: a bind of the data directory on the mounted volume. A bind mount (unlike a
+    `volumes` host path) fails when its source is missing, so a server whose volume did not mount
+    does not start on an empty directory of the root disk."""
+    return docker.ContainerMountArgs(target=PGDATA, source=DATA_DIR, type="bind")
+
+
+def wal_keep_megabytes(volume_gb: int) -> int:
+    """max_slot_wal_keep_size: a quarter of the data volume, so a replica that is down invalidates its
+    slot (and needs a new base backup) before the primary's WAL can fill the disk."""
+    return volume_gb * 1024 // 4
 
 
 def client_ca_path() -> str:
@@ -170,9 +188,13 @@ class HetznerTarget(Target):
         def endpoint(host: str, port: int, pooled: bool) -> Endpoint:
             return Endpoint(host, port, "verify-full", pooled=pooled, sslrootcert=ca)
 
+        settings = tls_and_hba_settings()
+        if h.replicas:
+            settings["max_slot_wal_keep_size"] = f"{wal_keep_megabytes(h.volume_size)}MB"
         return Site(
             placement=Placement(docker_provider=primary.docker_provider),
-            data=docker.ContainerVolumeArgs(host_path=DATA_DIR, container_path=PGDATA),
+            shell=primary.shell,
+            data=data_mount(),
             admin=AdminAddress(
                 primary.public_ip, POSTGRES_PORT, "verify-full", ca_file_for_provider(self._certificates.ca_cert_pem)
             ),
@@ -181,7 +203,8 @@ class HetznerTarget(Target):
             admin_endpoint=primary.public_ip.apply(lambda ip: endpoint(ip, POSTGRES_PORT, pooled=False)),
             pooler_listen=primary_ip,  # the private network only, never the public interface
             pooler_server_host=primary_ip,
-            server_settings=tls_and_hba_settings(),
+            server_settings=settings,
+            host=primary,
             hba=self._hba,
             tls=tls,
             ca_cert_pem=self._certificates.ca_cert_pem,
@@ -202,10 +225,13 @@ class HetznerTarget(Target):
                 container=PostgresContainerArgs(
                     image=self.config.postgres.image,
                     command=server_arguments(self.config, settings),
+                    config_file=render_config_file(self.config, settings),
                     label="postgres-replica",
                     placement=Placement(docker_provider=host.docker_provider),
-                    data=docker.ContainerVolumeArgs(host_path=DATA_DIR, container_path=PGDATA),
+                    shell=host.shell,
+                    data=data_mount(),
                     files=server_files(self._hba, ServerTls(cert, key)),
+                    depends_on=[host],
                 ),
                 host=host,
                 primary_ip=self.hetzner.primary_ip(),

@@ -9,6 +9,7 @@ import pytest
 
 from postgres_platform.local_servers import missing_binaries
 from postgres_platform.offline.program import ProgramRun, run_stack
+from postgres_platform.render.files import File, read_install_input
 from postgres_platform.stackfile import ROOT
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
@@ -49,3 +50,9 @@ def skip_without_real_servers() -> None:
     missing = missing_binaries()
     if missing:
         pytest.skip(f"real-server tests need {', '.join(missing)} on this machine", allow_module_level=True)
+
+
+def config_files(run: ProgramRun, component: str) -> dict[str, File]:
+    """The files a ConfigFiles component (e.g. `pgbouncer-config`) writes on its host, by name."""
+    (write,) = [r for r in run.resources if r.name == f"{component}-write" and r.type.startswith("command:")]
+    return read_install_input(write.inputs["stdin"])

@@ -6,12 +6,13 @@ import pulumi
 import pulumi_postgresql as postgresql
 
 from components.access import DatabaseAccess, DatabaseAccessArgs
+from components.config_files import HostShell
 from components.pgbouncer import PgBouncer, PgBouncerArgs
 from components.postgres import AdminAddress, AdminConnection, Placement
 from postgres_platform.model import access
 from postgres_platform.model.load import parse
 from postgres_platform.offline.program import ProgramRun, run_program
-from tests.helpers import valid_config
+from tests.helpers import config_files, valid_config
 
 
 def run(program: object) -> ProgramRun:
@@ -40,7 +41,7 @@ def test_database_access_alone_declares_the_plan_under_its_name() -> None:
     assert reapply.inputs["connection"]["sslmode"] == "disable" and "connection" in reapply.secret_inputs
 
 
-def test_pgbouncer_alone_uploads_what_it_is_given_and_its_own_auth_file() -> None:
+def test_pgbouncer_alone_mounts_its_config_directory_and_writes_its_auth_file() -> None:
     def program() -> None:
         PgBouncer(
             "pool",
@@ -50,16 +51,20 @@ def test_pgbouncer_alone_uploads_what_it_is_given_and_its_own_auth_file() -> Non
                 hba="host all all 0.0.0.0/0 reject\n",
                 auth_password=pulumi.Output.secret("auth-secret"),
                 placement=Placement(network_name="net"),
+                shell=HostShell(root="/srv/pp"),
             ),
         )
 
     result = run(program)
     (container,) = result.of_type("docker:index/container:Container")
     assert container.name == "pool-container"
-    files = {u["file"]: u["content"] for u in container.inputs["uploads"]}
-    assert files["/etc/pgbouncer/pgbouncer.ini"] == "[pgbouncer]\n"
-    assert '"pgbouncer_auth" "auth-secret"' in files["/etc/pgbouncer/userlist.txt"]
-    assert {r.name for r in result.of_type("random:index/randomPassword:RandomPassword")} == {
-        "pool-admin-password",
-        "pool-admin-salt",
-    }
+    files = config_files(result, "pool-config")
+    assert files["pgbouncer.ini"].content == "[pgbouncer]\n"
+    assert '"pgbouncer_auth" "auth-secret"' in files["userlist.txt"].content and files["userlist.txt"].mode == "0600"
+    assert {r.name for r in result.of_type("random:index/randomPassword:RandomPassword")} == {"pool-admin-password"}
+    # Files reach the host beside the container, which mounts them: a new file never means a new container.
+    assert container.inputs["mounts"] == [
+        {"target": "/etc/pgbouncer", "source": "/srv/pp/pgbouncer", "type": "bind", "readOnly": True}
+    ]
+    assert "uploads" not in container.inputs
+    assert (container.inputs["stopSignal"], container.inputs["destroyGraceSeconds"]) == ("SIGINT", 60)

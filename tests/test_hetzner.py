@@ -12,7 +12,7 @@ import pytest
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.offline.program import ProgramRun, Registered, run_program
 from postgres_platform.stackfile import read_stack_values, stack_file
-from tests.helpers import run_of
+from tests.helpers import config_files, run_of
 
 HETZNER_STACKS = ["staging", "prod"]
 
@@ -30,8 +30,8 @@ def containers(run: ProgramRun) -> dict[str, Registered]:
     return {c.inputs["labels"][0]["value"]: c for c in run.of_type("docker:index/container:Container")}
 
 
-def uploads(container: Registered) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in container.inputs["uploads"]}
+def files_of(run: ProgramRun, component: str) -> dict[str, str]:
+    return {name: f.content for name, f in config_files(run, component).items()}
 
 
 @pytest.mark.parametrize("stack", HETZNER_STACKS)
@@ -108,18 +108,29 @@ def test_postgres_runs_tls_with_our_pg_hba_ending_in_rejects(stack: str) -> None
     run = run_of(stack)
     postgres = containers(run)["postgres"]
     command = postgres.inputs["command"]
-    for setting in ("ssl=on", "ssl_min_protocol_version=TLSv1.2", "hba_file=/etc/postgresql/pg_hba.conf",
-                    "max_connections=", "superuser_reserved_connections="):  # fmt: skip
+    for setting in ("hba_file=/etc/postgresql/pg_hba.conf", "max_connections=", "superuser_reserved_connections="):
         assert any(arg.startswith(setting) for arg in command), setting
-    files = uploads(postgres)
-    hba = files["/etc/postgresql/pg_hba.conf"].splitlines()
+    files = files_of(run, "postgres-config")
+    for setting in (
+        "ssl = 'on'",
+        "ssl_min_protocol_version = 'TLSv1.2'",
+        "ssl_key_file = '/etc/postgresql/server.key'",
+    ):
+        assert setting in files["postgresql.conf"].splitlines(), setting  # reloadable: not the command line
+    hba = files["pg_hba.conf"].splitlines()
     assert hba[-2].split() == ["host", "all", "all", "0.0.0.0/0", "reject"]
     assert hba[-1].split() == ["host", "all", "all", "::/0", "reject"]
     assert all(line.split()[0] in ("local", "hostssl") for line in hba[:-2])
-    assert files["/etc/postgresql/server.crt"].startswith("-----BEGIN CERTIFICATE-----")
-    assert "/etc/postgresql/server.key" in files and any(p.startswith("uploads") for p in postgres.secret_inputs)
+    assert files["server.crt"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "server.key" in files and config_files(run, "postgres-config")["server.key"].mode == "0600"
+    (write,) = [r for r in run.of_type("command:remote:Command") if r.name == "postgres-config-write"]
+    assert "stdin" in write.secret_inputs  # the key and the superuser password reach the host on stdin only
     assert postgres.inputs["networkMode"] == "host" and not postgres.inputs.get("ports")
-    assert postgres.inputs["volumes"][0]["hostPath"] == "/mnt/pgdata/data"
+    data, config = postgres.inputs["mounts"]
+    # A bind mount fails when the volume is not mounted (no empty PGDATA on the root disk).
+    assert (data["type"], data["source"], data["target"]) == ("bind", "/mnt/pgdata/data", "/var/lib/postgresql/data")
+    assert (config["source"], config["target"], config["readOnly"]) == (
+        "/etc/postgres-platform/postgres", "/etc/postgresql", True)  # fmt: skip
 
 
 @pytest.mark.parametrize("stack", HETZNER_STACKS)
@@ -127,7 +138,7 @@ def test_pgbouncer_listens_privately_and_speaks_tls_both_ways(stack: str) -> Non
     run, hetzner = run_of(stack), config_of(stack).hetzner
     bouncer = containers(run)["pgbouncer"]
     ini = configparser.ConfigParser(interpolation=None)
-    ini.read_string(uploads(bouncer)["/etc/pgbouncer/pgbouncer.ini"])
+    ini.read_string(files_of(run, "pgbouncer-config")["pgbouncer.ini"])
     settings = ini["pgbouncer"]
     assert settings["listen_addr"] == hetzner.primary_ip()
     assert (settings["server_tls_sslmode"], settings["client_tls_sslmode"]) == ("verify-full", "require")
@@ -166,9 +177,9 @@ def test_replica_streams_from_a_slot_and_serves_read_dsns() -> None:
     replicator = [r.inputs for r in run.of_type("postgresql:index/role:Role") if r.inputs["name"] == "replicator"]
     assert replicator == [{**replicator[0], "replication": True, "login": True, "connectionLimit": 2}]
     replica = containers(run)["postgres-replica"]
-    command = replica.inputs["command"]
-    assert "primary_slot_name=replica_1" in command
-    conninfo = next(a for a in command if a.startswith("primary_conninfo="))
+    settings = files_of(run, "replica-config")["postgresql.conf"].splitlines()
+    assert "primary_slot_name = 'replica_1'" in settings and "hot_standby=on" in replica.inputs["command"]
+    conninfo = next(a for a in settings if a.startswith("primary_conninfo ="))
     assert (
         "host=10.0.1.10" in conninfo
         and "sslmode=verify-full" in conninfo
@@ -178,7 +189,7 @@ def test_replica_streams_from_a_slot_and_serves_read_dsns() -> None:
     (basebackup,) = [c for c in run.of_type("command:remote:Command") if c.name == "replica-basebackup"]
     assert "pg_basebackup" in basebackup.inputs["create"] and "-S replica_1" in basebackup.inputs["create"]
     assert "stdin" in basebackup.secret_inputs  # the replication password never in the script
-    hba = uploads(containers(run)["postgres"])["/etc/postgresql/pg_hba.conf"]
+    hba = files_of(run, "postgres-config")["pg_hba.conf"]
     assert "hostssl  replication" in hba and "10.0.1.11/32" in hba
     for app, forms in run.outputs["apps"].items():
         read = config_of("prod").apps[app].access == "read"

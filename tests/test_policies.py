@@ -55,9 +55,8 @@ PASSWORD = resource("random:index/randomPassword:RandomPassword", "pw", {"length
 def postgres(command: list[str]) -> PolicyResource:
     return resource(
         policies.CONTAINER, "postgres",
-        {"image": "postgres:16.4", "command": command, "envs": UNKNOWN_STRING_VALUE,
+        {"image": "postgres:16.4", "command": command, "envs": ["POSTGRES_PASSWORD_FILE=/etc/postgresql/pw"],
          "labels": [{"label": policies.COMPONENT_LABEL, "value": "postgres"}]},
-        deps={"envs": [PASSWORD]},
     )  # fmt: skip
 
 
@@ -233,12 +232,19 @@ def test_protected_data() -> None:
 # --- secret-outputs ----------------------------------------------------------------------------
 
 
-def test_passwords_must_be_generated() -> None:
-    assert check_stack(policies.secret_outputs, [PASSWORD, role("a", 5), postgres(SERVER)]) == []
+def test_passwords_must_be_generated_and_never_in_a_container_environment() -> None:
+    files = resource("command:remote:Command", "postgres-config-write", {"stdin": UNKNOWN_STRING_VALUE},
+                     deps={"stdin": [PASSWORD]})  # fmt: skip
+    assert check_stack(policies.secret_outputs, [PASSWORD, role("a", 5), postgres(SERVER), files]) == []
     literal = resource(policies.ROLE, "a", {"name": "a", "login": True, "connectionLimit": 5, "password": "hunter2"})
-    bare = resource(policies.CONTAINER, "pg", {"image": "postgres:16", "envs": ["POSTGRES_PASSWORD=hunter2"],
-                                               "labels": [{"label": policies.COMPONENT_LABEL, "value": "postgres"}]})  # fmt: skip
-    assert len(check_stack(policies.secret_outputs, [literal, bare])) == 2
+    in_env = resource(policies.CONTAINER, "pg", {"image": "postgres:16", "envs": ["POSTGRES_PASSWORD=hunter2"],
+                                                 "labels": [{"label": policies.COMPONENT_LABEL, "value": "postgres"}]})  # fmt: skip
+    replica_env = resource(policies.CONTAINER, "r", {"envs": ["POSTGRES_PASSWORD=x"],
+                           "labels": [{"label": policies.COMPONENT_LABEL, "value": "postgres-replica"}]})  # fmt: skip
+    literal_files = resource("command:local:Command", "pgbouncer-config-write", {"stdin": "x 0600 aHVudGVyMg==\n"})
+    violations = check_stack(policies.secret_outputs, [literal, in_env, replica_env, literal_files])
+    assert len(violations) == 4, violations
+    assert any("POSTGRES_PASSWORD_FILE" in v for v in violations)
 
 
 # --- over the real program ---------------------------------------------------------------------

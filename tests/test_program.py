@@ -12,7 +12,7 @@ from postgres_platform.model import access
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.offline.program import ProgramRun, RecordingMocks, fake_secret, run_program
 from postgres_platform.stackfile import read_stack_values, stack_file
-from tests.helpers import run_of
+from tests.helpers import config_files, run_of
 
 ROLE = "postgresql:index/role:Role"
 GRANT = "postgresql:index/grant:Grant"
@@ -188,19 +188,15 @@ def test_local_publishes_on_loopback_only_with_configured_images() -> None:
 
 def test_rendered_pgbouncer_files_hold_no_app_secret() -> None:
     run = run_of("local")
-    (bouncer,) = [c for c in run.of_type(CONTAINER) if c.inputs["labels"][0]["value"] == "pgbouncer"]
-    uploads = {u["file"]: u["content"] for u in bouncer.inputs["uploads"]}
-    assert "uploads[1].content" in bouncer.secret_inputs or "uploads" in bouncer.secret_inputs
-    assert set(uploads) == {
-        "/etc/pgbouncer/pgbouncer.ini",
-        "/etc/pgbouncer/pgbouncer_hba.conf",
-        "/etc/pgbouncer/userlist.txt",
-    }
-    everything = "\n".join(uploads.values())
+    (write,) = [c for c in run.of_type("command:local:Command") if c.name == "pgbouncer-config-write"]
+    assert "stdin" in write.secret_inputs
+    files = {name: f.content for name, f in config_files(run, "pgbouncer-config").items()}
+    assert set(files) == {"pgbouncer.ini", "pgbouncer_hba.conf", "userlist.txt"}
+    everything = "\n".join(files.values())
     for app in config_of(run).apps:
         assert fake_secret(f"access-{app}-password") not in everything
-    assert fake_secret("access-pgbouncer_auth-password") in uploads["/etc/pgbouncer/userlist.txt"]
-    assert "host=postgres port=5432" in uploads["/etc/pgbouncer/pgbouncer.ini"]  # the container's network alias
+    assert fake_secret("access-pgbouncer_auth-password") in files["userlist.txt"]
+    assert "host=postgres port=5432" in files["pgbouncer.ini"]  # the container's network alias
 
 
 def test_postgresql_provider_waits_for_the_container_and_stays_in_headroom() -> None:

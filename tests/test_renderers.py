@@ -16,9 +16,9 @@ from postgres_platform.render.pgbouncer import (
     render_auth_file,
     render_hba,
     render_ini,
-    scram_verifier,
 )
-from postgres_platform.render.postgres import server_arguments
+from postgres_platform.render.postgres import render_config_file, server_arguments
+from postgres_platform.render.scram import scram_verifier, stable_verifier
 from tests.helpers import valid_config
 
 ENDPOINTS = Endpoints("0.0.0.0", 6432, "postgres", 5432, "/etc/pgbouncer/userlist.txt", "/etc/pgbouncer/hba.conf")
@@ -82,20 +82,32 @@ def test_scram_verifier_matches_rfc_7677_construction() -> None:
 
 
 def test_auth_file_holds_auth_password_and_admin_verifier_only() -> None:
-    text = render_auth_file("auth-secret", "admin-secret", b"saltsaltsaltsalt")
+    text = render_auth_file("auth-secret", "admin-secret")
     lines = text.splitlines()
     assert lines[0] == '"pgbouncer_auth" "auth-secret"'
     assert lines[1].startswith('"pgbouncer_admin" "SCRAM-SHA-256$4096:')
     assert "admin-secret" not in text
 
 
-def test_postgres_gets_budget_settings_as_arguments() -> None:
+def test_settings_read_at_start_go_on_the_command_line_the_rest_in_the_reloadable_file() -> None:
     config = valid_config()
-    config["postgres"]["settings"] = {"shared_buffers": "256MB", "log_connections": True}
+    config["postgres"]["settings"] = {"shared_buffers": "256MB", "log_connections": True, "work_mem": "8MB"}
     args = server_arguments(parse(config))
-    assert args[:5] == ["postgres", "-c", "max_connections=100", "-c", "superuser_reserved_connections=3"]
-    assert "shared_buffers=256MB" in args and "log_connections=on" in args
-    assert "password_encryption=scram-sha-256" in args
+    assert args[:7] == ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "max_connections=100",
+                        "-c", "superuser_reserved_connections=3"]  # fmt: skip
+    assert "shared_buffers=256MB" in args and "listen_addresses=*" in args
+    assert not [a for a in args if a.startswith(("log_connections", "work_mem", "password_encryption"))]
+    text = render_config_file(parse(config))
+    assert "log_connections = 'on'" in text and "work_mem = '8MB'" in text
+    assert "password_encryption = 'scram-sha-256'" in text
+    assert "shared_buffers" not in text and "max_connections" not in text
+
+
+def test_a_stable_verifier_changes_with_the_password_only() -> None:
+    assert stable_verifier("app", "secret") == stable_verifier("app", "secret")
+    assert stable_verifier("app", "secret") != stable_verifier("app", "other")
+    assert stable_verifier("app", "secret") != stable_verifier("app2", "secret")  # another salt
+    assert stable_verifier("app", "secret").startswith("SCRAM-SHA-256$4096:")
 
 
 def test_dsn_forms() -> None:

@@ -25,6 +25,11 @@ PGBOUNCER_UID = "70"  # the PgBouncer image's unprivileged user (Alpine); PgBoun
 MAX_IDENTIFIER_BYTES = 63  # Postgres truncates longer names silently (NAMEDATALEN - 1)
 
 
+def container_name(stack: str, role: str) -> str:
+    """A container's fixed name (its role: postgres, postgres-replica, pgbouncer) per stack."""
+    return f"postgres-platform-{stack}-{role}"
+
+
 def owner_role(database: str) -> str:
     """The NOLOGIN role that owns a database and its schemas (and what migrate apps create)."""
     return f"{database}_owner"

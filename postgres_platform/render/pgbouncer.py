@@ -7,9 +7,6 @@ as it) and the console admin (a SCRAM verifier: it only logs in to PgBouncer).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from postgres_platform.model.config import PlatformConfig
@@ -21,8 +18,8 @@ from postgres_platform.model.names import (
     PGBOUNCER_CONFIG_DIR,
     PGBOUNCER_CONSOLE_DB,
 )
+from postgres_platform.render.scram import stable_verifier
 
-SCRAM_ITERATIONS = 4096
 AUTH_QUERY = f"SELECT usename, passwd FROM {AUTH_SCHEMA}.{AUTH_FUNCTION}($1)"
 
 
@@ -146,25 +143,12 @@ def _quote(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def render_auth_file(auth_password: str, admin_password: str, admin_salt: bytes) -> str:
+def render_auth_file(auth_password: str, admin_password: str) -> str:
     """userlist.txt: the auth role's password and the console admin's SCRAM verifier."""
     return (
         f"{_quote(AUTH_ROLE)} {_quote(auth_password)}\n"
-        f"{_quote(PGBOUNCER_ADMIN)} {_quote(scram_verifier(admin_password, admin_salt))}\n"
+        f"{_quote(PGBOUNCER_ADMIN)} {_quote(stable_verifier(PGBOUNCER_ADMIN, admin_password))}\n"
     )
-
-
-def scram_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
-    """The SCRAM-SHA-256 secret Postgres stores for a password (RFC 5802/7677, as pg_authid holds it)."""
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 # Where the PgBouncer container reads its files (uploaded by components.pgbouncer).

@@ -67,6 +67,11 @@ def _qualified(table: str) -> str:
     return f"{ident(schema)}.{ident(name)}"
 
 
+def set_password(role: str, verifier: str) -> str:
+    """Set a role's password from its SCRAM verifier: stored as is, so no plaintext reaches the server's logs."""
+    return f"ALTER ROLE {ident(role)} WITH PASSWORD {literal(verifier)};\n"
+
+
 def password_variable(role: str) -> str:
     """The psql variable that carries a role's password into the script (never the script itself)."""
     return f"{role}_password"
