@@ -15,7 +15,7 @@ from postgres_platform.model.access import AccessPlan, Database, Role, auth_func
 from postgres_platform.model.names import AUTH_FUNCTION, AUTH_SCHEMA, SUPERUSER
 from postgres_platform.passwords import generated_password
 from postgres_platform.render import sql
-from postgres_platform.sql_apply import SqlApply
+from postgres_platform.sql_apply import RoleRetirement, SqlApply
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class DatabaseAccess(pulumi.ComponentResource):
             for login in args.plan.logins
         }
         self._roles: dict[str, postgresql.Role] = {}
+        self._databases: list[postgresql.Database] = []
         for role in args.plan.roles:  # owners and groups first: a login role lists them in `roles`
             self._roles[role.name] = self._role(role)
         for db in args.plan.databases:
@@ -55,10 +56,21 @@ class DatabaseAccess(pulumi.ComponentResource):
                 database=db.name,
                 purpose="auth function search_path, migration-table revokes",
                 sql=sql.reapply_script(args.plan, db.name),
+                check=sql.reapply_check(args.plan, db.name),
                 # After every grant: a table-wide GRANT would otherwise re-add what this revokes.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=structure + privileges).merge(
                     _was(f"{db.name}-reapply")
                 ),
+            )
+        owners = {db.name: db.owner for db in args.plan.databases}
+        for app in args.plan.apps:
+            RoleRetirement(
+                f"{name}-{app}-retirement",
+                connection=args.admin.as_secret_input(),
+                role=self._roles[app].name,
+                statements={db: sql.retire_role(app, owner) for db, owner in owners.items()},
+                # Depending on the role, it is deleted first: the reassignment runs before the DROP ROLE.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self._roles[app], *self._databases]),
             )
         self.register_outputs({"roles": sorted(self._roles)})
 
@@ -90,9 +102,15 @@ class DatabaseAccess(pulumi.ComponentResource):
     def _structure(self, db: Database) -> list[pulumi.Resource]:
         """The database, its schemas and the PgBouncer lookup function: what its grants need first."""
         owner = self._ref(db.owner)
+        # Protected: removing or renaming a database in the config must never become DROP DATABASE (the
+        # provider terminates its sessions and drops it; a replica replays that). README: renaming.
         database = postgresql.Database(
-            f"{self._name}-{db.name}", name=db.name, owner=owner, opts=self._on_server.merge(_was(db.name))
+            f"{self._name}-{db.name}",
+            name=db.name,
+            owner=owner,
+            opts=self._on_server.merge(_was(db.name)).merge(pulumi.ResourceOptions(protect=True)),
         )
+        self._databases.append(database)
         created: list[pulumi.Resource] = [database]
         # The app schemas belong to the owner; the lookup function's schema to the superuser.
         for schema, schema_owner in [*((s, owner) for s in db.schemas), (AUTH_SCHEMA, SUPERUSER)]:
@@ -102,7 +120,7 @@ class DatabaseAccess(pulumi.ComponentResource):
                     name=schema,
                     database=database.name,
                     owner=schema_owner,
-                    opts=self._on_server.merge(_was(f"{db.name}-{schema}")),
+                    opts=self._on_server.merge(_was(f"{db.name}-{schema}")).merge(pulumi.ResourceOptions(protect=True)),
                 )
             )
         function = postgresql.Function(

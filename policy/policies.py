@@ -264,6 +264,27 @@ protected_data = ResourceValidationPolicy(
 )
 
 
+# --- protected-databases -----------------------------------------------------------------------
+
+DATABASE = "postgresql:index/database:Database"
+SCHEMA = "postgresql:index/schema:Schema"
+
+
+def check_protected_databases(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A Database or Schema that is not protected is dropped when it leaves the config (or is renamed)."""
+    if args.resource_type in (DATABASE, SCHEMA) and not args.opts.protect:
+        kind = "database" if args.resource_type == DATABASE else "schema"
+        report(f"{kind} {args.props.get('name')} ({args.name}) must be protected: an up would DROP it", None)
+
+
+protected_databases = ResourceValidationPolicy(
+    name="protected-databases",
+    description="Every Database and Schema resource is protected: no `pulumi up` drops one.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_protected_databases,
+)
+
+
 # --- secret-outputs ----------------------------------------------------------------------------
 
 
@@ -299,4 +320,12 @@ secret_outputs = StackValidationPolicy(
     validate=check_secret_sources,
 )
 
-POLICIES = [connection_budget, bounded_roles, no_public_database_ports, pinned_images, protected_data, secret_outputs]
+POLICIES = [
+    connection_budget,
+    bounded_roles,
+    no_public_database_ports,
+    pinned_images,
+    protected_data,
+    protected_databases,
+    secret_outputs,
+]

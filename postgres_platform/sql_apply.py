@@ -1,8 +1,15 @@
-"""SqlApply: idempotent SQL run against one database on every `pulumi up`.
+"""Dynamic resources for the SQL pulumi-postgresql cannot declare (psycopg, run where Pulumi runs).
 
-For the two things pulumi-postgresql cannot declare: SET search_path on the auth lookup function, and
-revoking writes on migration tables that migrations created since the last up. A dynamic provider
-(psycopg, in-process) rather than a shell-out, so no psql binary is needed where Pulumi runs.
+- SqlApply: SET search_path on the auth lookup function and the migration-table revokes, in one
+  database. Its diff runs a read-only check on the server and reports a change only when something is
+  missing (a migration table created since the last up, a replaced function), so a preview of an
+  unchanged stack is clean.
+- RoleRetirement: nothing while an app exists; when it is removed, before its role is dropped, what
+  it owns in every database goes to that database's owner role (the provider's own REASSIGN runs
+  in one database only, and to the superuser).
+
+The engine serializes these providers with dill, by reference: it imports this module, which the
+project's `pip install -e .` makes importable wherever the program runs.
 """
 
 from __future__ import annotations
@@ -13,32 +20,51 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 
-class _SqlApplyProvider(ResourceProvider):
-    def _run(self, props: dict[str, Any]) -> None:
-        import psycopg  # imported where the provider runs, not where the program is planned
+def _connect(conn: dict[str, Any], database: str) -> Any:
+    import psycopg  # imported where the provider runs, not where the program is planned
 
-        conn = props["connection"]
-        with psycopg.connect(
-            host=conn["host"],
-            port=int(conn["port"]),
-            user=conn["user"],
-            password=conn["password"],
-            dbname=props["database"],
-            sslmode=conn["sslmode"],
-            sslrootcert=conn.get("sslrootcert") or None,  # verify-full needs the stack CA, not ~/.postgresql
-            connect_timeout=15,
-            autocommit=True,
-        ) as session:
+    return psycopg.connect(
+        host=conn["host"],
+        port=int(conn["port"]),
+        user=conn["user"],
+        password=conn["password"],
+        dbname=database,
+        sslmode=conn["sslmode"],
+        sslrootcert=conn.get("sslrootcert") or None,  # verify-full needs the stack CA, not ~/.postgresql
+        connect_timeout=15,
+        autocommit=True,
+    )
+
+
+def _same_except_connection(olds: dict[str, Any], news: dict[str, Any]) -> bool:
+    """Everything but how we connect (a rotated superuser password is no reason to re-run)."""
+    keys = (set(olds) | set(news)) - {"connection", "__provider"}
+    return all(olds.get(k) == news.get(k) for k in keys)
+
+
+class SqlApplyProvider(ResourceProvider):
+    def _run(self, props: dict[str, Any]) -> None:
+        with _connect(props["connection"], props["database"]) as session:
             session.execute(props["sql"])
+
+    def in_place(self, props: dict[str, Any]) -> bool:
+        """The check query: True when what `sql` establishes is all there."""
+        with _connect(props["connection"], props["database"]) as session:
+            row = session.execute(props["check"]).fetchone()
+        return bool(row and row[0])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         self._run(props)
         return CreateResult(id_=f"{props['database']}:{props['purpose']}", outs=props)
 
-    def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
-        # Always re-apply: what this guards (tables created by migrations, a replaced function)
-        # changes outside Pulumi between ups.
-        return DiffResult(changes=True, replaces=[], delete_before_replace=False)
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        if not _same_except_connection(olds, news):
+            return DiffResult(changes=True, replaces=[], delete_before_replace=False)
+        try:
+            missing = not self.in_place(news)
+        except Exception:  # unreachable now (a preview away from the admin network): say so by a change
+            missing = True
+        return DiffResult(changes=missing, replaces=[], delete_before_replace=False)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         self._run(news)
@@ -46,7 +72,7 @@ class _SqlApplyProvider(ResourceProvider):
 
 
 class SqlApply(Resource):
-    """Runs `sql` in `database` through `connection` (components.postgres.AdminConnection.as_secret_input)."""
+    """Runs `sql` in `database` when `check` says it is not in place (and on create)."""
 
     def __init__(
         self,
@@ -56,9 +82,52 @@ class SqlApply(Resource):
         database: str,
         purpose: str,
         sql: str,
+        check: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"connection": pulumi.Output.secret(connection), "database": database, "purpose": purpose, "sql": sql}
+        props = {
+            "connection": pulumi.Output.secret(connection),
+            "database": database,
+            "purpose": purpose,
+            "sql": sql,
+            "check": check,
+        }
         # The provider echoes its inputs as outputs: keep the connection (password) secret in state too.
         secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["connection"])
-        super().__init__(_SqlApplyProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_outputs))
+        super().__init__(SqlApplyProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_outputs))
+
+
+class RoleRetirementProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_=props["role"], outs=props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=not _same_except_connection(olds, news), replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=news)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        for database, statements in props["statements"].items():
+            with _connect(props["connection"], database) as session:
+                session.execute(statements)
+
+
+class RoleRetirement(Resource, module="postgres-platform", name="RoleRetirement"):
+    """When removed (with its app): `statements` per database (render.sql.retire_role), before the role goes.
+
+    Declare it depending on the Role: the engine deletes dependents first.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        connection: pulumi.Input[dict[str, Any]],
+        role: pulumi.Input[str],
+        statements: dict[str, str],  # database -> SQL
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"connection": pulumi.Output.secret(connection), "role": role, "statements": statements}
+        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["connection"])
+        super().__init__(RoleRetirementProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_outputs))

@@ -28,5 +28,6 @@ def test_a_small_run_measures_resources_and_the_marginal_app() -> None:
     (small,) = result["runs"]
     assert small["apps"] == 10 and small["databases"] == 1
     assert small["resourcesPerApp"] == round(small["resources"] / 10, 2)
-    assert small["marginalResourcesPerApp"] == 2  # a write app on its database's schemas: its role and password
+    # A write app on its database's schemas: its role, its password and its retirement step.
+    assert small["marginalResourcesPerApp"] == 3
     assert result["prod"]["resources"] > 100 and small["seconds"] > 0 and small["peakMb"] > 10

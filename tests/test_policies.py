@@ -78,6 +78,7 @@ def test_policy_names_and_levels_are_the_contract() -> None:
         ("no-public-database-ports", "mandatory"),
         ("pinned-images", "mandatory"),
         ("protected-data", "advisory"),
+        ("protected-databases", "mandatory"),
         ("secret-outputs", "mandatory"),
     ]
 
@@ -85,7 +86,7 @@ def test_policy_names_and_levels_are_the_contract() -> None:
 def test_importing_the_policies_starts_no_server() -> None:
     sys.modules.pop("policy.policies", None)
     module = importlib.import_module("policy.policies")  # would block forever if it built the PolicyPack
-    assert len(module.POLICIES) == 6
+    assert len(module.POLICIES) == 7
 
 
 # --- connection-budget -------------------------------------------------------------------------
@@ -227,6 +228,14 @@ def test_protected_data() -> None:
     assert len(check(policies.protected_data, policies.DOCKER_VOLUME, data)) == 1
     assert check(policies.protected_data, policies.DOCKER_VOLUME, data, protect=True) == []
     assert check(policies.protected_data, policies.DOCKER_VOLUME, {"name": "cache"}) == []
+
+
+def test_protected_databases() -> None:
+    for type_ in (policies.DATABASE, policies.SCHEMA):
+        (violation,) = check(policies.protected_databases, type_, {"name": "fleet_platform"})
+        assert "must be protected: an up would DROP it" in violation
+        assert check(policies.protected_databases, type_, {"name": "fleet_platform"}, protect=True) == []
+    assert check(policies.protected_databases, policies.ROLE, {"name": "app"}) == []
 
 
 # --- secret-outputs ----------------------------------------------------------------------------

@@ -225,3 +225,25 @@ def test_bad_config_declares_nothing(preview: bool) -> None:
         run_program("local", values, preview=preview, recorder=recorder)
     assert "apps.worker_app.connectionLimit: must be an integer >= 1, got -1" in str(caught.value)
     assert recorder.registered == []
+
+
+def test_databases_and_schemas_are_protected_and_every_app_is_retired_before_its_role_is_dropped(
+    stack_run: ProgramRun,
+) -> None:
+    for resource in stack_run.of_type("postgresql:index/database:Database") + stack_run.of_type(
+        "postgresql:index/schema:Schema"
+    ):
+        assert resource.protect, resource.name
+    retirements = {
+        r.inputs["role"]: r for r in stack_run.of_type("pulumi-python:dynamic/postgres-platform:RoleRetirement")
+    }
+    config = config_of(stack_run)
+    assert set(retirements) == set(config.apps)
+    role_urns = {r.inputs["name"]: r.urn for r in stack_run.of_type(ROLE)}
+    for app, retirement in retirements.items():
+        # It depends on the role, so the engine deletes it (and runs the reassignment) first.
+        assert role_urns[app] in retirement.property_dependencies["role"]
+        assert set(retirement.inputs["statements"]) == set(config.databases)
+        owner = f"{config.apps[app].database}_owner"
+        assert f'REASSIGN OWNED BY "{app}" TO "{owner}";' in retirement.inputs["statements"][config.apps[app].database]
+        assert "connection" in retirement.secret_inputs

@@ -132,6 +132,10 @@ class AccessPlan:
     migration_revokes: tuple[MigrationRevoke, ...]
 
     @property
+    def apps(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.logins if r.name != AUTH_ROLE)
+
+    @property
     def roles(self) -> tuple[Role, ...]:
         """In creation order: a role's groups exist before it is made a member."""
         return (*self.owners, *self.groups, *self.logins)

@@ -62,6 +62,36 @@ def reapply_script(plan: AccessPlan, database: str) -> str:
     return "\n".join(s for s in (harden_auth_function(), revokes) if s)
 
 
+def reapply_check(plan: AccessPlan, database: str) -> str:
+    """One read-only query: true when everything reapply_script establishes is in place."""
+    conditions = [
+        f"coalesce((SELECT 'search_path=pg_catalog, pg_temp' = ANY(proconfig) FROM pg_catalog.pg_proc "
+        f"WHERE oid = pg_catalog.to_regprocedure({literal(AUTH_FUNCTION_SIGNATURE)})), false)"
+    ]
+    for revoke in plan.migration_revokes:
+        if revoke.database != database:
+            continue
+        for role in revoke.roles:
+            held = " OR ".join(
+                f"pg_catalog.has_table_privilege({literal(role)}, {literal(revoke.table)}, {literal(p)})"
+                for p in MIGRATION_TABLE_REVOKES
+            )
+            conditions.append(f"(pg_catalog.to_regclass({literal(revoke.table)}) IS NULL OR NOT ({held}))")
+    return "SELECT " + "\n  AND ".join(conditions)
+
+
+def retire_role(role: str, owner: str) -> str:
+    """Before a role is dropped: what it owns in this database goes to `owner`; its grants go away.
+
+    Skipped when the role is already gone (a retried delete).
+    """
+    return (
+        f"DO $retire$\nBEGIN\n  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {literal(role)}) THEN\n"
+        f"    REASSIGN OWNED BY {ident(role)} TO {ident(owner)};\n    DROP OWNED BY {ident(role)};\n  END IF;\n"
+        f"END\n$retire$;"
+    )
+
+
 def _qualified(table: str) -> str:
     schema, name = table.split(".", 1)
     return f"{ident(schema)}.{ident(name)}"
