@@ -24,6 +24,7 @@ from postgres_platform.model import access
 from postgres_platform.model.config import PlatformConfig, SettingValue
 from postgres_platform.model.names import AUTH_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
 from postgres_platform.render import sql
+from postgres_platform.render.files import File, install_input, install_script
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
 from postgres_platform.render.pgbouncer import Endpoints, PgBouncerTls, render_auth_file, render_hba, render_ini
 from postgres_platform.render.postgres import CONFIG_FILE, render_config_file, server_arguments, tls_and_hba_settings
@@ -113,12 +114,57 @@ class Servers:
         )  # fmt: skip
         if self.tls:
             self.issue_certificates()
-            hba = render_pg_hba(self.config, HbaSources(app_cidrs=("127.0.0.0/8",), admin_cidrs=(f"{LOOPBACK}/32",)))
-            self._write(self.root / "pg_hba.conf", hba)
+        self.install_config()
         self.start_postgres()
         self.apply_plan()
         self.start_pgbouncer()
         return self
+
+    def config_files(self) -> list[File]:
+        """What the program writes into the Postgres and PgBouncer config directories, with this dir's paths."""
+        files = [File("postgresql.conf", "0600", render_config_file(self.config, self._server_extra()))]
+        if self.tls:
+            hba = render_pg_hba(self.config, HbaSources(app_cidrs=("127.0.0.0/8",), admin_cidrs=(f"{LOOPBACK}/32",)))
+            files.append(File("pg_hba.conf", "0600", hba))
+        ini = render_ini(
+            self.config,
+            Endpoints(LOOPBACK, self.bouncer_port, LOOPBACK, self.pg_port, str(self.root / "userlist.txt"),
+                      str(self.root / "pgbouncer_hba.conf"), unix_socket_dir=str(self.root),
+                      tls=PgBouncerTls(str(self.ca_file), str(self.root / "server.crt"), str(self.root / "server.key"))
+                      if self.tls else None),
+        )  # fmt: skip
+        ini += f"logfile = {self.root / 'pgbouncer.log'}\npidfile = {self.root / 'pgbouncer.pid'}\n"
+        return [
+            *files,
+            File("pgbouncer.ini", "0600", ini),
+            File("pgbouncer_hba.conf", "0600", render_hba(self.config)),
+            File("userlist.txt", "0600", render_auth_file(self.passwords[AUTH_ROLE], self.admin_password)),
+        ]
+
+    def install_config(self) -> None:
+        """Install the files with the program's own script (render.files); running servers reload (SIGHUP)."""
+        postmaster, bouncer = self.data / "postmaster.pid", self.root / "pgbouncer.pid"
+        reload = (
+            f'[ -f {postmaster} ] && kill -HUP "$(head -n 1 {postmaster})"\n'
+            f'[ -f {bouncer} ] && kill -HUP "$(cat {bouncer})"\n'
+            "true"
+        )
+        script = install_script(str(self.root), "postgres", reload, mode_when_not_root=None)
+        subprocess.run(["sh", "-c", script], input=install_input(self.config_files()), text=True, check=True,
+                       capture_output=True, timeout=60)  # fmt: skip
+
+    def reconfigure(self, config: PlatformConfig, passwords: dict[str, str]) -> None:
+        """Go from this config to `config` as `pulumi up` does on a live server: roles and grants (the
+        access plan as SQL), removed apps retired, then the files installed and reloaded. No restart."""
+        removed = set(self.config.apps) - set(config.apps)
+        self.config, self.passwords = config, {**self.passwords, **passwords}
+        self.apply_plan()
+        plan = access.plan(config)
+        for app in sorted(removed):
+            for db in plan.databases:
+                self.psql(sql.retire_role(app, db.owner), database=db.name)
+            self.psql(f"DROP ROLE {sql.ident(app)};")
+        self.install_config()
 
     @property
     def ca_file(self) -> Path:
@@ -191,13 +237,8 @@ class Servers:
                  if name.endswith("_file")}  # fmt: skip
         return {**tls_and_hba_settings(), **files}
 
-    def write_server_config(self) -> None:
-        """postgresql.conf as the container gets it (the reloadable settings), in this temp dir."""
-        self._write(self.root / "postgresql.conf", render_config_file(self.config, self._server_extra()))
-
     def start_postgres(self) -> None:
         # The container's own arguments and file, plus what a loopback test server needs.
-        self.write_server_config()
         settings = server_arguments(self.config, self._server_extra())[1:]
         settings[settings.index(f"config_file={CONFIG_FILE}")] = f"config_file={self.root / 'postgresql.conf'}"
         settings += ["-c", f"port={self.pg_port}", "-c", f"listen_addresses={LOOPBACK}",
@@ -229,18 +270,6 @@ class Servers:
         self.psql(script, {sql.password_variable(role): pw for role, pw in self.passwords.items()})
 
     def start_pgbouncer(self) -> None:
-        ini = render_ini(
-            self.config,
-            Endpoints(LOOPBACK, self.bouncer_port, LOOPBACK, self.pg_port, str(self.root / "userlist.txt"),
-                      str(self.root / "pgbouncer_hba.conf"), unix_socket_dir=str(self.root),
-                      tls=PgBouncerTls(str(self.ca_file), str(self.root / "server.crt"), str(self.root / "server.key"))
-                      if self.tls else None),
-        )  # fmt: skip
-        ini += f"logfile = {self.root / 'pgbouncer.log'}\npidfile = {self.root / 'pgbouncer.pid'}\n"
-        self._write(self.root / "pgbouncer.ini", ini)
-        self._write(self.root / "pgbouncer_hba.conf", render_hba(self.config))
-        auth_file = render_auth_file(self.passwords[AUTH_ROLE], self.admin_password)
-        self._write(self.root / "userlist.txt", auth_file)
         # Room for max_client_conn clients plus server connections (the default soft limit is 1024).
         fds = self.config.pgbouncer.max_client_conn + 2 * self.config.postgres.max_connections + 64
         pgbouncer = _find("pgbouncer", ("/usr/sbin",)) or "pgbouncer"

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pulumi.dynamic import ResourceProvider
 from pulumi.dynamic.dynamic import serialize_provider
 
 from postgres_platform.local_servers import LOOPBACK, Servers
@@ -45,8 +46,8 @@ else:
 """
 
 
-def engine(provider: object, method: str, *args: Any) -> dict[str, Any]:
-    request = {"provider": serialize_provider(provider), "method": method, "args": list(args)}  # type: ignore[arg-type]
+def engine(provider: ResourceProvider, method: str, *args: Any) -> dict[str, Any]:
+    request = {"provider": serialize_provider(provider), "method": method, "args": list(args)}
     done = subprocess.run([sys.executable, "-c", ENGINE], input=json.dumps(request), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, Any] = json.loads(done.stdout)
@@ -84,9 +85,11 @@ def test_reapply_runs_over_verify_full_and_its_diff_reports_only_what_is_missing
     assert engine(SqlApplyProvider(), "diff", "id", props, props) == {"changes": True}
     engine(SqlApplyProvider(), "update", "id", props, props)
     assert engine(SqlApplyProvider(), "diff", "id", props, props) == {"changes": False}
-    with psycopg.connect(servers.dsn("webhook_app", "tracksolid_db", pooled=False)) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("INSERT INTO tracksolid.schema_migrations VALUES ('x')")
+    with (
+        psycopg.connect(servers.dsn("webhook_app", "tracksolid_db", pooled=False)) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("INSERT INTO tracksolid.schema_migrations VALUES ('x')")
 
     # Someone replaced the lookup function (CREATE OR REPLACE resets its search_path).
     servers.psql("ALTER FUNCTION pgbouncer.get_auth(text) RESET search_path;", database="tracksolid_db")

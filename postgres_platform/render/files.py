@@ -25,14 +25,15 @@ def install_input(files: list[File]) -> str:
     return "".join(f"{f.name} {f.mode} {base64.b64encode(f.content.encode()).decode()}\n" for f in files)
 
 
-def install_script(directory: str, owner: str, reload: str) -> str:
+def install_script(directory: str, owner: str, reload: str, *, mode_when_not_root: str | None = "0644") -> str:
     """Write each file atomically; if any changed, run `reload`.
 
     As root (a server) files get their mode and the container user as owner. As a developer (local
-    Docker) chown is not possible, so files are 0644 for the container's user to read, inside a
-    0700 directory of the developer's.
+    Docker) chown is not possible, so files get `mode_when_not_root` (0644: the container's user reads
+    them) inside a 0700 directory of the developer's; None keeps each file's own mode.
     """
     d = shlex.quote(directory)
+    other_mode = '"$mode"' if mode_when_not_root is None else mode_when_not_root
     return f"""set -eu
 umask 077
 mkdir -p {d}
@@ -42,7 +43,7 @@ changed=0
 while read -r name mode data; do
   tmp={d}/".$name.new"
   printf '%s' "$data" | base64 -d > "$tmp"
-  if [ "$(id -u)" = 0 ]; then chown {owner}:{owner} "$tmp"; chmod "$mode" "$tmp"; else chmod 0644 "$tmp"; fi
+  if [ "$(id -u)" = 0 ]; then chown {owner}:{owner} "$tmp"; chmod "$mode" "$tmp"; else chmod {other_mode} "$tmp"; fi
   if cmp -s "$tmp" {d}/"$name"; then rm -f "$tmp"; else mv -f "$tmp" {d}/"$name"; changed=1; fi
 done
 if [ "$changed" = 1 ]; then
