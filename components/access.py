@@ -5,7 +5,8 @@ Everything comes from the access plan (model.access), the same plan render_sql p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_postgresql as postgresql
@@ -23,6 +24,7 @@ class DatabaseAccessArgs:
     plan: AccessPlan
     provider: postgresql.Provider  # the superuser's, on the primary
     admin: AdminConnection  # for the SQL the provider cannot declare
+    generations: Mapping[str, int] = field(default_factory=dict)  # login role -> password generation
 
 
 def _was(old_name: str) -> pulumi.ResourceOptions:
@@ -40,7 +42,12 @@ class DatabaseAccess(pulumi.ComponentResource):
         self._name = name
         self._on_server = pulumi.ResourceOptions(parent=self, provider=args.provider)
         self.passwords = {
-            login.name: generated_password(f"{name}-{login.name}-password", self, was=f"{login.name}-password")
+            login.name: generated_password(
+                f"{name}-{login.name}-password",
+                self,
+                was=f"{login.name}-password",
+                generation=args.generations.get(login.name, 0),
+            )
             for login in args.plan.logins
         }
         self._roles: dict[str, postgresql.Role] = {}
@@ -63,14 +70,14 @@ class DatabaseAccess(pulumi.ComponentResource):
                 ),
             )
         owners = {db.name: db.owner for db in args.plan.databases}
-        for app in args.plan.apps:
+        for login in args.plan.app_logins:
             RoleRetirement(
-                f"{name}-{app}-retirement",
+                f"{name}-{login}-retirement",
                 connection=args.admin.as_secret_input(),
-                role=self._roles[app].name,
-                statements={db: sql.retire_role(app, owner) for db, owner in owners.items()},
+                role=self._roles[login].name,
+                statements={db: sql.retire_role(login, owner) for db, owner in owners.items()},
                 # Depending on the role, it is deleted first: the reassignment runs before the DROP ROLE.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self._roles[app], *self._databases]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self._roles[login], *self._databases]),
             )
         self.register_outputs({"roles": sorted(self._roles)})
 

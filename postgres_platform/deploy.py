@@ -65,8 +65,9 @@ def deploy(config: PlatformConfig) -> Deployed:
             admin=site.admin,
         ),
     )
+    generations = {login.role: login.generation for app in config.apps for login in config.logins(app)}
     roles = DatabaseAccess(
-        "access", DatabaseAccessArgs(access.plan(config), postgres.provider, postgres.admin_connection)
+        "access", DatabaseAccessArgs(access.plan(config), postgres.provider, postgres.admin_connection, generations)
     )
     files = pgbouncer.Endpoints(
         listen_addr=site.pooler_listen,

@@ -28,6 +28,7 @@ from postgres_platform.render.files import File, install_input, install_script
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
 from postgres_platform.render.pgbouncer import Endpoints, PgBouncerTls, render_auth_file, render_hba, render_ini
 from postgres_platform.render.postgres import CONFIG_FILE, render_config_file, server_arguments, tls_and_hba_settings
+from postgres_platform.render.scram import stable_verifier
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/local/bin", "/usr/bin")
 LOOPBACK = "127.0.0.1"
@@ -156,14 +157,19 @@ class Servers:
     def reconfigure(self, config: PlatformConfig, passwords: dict[str, str]) -> None:
         """Go from this config to `config` as `pulumi up` does on a live server: roles and grants (the
         access plan as SQL), removed apps retired, then the files installed and reloaded. No restart."""
-        removed = set(self.config.apps) - set(config.apps)
-        self.config, self.passwords = config, {**self.passwords, **passwords}
-        self.apply_plan()
+        before = {r.name for r in access.plan(self.config).logins}
+        self.config = config
         plan = access.plan(config)
-        for app in sorted(removed):
+        self.passwords = {
+            **{role: pw for role, pw in self.passwords.items() if role in before},
+            **{r.name: secrets.token_hex(16) for r in plan.logins if r.name not in self.passwords},
+            **passwords,
+        }
+        self.apply_plan()
+        for login in sorted(before - {r.name for r in plan.logins}):
             for db in plan.databases:
-                self.psql(sql.retire_role(app, db.owner), database=db.name)
-            self.psql(f"DROP ROLE {sql.ident(app)};")
+                self.psql(sql.retire_role(login, db.owner), database=db.name)
+            self.psql(f"DROP ROLE {sql.ident(login)};")
         self.install_config()
 
     @property
@@ -266,8 +272,10 @@ class Servers:
         return result.stdout
 
     def apply_plan(self) -> None:
+        """The access plan as SQL, each password as its stable SCRAM verifier (as the program sets it)."""
         script = sql.render_script(access.plan(self.config))
-        self.psql(script, {sql.password_variable(role): pw for role, pw in self.passwords.items()})
+        verifiers = {sql.password_variable(role): stable_verifier(role, pw) for role, pw in self.passwords.items()}
+        self.psql(script, verifiers)
 
     def start_pgbouncer(self) -> None:
         # Room for max_client_conn clients plus server connections (the default soft limit is 1024).

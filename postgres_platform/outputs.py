@@ -15,17 +15,18 @@ from postgres_platform.render import dsn
 
 def _app_dsns(config: PlatformConfig, deployed: Deployed, app: str) -> pulumi.Output[dict[str, Any]]:
     spec = config.apps[app]
+    user = config.active_login(app).role  # with alternating logins, the one made active last
 
     def forms(password: str) -> dict[str, Any]:
-        out = {"direct": dsn.all_forms(app, password, spec.database, deployed.direct)}
+        out = {"direct": dsn.all_forms(user, password, spec.database, deployed.direct)}
         if spec.pooled:
-            # In PgBouncer each app has its own pool database, named after the app (pgbouncer_config.pools).
-            out["pooled"] = dsn.all_forms(app, password, app, deployed.pooled)
+            # In PgBouncer each app has its own pool database, named after the app (render.pgbouncer.pools).
+            out["pooled"] = dsn.all_forms(user, password, app, deployed.pooled)
         if deployed.replica is not None and spec.access == "read":
-            out["replica"] = dsn.all_forms(app, password, spec.database, deployed.replica)
+            out["replica"] = dsn.all_forms(user, password, spec.database, deployed.replica)
         return out
 
-    return pulumi.Output.secret(deployed.passwords[app].apply(forms))
+    return pulumi.Output.secret(deployed.passwords[user].apply(forms))
 
 
 def stack_outputs(config: PlatformConfig, deployed: Deployed) -> dict[str, Any]:

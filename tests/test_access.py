@@ -167,3 +167,15 @@ def test_adding_an_app_of_a_known_level_adds_only_its_login_role() -> None:
     assert after.default_privileges == before.default_privileges
     assert after.groups == before.groups
     assert {r.name for r in after.logins} - {r.name for r in before.logins} == {"cron_app"}
+
+
+def test_alternating_logins_are_two_members_of_the_same_groups() -> None:
+    config = valid_config()
+    config["apps"]["gateway_app"]["rotation"] = 3
+    p = access.plan(parse(config))
+    a, b = login(p, "gateway_app_a"), login(p, "gateway_app_b")
+    assert a.member_of == b.member_of == ("fleet_platform_write", "fleet_platform_owner")
+    assert a.assume_role == b.assume_role == "fleet_platform_owner"
+    assert a.connection_limit == b.connection_limit == 15
+    assert "gateway_app" not in {r.name for r in p.logins}
+    assert {"gateway_app_a", "gateway_app_b"} <= set(p.app_logins)

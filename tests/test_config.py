@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from postgres_platform.model.config import ConfigError
+from postgres_platform.model import budget
+from postgres_platform.model.config import ConfigError, Login
 from postgres_platform.model.load import parse
 from tests.helpers import valid_config
 
@@ -358,3 +359,36 @@ def test_long_schema_subsets_get_a_short_stable_group_name() -> None:
     group = parse(config).app_group("worker_app")
     assert group.startswith("tracksolid_db_read_") and len(group) <= 63
     assert group == parse(config).app_group("worker_app")
+
+
+@pytest.mark.parametrize(
+    ("rotation", "active", "generations"),
+    [(0, "a", (0, 0)), (1, "b", (0, 1)), (2, "a", (1, 1)), (3, "b", (1, 2)), (4, "a", (2, 2))],
+)
+def test_each_rotation_makes_the_other_login_active_with_a_new_password(
+    rotation: int, active: str, generations: tuple[int, int]
+) -> None:
+    config = valid_config()
+    config["apps"]["worker_app"]["rotation"] = rotation
+    parsed = parse(config)
+    a, b = parsed.logins("worker_app")
+    assert (a.role, b.role) == ("worker_app_a", "worker_app_b")
+    assert parsed.active_login("worker_app").role == f"worker_app_{active}"
+    assert (a.generation, b.generation) == generations  # only the newly active one's password changes
+    assert parsed.logins("webhook_app") == (Login("webhook_app", "webhook_app", 0, True),)
+
+
+def test_alternating_logins_both_count_in_the_budget() -> None:
+    config = valid_config()
+    config["apps"]["gateway_app"]["rotation"] = 0
+    entries = {e.role: e.limit for e in budget.entries(parse(config))}
+    assert entries["gateway_app_a"] == entries["gateway_app_b"] == 15 and "gateway_app" not in entries
+    config["postgres"]["maxConnections"] = 50  # 10 + 5 + 15 + 15 + 5 external + 4 auth + 5 headroom > 47
+    assert errors_of(config)[0].startswith("postgres.maxConnections: connection budget of server primary does not fit")
+
+
+def test_an_alternating_login_may_not_take_another_roles_name() -> None:
+    config = valid_config()
+    config["apps"]["worker"] = {"database": "tracksolid_db", "access": "read", "connectionLimit": 1, "rotation": 0}
+    config["apps"]["worker_a"] = {"database": "tracksolid_db", "access": "read", "connectionLimit": 1}
+    assert 'apps.worker.rotation: login role worker_a is another role\'s name, got "worker"' in errors_of(config)

@@ -247,3 +247,19 @@ def test_databases_and_schemas_are_protected_and_every_app_is_retired_before_its
         owner = f"{config.apps[app].database}_owner"
         assert f'REASSIGN OWNED BY "{app}" TO "{owner}";' in retirement.inputs["statements"][config.apps[app].database]
         assert "connection" in retirement.secret_inputs
+
+
+def test_rotation_gives_the_newly_active_login_a_new_password_and_the_dsns_name_it() -> None:
+    values = read_stack_values(stack_file("local"))
+    apps = json.loads(values["postgres-platform:apps"])
+    apps["cron_app"]["rotation"] = 1
+    values["postgres-platform:apps"] = json.dumps(apps)
+    run = run_program("local", values)
+    passwords = {r.name: r.inputs for r in run.of_type("random:index/randomPassword:RandomPassword")}
+    assert "keepers" not in passwords["access-cron_app_a-password"]  # generation 0: as deployed before
+    assert passwords["access-cron_app_b-password"]["keepers"] == {"generation": "1"}
+    assert "access-webhook_app-password" in passwords and "keepers" not in passwords["access-webhook_app-password"]
+    pooled = run.outputs["apps"]["cron_app"]["pooled"]["uri"]
+    assert pooled.startswith("postgresql://cron_app_b:") and "/cron_app?" in pooled
+    hba = config_files(run, "pgbouncer-config")["pgbouncer_hba.conf"].content
+    assert "host cron_app cron_app_a 0.0.0.0/0 scram-sha-256" in hba and "host cron_app cron_app_b" in hba

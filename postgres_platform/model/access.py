@@ -132,7 +132,8 @@ class AccessPlan:
     migration_revokes: tuple[MigrationRevoke, ...]
 
     @property
-    def apps(self) -> tuple[str, ...]:
+    def app_logins(self) -> tuple[str, ...]:
+        """The apps' login roles (an app with alternating logins has two)."""
         return tuple(r.name for r in self.logins if r.name != AUTH_ROLE)
 
     @property
@@ -154,12 +155,12 @@ def _groups(config: PlatformConfig, database: str) -> tuple[Group, ...]:
     return tuple(groups.values())
 
 
-def _app_role(config: PlatformConfig, app: str) -> Role:
+def _login_role(config: PlatformConfig, app: str, login: str) -> Role:
     spec = config.apps[app]
     owner = owner_role(spec.database)
     migrate = spec.access == "migrate"
     return Role(
-        app,
+        login,
         login=True,
         connection_limit=spec.connection_limit,
         statement_timeout_ms=spec.statement_timeout_ms,
@@ -183,7 +184,7 @@ def plan(config: PlatformConfig) -> AccessPlan:
     owners = tuple(Role(db.owner, login=False, connection_limit=-1) for db in databases)
     groups = tuple(Role(g.name, login=False, connection_limit=-1) for db in databases for g in db.groups)
     logins = (
-        *(_app_role(config, app) for app in config.apps),
+        *(_login_role(config, app, login.role) for app in config.apps for login in config.logins(app)),
         Role(AUTH_ROLE, login=True, connection_limit=config.auth_role_limit()),
     )
 

@@ -62,7 +62,12 @@ class ServerBudget:
 
 
 def entries(config: PlatformConfig) -> tuple[Entry, ...]:
-    apps = [Entry(name, spec.database, spec.connection_limit, "app") for name, spec in config.apps.items()]
+    # Both alternating logins of an app are valid at once (that is the point): both hold its limit.
+    apps = [
+        Entry(login.role, spec.database, spec.connection_limit, "app")
+        for app, spec in config.apps.items()
+        for login in config.logins(app)
+    ]
     external = [Entry(name, None, spec.connection_limit, "external") for name, spec in config.external_roles.items()]
     system = [Entry(AUTH_ROLE, None, config.auth_role_limit(), "system")]
     return tuple(apps + external + system)

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -174,6 +175,19 @@ class AppConfig(_Model):
     pooled: bool = True
     statement_timeout_ms: NonNegativeInt | None = Field(None, alias="statementTimeoutMs")
     idle_in_transaction_timeout_ms: NonNegativeInt | None = Field(None, alias="idleInTransactionTimeoutMs")
+    # Alternating logins: set (from 0) to give the app two login roles, <app>_a and <app>_b; each +1
+    # makes the other one active with a new password while the old one keeps working (README).
+    rotation: NonNegativeInt | None = None
+
+
+@dataclass(frozen=True)
+class Login:
+    """A login role of an app and its password generation (a new generation is a new password)."""
+
+    role: str
+    app: str
+    generation: int
+    active: bool  # the one the app's DSN outputs name
 
 
 class ExternalRoleConfig(_Model):
@@ -222,6 +236,23 @@ class PlatformConfig(_Model):
 
     def pooled_apps(self) -> list[str]:
         return [app for app, spec in self.apps.items() if spec.pooled]
+
+    def logins(self, app: str) -> tuple[Login, ...]:
+        """The app's login roles: itself, or with `rotation` N: <app>_a (active when N is even) and <app>_b.
+
+        Each becomes active with a new password (generation) and stays valid until it is next made
+        active, so clients still on the other one never fail: password rotation without an outage.
+        """
+        rotation = self.apps[app].rotation
+        if rotation is None:
+            return (Login(app, app, 0, True),)
+        return (
+            Login(f"{app}_a", app, rotation // 2, rotation % 2 == 0),
+            Login(f"{app}_b", app, (rotation + 1) // 2, rotation % 2 == 1),
+        )
+
+    def active_login(self, app: str) -> Login:
+        return next(login for login in self.logins(app) if login.active)
 
     def auth_role_limit(self) -> int:
         """CONNECTION LIMIT of PgBouncer's auth role: one lookup connection per app pool, plus one."""
@@ -404,6 +435,15 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
             )
         own.setdefault(role, f"the {definition[1]} role of database {definition[0]}")
     for app in config.apps:
+        for login in config.logins(app) if config.apps[app].rotation is not None else ():
+            if len(login.role.encode()) > MAX_IDENTIFIER_BYTES:
+                problems.append(
+                    _problem(f"apps.{app}.rotation", f"login role {login.role} is longer than 63 bytes", app)
+                )
+            if login.role in own or login.role in config.apps or login.role in config.external_roles:
+                problems.append(
+                    _problem(f"apps.{app}.rotation", f"login role {login.role} is another role's name", app)
+                )
         if app in config.databases:
             # PgBouncer names each app's pool database after the app (render.pgbouncer.pools).
             problems.append(_problem(f"apps.{app}", "an app may not be named like a database", app))

@@ -24,7 +24,8 @@ def render_pg_hba(config: PlatformConfig, sources: HbaSources) -> str:
     rows += [("hostssl", "all", SUPERUSER, cidr, "scram-sha-256") for cidr in sources.admin_cidrs]
     for cidr in sources.app_cidrs:
         for app, spec in config.apps.items():
-            rows.append(("hostssl", ident(spec.database), ident(app), cidr, "scram-sha-256"))
+            for login in config.logins(app):
+                rows.append(("hostssl", ident(spec.database), ident(login.role), cidr, "scram-sha-256"))
         databases = ",".join(ident(db) for db in config.databases)
         rows.append(("hostssl", databases, ident(AUTH_ROLE), cidr, "scram-sha-256"))
         rows += [("hostssl", "all", ident(role), cidr, "scram-sha-256") for role in config.external_roles]

@@ -52,6 +52,7 @@ class Pool:
 
     name: str  # the app's name; the pooled DSN's dbname
     app: str
+    users: tuple[str, ...]  # its login roles (two with alternating logins), each admitted to this pool only
     database: str
     pool_size: int
     reserve_pool: int
@@ -75,7 +76,8 @@ def pools(config: PlatformConfig) -> list[Pool]:
         spec = config.apps[app]
         pool_size = min(bouncer.default_pool_size, spec.connection_limit)
         reserve = min(bouncer.reserve_pool_size, spec.connection_limit - pool_size)
-        result.append(Pool(app, app, spec.database, pool_size, reserve))
+        users = tuple(login.role for login in config.logins(app))
+        result.append(Pool(app, app, users, spec.database, pool_size, reserve))
     return result
 
 
@@ -131,7 +133,7 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
 
 def render_hba(config: PlatformConfig) -> str:
     """PgBouncer's own HBA: an app may use only its pool; the admin only the console; else reject."""
-    rows = [(p.name, p.app) for p in pools(config)] + [(PGBOUNCER_CONSOLE_DB, PGBOUNCER_ADMIN)]
+    rows = [(p.name, user) for p in pools(config) for user in p.users] + [(PGBOUNCER_CONSOLE_DB, PGBOUNCER_ADMIN)]
     lines = []
     for database, user in rows:
         for network in ("0.0.0.0/0", "::/0"):

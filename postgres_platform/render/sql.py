@@ -189,25 +189,32 @@ def auth_function_statements() -> list[str]:
 
 
 def render_script(plan: AccessPlan) -> str:
-    """The whole plan as a psql script for a superuser; passwords arrive as -v <role>_password=..."""
+    """The whole plan as a psql script for a superuser; passwords arrive as -v <role>_password=...
+
+    Each part runs in one transaction, as the provider's revoke-then-grant does: a live app never sees
+    the moment between a REVOKE ALL and its GRANT. (CREATE DATABASE cannot run in one: it runs alone.)
+    """
     out = [
         "-- postgres-platform: the access plan as SQL. Idempotent: run it again to converge.",
         f"-- psql -v ON_ERROR_STOP=1 {' '.join(f'-v {password_variable(r.name)}=...' for r in plan.logins)} -f -",
+        "-- Give each password variable the role's SCRAM verifier (README), or the password itself.",
         "\\set ON_ERROR_STOP 1",
         "SET client_min_messages = warning;",
+        "BEGIN;",
     ]
     for role in plan.roles:
         out += role_statements(role)
+    for role in plan.roles:
+        out += membership_statements(role)
+    out.append("COMMIT;")
     for db in plan.databases:
         out.append(
             f"SELECT 'CREATE DATABASE {ident(db.name)} OWNER {ident(db.owner)}' WHERE NOT EXISTS "
             f"(SELECT 1 FROM pg_catalog.pg_database WHERE datname = {literal(db.name)})\\gexec"
         )
         out.append(f"ALTER DATABASE {ident(db.name)} OWNER TO {ident(db.owner)};")
-    for role in plan.roles:
-        out += membership_statements(role)
     for db in plan.databases:
-        out += ["", f"\\connect {ident(db.name)}", "SET client_min_messages = warning;"]
+        out += ["", f"\\connect {ident(db.name)}", "SET client_min_messages = warning;", "BEGIN;"]
         for schema in db.schemas:
             out.append(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)} AUTHORIZATION {ident(db.owner)};")
             out.append(f"ALTER SCHEMA {ident(schema)} OWNER TO {ident(db.owner)};")
@@ -221,4 +228,5 @@ def render_script(plan: AccessPlan) -> str:
         revoke = revoke_migration_writes([r for r in plan.migration_revokes if r.database == db.name])
         if revoke:
             out.append(revoke)
+        out.append("COMMIT;")
     return "\n".join(out) + "\n"
