@@ -16,6 +16,7 @@ from postgres_platform.model.access import AccessPlan, Database, Role, auth_func
 from postgres_platform.model.names import AUTH_FUNCTION, AUTH_SCHEMA, SUPERUSER
 from postgres_platform.passwords import generated_password
 from postgres_platform.render import sql
+from postgres_platform.render.scram import stable_verifier
 from postgres_platform.sql_apply import RoleRetirement, SqlApply
 
 
@@ -86,11 +87,14 @@ class DatabaseAccess(pulumi.ComponentResource):
         return self._roles[role].name if role in self._roles else role
 
     def _role(self, role: Role) -> postgresql.Role:
+        password = self.passwords.get(role.name)
         return postgresql.Role(
             f"{self._name}-{role.name}",
             name=role.name,
             login=role.login,
-            password=self.passwords.get(role.name),
+            # The SCRAM verifier, not the password: stored as is, so no plaintext reaches the server's log;
+            # a stable salt, so it only changes with the password (PgBouncer's cached keys stay valid).
+            password=None if password is None else password.apply(lambda pw: stable_verifier(role.name, pw)),
             connection_limit=role.connection_limit,
             superuser=False,
             create_database=False,

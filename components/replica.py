@@ -23,6 +23,7 @@ from components.postgres import PostgresContainer, PostgresContainerArgs
 from postgres_platform.model.names import REPLICATION_ROLE
 from postgres_platform.passwords import generated_password
 from postgres_platform.render.replica import CA_FILE, PASSFILE, SLOT, bootstrap_script, passfile
+from postgres_platform.render.scram import stable_verifier
 
 REPLICATION_CONNECTION_LIMIT = 2  # walsenders: counted in max_wal_senders, not in max_connections
 
@@ -49,7 +50,7 @@ class StreamingReplica(pulumi.ComponentResource):
             name=REPLICATION_ROLE,
             login=True,
             replication=True,
-            password=secret,
+            password=secret.apply(lambda pw: stable_verifier(REPLICATION_ROLE, pw)),  # as app roles: no plaintext
             connection_limit=REPLICATION_CONNECTION_LIMIT,
             superuser=False,
             create_database=False,

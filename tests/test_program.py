@@ -11,6 +11,7 @@ from postgres_platform.deploy import StackConfigError
 from postgres_platform.model import access
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.offline.program import ProgramRun, RecordingMocks, fake_secret, run_program
+from postgres_platform.render.scram import stable_verifier
 from postgres_platform.stackfile import read_stack_values, stack_file
 from tests.helpers import config_files, run_of
 
@@ -52,7 +53,8 @@ def test_login_roles_are_bounded_and_unprivileged(stack_run: ProgramRun) -> None
         if role["login"]:
             assert role["connectionLimit"] >= 1
             generator = "replica-replication-password" if name == "replicator" else f"access-{name}-password"
-            assert role["password"] == fake_secret(generator), "password must come from RandomPassword"
+            # The role gets the password's SCRAM verifier (stable salt), from the RandomPassword.
+            assert role["password"] == stable_verifier(name, fake_secret(generator))
             assert "password" in secret[name]
 
 
