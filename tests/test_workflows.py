@@ -42,6 +42,10 @@ def test_pull_request_runs_tests_then_preflight_and_policy_preview_per_stack() -
     runs = " ".join(s.get("run", "") for s in steps(preview))
     assert 'scripts/preflight.py ${{ matrix.stack }} --markdown >> "$GITHUB_STEP_SUMMARY"' in runs
     assert "scripts/policy_config.py ${{ matrix.stack }} > policy-config.json" in runs
+    # The change impact against the base branch's stack file goes into the PR comment, and data loss fails.
+    assert 'git show "FETCH_HEAD:Pulumi.${{ matrix.stack }}.yaml" > base.yaml' in runs
+    assert "scripts/preflight.py ${{ matrix.stack }} --against base.yaml --markdown > impact.md" in runs
+    assert "gh pr comment" in runs and 'exit "$status"' in runs
     (pulumi,) = [s for s in steps(preview) if s.get("uses", "").startswith("pulumi/actions@")]
     assert pulumi["with"]["command"] == "preview"
     assert pulumi["with"]["comment-on-pr"] is True

@@ -3,11 +3,13 @@
     python scripts/preflight.py prod
     python scripts/preflight.py --stack-file path/to/Pulumi.x.yaml --json
     python scripts/preflight.py prod --markdown >> "$GITHUB_STEP_SUMMARY"
+    python scripts/preflight.py prod --against base/Pulumi.prod.yaml --json   # what an up would change
 
 Loads the stack config (a bad one: its one-line errors on stderr, exit 1), runs the real program
 in-process under Pulumi mocks, runs every policy of policy/ over what it declared (as at preview),
 and prints the resources, the budget per server and the policy results. Exit 1 on a mandatory
-policy violation.
+policy violation. With --against: also what `pulumi up` would do to get from that stack file to this
+one (create, update, replace, delete; data loss; app interruption), and exit 1 if a change loses data.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from postgres_platform.model import budget
 from postgres_platform.model.config import ConfigError, PlatformConfig
 from postgres_platform.model.load import load_stack_values
+from postgres_platform.offline import impact
 from postgres_platform.offline.policies import PolicyResult, evaluate
 from postgres_platform.offline.policy_config import policy_config
 from postgres_platform.offline.program import ProgramRun, run_program
@@ -94,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print only the JSON report on stdout")
     output.add_argument("--markdown", action="store_true", help="print the budget and policies as Markdown")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="OLD_STACK_FILE",
+        help="also list what `pulumi up` would change to get from this stack file to the new one",
+    )
+    parser.add_argument("--accept-data-loss", action="store_true",
+                        help="exit 0 even when a change would delete or replace something that holds data")  # fmt: skip
     args = parser.parse_args(argv)
 
     stack, path = chosen_stack(args)
@@ -107,12 +119,33 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     run = run_program(stack, values, preview=True)
+    changes = None
+    if args.against is not None:
+        try:
+            old_values = read_stack_values(args.against)
+            load_stack_values(old_values)
+        except (ConfigError, OSError) as exc:
+            print(f"{args.against}: {exc}", file=sys.stderr)
+            return 1
+        # The same stack name: names derived from it (containers, directories) are not changes.
+        changes = impact.compare(run_program(stack, old_values, preview=True), run)
     policies = evaluate(run, policy_config(stack, config))
     if args.json:
-        print(json.dumps(report(stack, config, run, policies), indent=2))
+        out = report(stack, config, run, policies)
+        if changes is not None:
+            out["changes"] = [c.as_dict() for c in changes]
+        print(json.dumps(out, indent=2))
     elif args.markdown:
         print(render_markdown(stack, config, policies))
+        if changes is not None:
+            print(f"\n#### Changes from `{args.against.name}`\n\n" + impact.render_table(changes, markdown=True))
     else:
         print(render_text(stack, config, run) + "\n\n" + render_policies(policies))
+        if changes is not None:
+            print(f"\nchanges from {args.against}:\n" + impact.render_table(changes))
     blocked = any(p.enforcement == "mandatory" and p.violations for p in policies)
-    return 1 if blocked else 0
+    losing = [c.resource for c in changes or [] if c.data_loss]
+    if losing and not args.accept_data_loss:
+        print(f"refused: these changes lose data: {', '.join(losing)} (--accept-data-loss to exit 0; the "
+              "protected ones fail `pulumi up` anyway: README, Changing a live stack)", file=sys.stderr)  # fmt: skip
+    return 1 if blocked or (losing and not args.accept_data_loss) else 0

@@ -35,6 +35,7 @@ class Registered:
     protect: bool = False
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)  # input -> urns it flows from
     aliases: tuple[str, ...] = ()  # earlier names (Alias(name=...)) a deployed stack may know it by
+    ignore_changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class _Meta:
     protect: bool
     property_dependencies: dict[str, list[str]]
     aliases: tuple[str, ...]
+    ignore_changes: tuple[str, ...]
 
 
 class _RecordingMonitor(sdk.MockMonitor):
@@ -56,7 +58,8 @@ class _RecordingMonitor(sdk.MockMonitor):
         deps = {key: list(value.urns) for key, value in request.propertyDependencies.items()}
         urn = self.make_urn(request.parent, request.type, request.name)
         aliases = tuple(alias.spec.name for alias in request.aliases if alias.HasField("spec") and alias.spec.name)
-        self.meta[(request.type, request.name)] = _Meta(urn, bool(request.protect), deps, aliases)
+        ignored = tuple(request.ignoreChanges)
+        self.meta[(request.type, request.name)] = _Meta(urn, bool(request.protect), deps, aliases, ignored)
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
@@ -125,8 +128,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         state = _unwrap(dict(args.inputs), "", secrets)
         self.registered.append(Registered(args.typ, args.name, dict(state), frozenset(secrets)))
         state.update(COMPUTED.get(args.typ, lambda name, inputs: {})(args.name, state))
-        # Hetzner IDs are numbers (the program converts them with int()).
-        resource_id = str(len(self.registered)) if args.typ.startswith("hcloud:") else f"{args.name}-id"
+        # Hetzner IDs are numbers (the program converts them with int()); every ID depends on the
+        # resource alone, so two runs (preflight --against) differ only where the config does.
+        digest = int(hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()[:8], 16)
+        resource_id = str(digest) if args.typ.startswith("hcloud:") else f"{args.name}-id"
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
