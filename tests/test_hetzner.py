@@ -229,3 +229,26 @@ def test_the_reapply_step_verifies_the_server_with_the_stack_ca_like_the_provide
         # Without it libpq looks for ~/.postgresql/root.crt and every up fails at this step.
         assert connection["sslrootcert"] == provider.inputs["sslrootcert"]
         assert connection["sslrootcert"].endswith(f"/.postgres-platform/{stack}-ca.crt")
+
+
+@pytest.mark.parametrize("stack", HETZNER_STACKS)
+def test_day_two_on_a_host_keys_and_cloud_init_never_replace_it_and_the_volume_grows(stack: str) -> None:
+    run = run_of(stack)
+    hetzner = config_of(stack).hetzner
+    for server in run.of_type("hcloud:index/server:Server"):
+        # ForceNew in the hcloud provider; read once at first boot: changing them must not rebuild the host.
+        assert set(server.ignore_changes) == {"sshKeys", "userData"}
+        assert "nofail" not in server.inputs["userData"]
+        assert "mountpoint -q /mnt/pgdata && mkdir -p /mnt/pgdata/data" in server.inputs["userData"]
+    grow = [c for c in run.of_type("command:remote:Command") if c.name.endswith("-grow-filesystem")]
+    assert len(grow) == 1 + hetzner.replicas
+    assert all(f"# volume size {hetzner.volume_size} GB" in c.inputs["create"] and "resize2fs" in c.inputs["create"]
+               for c in grow)  # fmt: skip
+
+
+def test_a_replica_slot_cannot_fill_the_primary_disk() -> None:
+    run, hetzner = run_of("prod"), config_of("prod").hetzner
+    settings = files_of(run, "postgres-config")["postgresql.conf"].splitlines()
+    assert f"max_slot_wal_keep_size = '{hetzner.volume_size * 1024 // 4}MB'" in settings  # a quarter of the volume
+    assert not [s for s in files_of(run_of("staging"), "postgres-config")["postgresql.conf"].splitlines()
+                if s.startswith("max_slot_wal_keep_size")]  # fmt: skip  # no replica, no slot
