@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from postgres_platform.model.names import NAMESPACE
+from postgres_platform.model.config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent  # the Pulumi project: Pulumi.yaml, __main__.py, stack files
 
@@ -30,11 +30,39 @@ def chosen_stack(args: argparse.Namespace) -> tuple[str, Path]:
     return args.stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml"), path
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice (PyYAML keeps the last one without a word)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def read_stack_values(path: Path) -> dict[str, Any]:
-    """The stack file's `postgres-platform:*` values, as the Pulumi CLI would pass them."""
-    document = yaml.safe_load(path.read_text()) or {}
-    values: dict[str, Any] = {}
-    for key, value in (document.get("config") or {}).items():
-        if key.startswith(f"{NAMESPACE}:"):
-            values[key] = value if isinstance(value, str) else json.dumps(value)
-    return values
+    """The stack file's values as the Pulumi CLI would pass them (objects JSON-encoded).
+
+    Every key is kept, so model.load can say which ones it does not read (a namespace typo would
+    otherwise drop a whole section without a word). Bad YAML is one ConfigError line: file, line, problem.
+    """
+    try:
+        document = yaml.load(path.read_text(), Loader=_StrictLoader) or {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: not valid YAML: {exc.problem or exc.context}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        got = type(config).__name__ if config is not None else "nothing"
+        raise ConfigError([f"{path}: `config` must be a mapping of stack settings, got {got}"])
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}

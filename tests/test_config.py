@@ -162,7 +162,12 @@ CASES = [
         "postgres.superuserReservedConnections: must be less than postgres.maxConnections (100), got 100",
     ),
     ("default pool size zero", "pgbouncer.defaultPoolSize", 0, "pgbouncer.defaultPoolSize: must be an integer >= 1"),
-    ("reserve pool size zero", "pgbouncer.reservePoolSize", 0, "pgbouncer.reservePoolSize: must be an integer >= 1"),
+    (
+        "reserve pool size negative",
+        "pgbouncer.reservePoolSize",
+        -1,
+        "pgbouncer.reservePoolSize: must be an integer >= 0",
+    ),
     ("max client conn zero", "pgbouncer.maxClientConn", 0, "pgbouncer.maxClientConn: must be an integer >= 1"),
     (
         "image latest",
@@ -250,7 +255,7 @@ def test_hetzner_target_requires_hetzner_section_and_sane_network() -> None:
     }  # fmt: skip
     lines = errors_of(config)
     assert any(line.startswith("hetzner.subnet: must lie inside hetzner.ipRange") for line in lines)
-    assert any(line.startswith("hetzner.adminCidrs[0]: must not open the database") for line in lines)
+    assert any(line.startswith("hetzner.adminCidrs: together open more than a /16 of IPv4") for line in lines)
 
 
 def test_defaults_and_derived_values() -> None:
@@ -285,8 +290,12 @@ HETZNER = {
         ("subnet", "10.9.1.0/24", 'hetzner.subnet: must lie inside hetzner.ipRange (10.0.0.0/16), got "10.9.1.0/24"'),
         ("subnet", "10.0.1.0/33", 'hetzner.subnet: must be a CIDR such as 10.0.0.0/16, got "10.0.1.0/33"'),
         ("ipRange", "10.0.0.1/16", 'hetzner.ipRange: must be a CIDR such as 10.0.0.0/16, got "10.0.0.1/16"'),
-        ("adminCidrs", ["::/0"], 'hetzner.adminCidrs[0]: must not open the database to the whole internet, got "::/0"'),
-        ("adminCidrs", ["0.0.0.0/0"], "hetzner.adminCidrs[0]: must not open the database to the whole internet"),
+        (
+            "adminCidrs",
+            ["::/0"],
+            'hetzner.adminCidrs: together open more than a /48 of IPv6 to SSH and 5432, got ["::/0"]',
+        ),
+        ("adminCidrs", ["0.0.0.0/0"], "hetzner.adminCidrs: together open more than a /16 of IPv4"),
         ("adminCidrs", ["office"], 'hetzner.adminCidrs[0]: must be a CIDR such as 10.0.0.0/16, got "office"'),
         ("adminCidrs", [], "hetzner.adminCidrs: "),
         ("replicas", 2, "hetzner.replicas: must be 0 or 1, got 2"),
@@ -392,3 +401,131 @@ def test_an_alternating_login_may_not_take_another_roles_name() -> None:
     config["apps"]["worker"] = {"database": "tracksolid_db", "access": "read", "connectionLimit": 1, "rotation": 0}
     config["apps"]["worker_a"] = {"database": "tracksolid_db", "access": "read", "connectionLimit": 1}
     assert 'apps.worker.rotation: login role worker_a is another role\'s name, got "worker"' in errors_of(config)
+
+
+def _app(**spec: Any) -> dict[str, Any]:
+    return {"database": "tracksolid_db", "access": "read", "connectionLimit": 1, **spec}
+
+
+HARDENING = [
+    # Accepted, then broken at run time.
+    ("app named all", "apps.all", _app(), "apps.all: is a reserved name ("),
+    ("app named sameuser", "apps.sameuser", _app(), "apps.sameuser: is a reserved name"),
+    ("app named replication", "apps.replication", _app(), "apps.replication: is a reserved name"),
+    ("role named none", "externalRoles.none", {"connectionLimit": 1}, "externalRoles.none: is a reserved name"),
+    ("database named all", "databases.all", {"schemas": ["public"]}, "databases.all: is a reserved name"),
+    ("trailing newline", "apps.worker\n", _app(), 'apps.worker\n: must match ^[a-z_][a-z0-9_]{0,62}$, got "worker\\n"'),
+    (
+        "schema trailing newline",
+        "databases.fleet_platform.schemas",
+        ["public\n"],
+        "databases.fleet_platform.schemas[0]: must match",
+    ),
+    (
+        "63-byte database",
+        "databases." + "d" * 60,
+        {"schemas": ["public"]},
+        "databases." + "d" * 60 + ": derived role name",
+    ),
+    ("empty app schemas", "apps.worker_app.schemas", [], "apps.worker_app.schemas: must have at least 1 item"),
+    # Accepted without complaint.
+    (
+        "huge max_connections",
+        "postgres.maxConnections",
+        10**30,
+        "postgres.maxConnections: must be an integer <= 262143",
+    ),
+    ("huge headroom", "postgres.adminHeadroom", 10**9, "postgres.adminHeadroom: must be an integer <= 262143"),
+    (
+        "huge limit",
+        "apps.worker_app.connectionLimit",
+        10**7,
+        "apps.worker_app.connectionLimit: must be an integer <= 262143",
+    ),
+    (
+        "huge timeout",
+        "apps.worker_app.statementTimeoutMs",
+        2**31,
+        "apps.worker_app.statementTimeoutMs: must be an integer <= 2147483647",
+    ),
+    ("huge client count", "pgbouncer.maxClientConn", 10**12, "pgbouncer.maxClientConn: must be an integer <= 1000000"),
+    ("huge pool", "pgbouncer.defaultPoolSize", 10**6, "pgbouncer.defaultPoolSize: must be an integer <= 10000"),
+    ("port 70000", "local.postgresPort", 70000, "local.postgresPort: must be an integer <= 65535"),
+    ("port 0", "local.pgbouncerPort", 0, "local.pgbouncerPort: must be an integer >= 1"),
+    (
+        "same ports",
+        "local",
+        {"postgresPort": 5433, "pgbouncerPort": 5433},
+        "local.pgbouncerPort: must differ from local.postgresPort, got 5433",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "path", "value", "expected"), HARDENING, ids=[c[0] for c in HARDENING])
+def test_hostile_input_gets_one_line_naming_key_and_value(case: str, path: str, value: Any, expected: str) -> None:
+    config = valid_config()
+    *parents, last = (
+        path.split(".", 2) if path.startswith(("apps.", "databases.", "externalRoles.")) else path.split(".")
+    )
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    lines = errors_of(config)
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+HETZNER_HOSTILE = [
+    (
+        "public ipRange",
+        "ipRange",
+        "8.0.0.0/8",
+        'hetzner.ipRange: must be a private IPv4 range (10/8, 172.16/12, 192.168/16), got "8.0.0.0/8"',
+    ),
+    ("public subnet", "subnet", "8.0.1.0/24", "hetzner.subnet: must be a private IPv4 range"),
+    (
+        "a /29 subnet",
+        "subnet",
+        "10.0.1.0/29",
+        'hetzner.subnet: must hold the hosts at .10 and .11: a /28 or larger, got "10.0.1.0/29"',
+    ),
+    ("a /30 subnet", "subnet", "10.0.1.0/30", "hetzner.subnet: must hold the hosts at .10 and .11"),
+    ("empty location", "location", "", 'hetzner.location: must not be empty, got ""'),
+    ("blank server type", "serverType", "  ", "hetzner.serverType: must not be empty"),
+    ("no ssh keys", "sshKeys", [], "hetzner.sshKeys: must have at least 1 item"),
+    ("empty ssh key", "sshKeys", [""], 'hetzner.sshKeys[0]: must not be empty, got ""'),
+    (
+        "all of IPv4 in halves",
+        "adminCidrs",
+        ["0.0.0.0/1", "128.0.0.0/1"],
+        "hetzner.adminCidrs: together open more than a /16 of IPv4",
+    ),
+    ("a /15", "adminCidrs", ["198.18.0.0/15"], "hetzner.adminCidrs: together open more than a /16 of IPv4"),
+    ("two /16s", "adminCidrs", ["198.18.0.0/16", "203.0.0.0/16"], "hetzner.adminCidrs: together open more than a /16"),
+    ("IPv6 /32", "adminCidrs", ["2001:db8::/32"], "hetzner.adminCidrs: together open more than a /48 of IPv6"),
+    ("huge volume", "volumeSize", 50000, "hetzner.volumeSize: must be an integer <= 10240"),
+]
+
+
+@pytest.mark.parametrize(("case", "key", "value", "expected"), HETZNER_HOSTILE, ids=[c[0] for c in HETZNER_HOSTILE])
+def test_hostile_hetzner_input(case: str, key: str, value: Any, expected: str) -> None:
+    config = valid_config()
+    config["target"] = "hetzner"
+    config["hetzner"] = {**HETZNER_SECTION, key: value}
+    lines = errors_of(config)
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_valid_edges_are_accepted() -> None:
+    config = valid_config()
+    config["pgbouncer"]["reservePoolSize"] = 0  # PgBouncer's own default
+    config["local"] = {"postgresPort": 65535, "pgbouncerPort": 1}
+    config["apps"]["worker_app"]["statementTimeoutMs"] = 2147483647
+    assert parse(config).pgbouncer.reserve_pool_size == 0
+    hetzner = valid_config() | {"target": "hetzner"}
+    hetzner["hetzner"] = {
+        **HETZNER_SECTION,
+        "subnet": "10.0.1.0/28",
+        "adminCidrs": ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/48"],
+    }
+    assert parse(hetzner).hetzner is not None

@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     if not path.is_file():
         print(f"{path}: no such stack file", file=sys.stderr)
         return 1
-    values = read_stack_values(path)
     try:
+        values = read_stack_values(path)
         config = load_stack_values(values)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)

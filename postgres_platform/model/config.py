@@ -34,10 +34,19 @@ from postgres_platform.model.names import (
 )
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-RESERVED_NAMES = frozenset({"postgres", "pgbouncer", "public"})
+# Ours and Postgres' (postgres, public, none and the role keywords), and the keywords of pg_hba.conf and
+# PgBouncer's HBA, where an app named `all` would be admitted to every pool.
+RESERVED_NAMES = frozenset(
+    {"postgres", "pgbouncer", "public", "none", "current_user", "current_role", "session_user", "user", "all",
+     "sameuser", "samerole", "samegroup", "replication"}
+)  # fmt: skip
 # Schemas may be `public` (apps use it), but not Postgres' own or the one holding the auth function.
 RESERVED_SCHEMAS = frozenset({"pgbouncer", "information_schema"})
 DEFAULT_MIGRATION_TABLES = ("alembic_version", "schema_migrations")
+RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+HOSTS_NEED_ADDRESSES = 16  # the primary at .10, the replica at .11, and the broadcast address: a /28
+MAX_ADMIN_IPV4 = 2**16  # a /16 at most, in union
+MAX_ADMIN_IPV6 = 2**80  # a /48
 # Settings that have their own typed key; a second way to set them would let the budget lie.
 TYPED_SETTINGS = {
     "max_connections": "postgres.maxConnections",
@@ -67,29 +76,37 @@ def _problem(path: str, message: str, value: Any) -> str:
 # --- field types -------------------------------------------------------------------------------
 
 
-def _int_at_least(minimum: int) -> Any:
+def _int_between(minimum: int, maximum: int) -> Any:
     def check(value: Any) -> int:
         # bool is an int in Python; `true` as a connection limit is a typo, not 1.
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise PydanticCustomError("int_at_least", f"must be an integer >= {minimum}")
+        if value > maximum:
+            raise PydanticCustomError("int_at_most", f"must be an integer <= {maximum}")
         return value
 
     return BeforeValidator(check)
 
 
-PositiveInt = Annotated[int, _int_at_least(1)]
-NonNegativeInt = Annotated[int, _int_at_least(0)]
+MAX_BACKENDS = 262143  # Postgres' ceiling for max_connections and so for any connection count
+INT4_MAX = 2147483647  # timeouts are int4 milliseconds in Postgres
+Connections = Annotated[int, _int_between(1, MAX_BACKENDS)]
+Slots = Annotated[int, _int_between(0, MAX_BACKENDS)]
+PoolSize = Annotated[int, _int_between(1, 10_000)]
+Milliseconds = Annotated[int, _int_between(0, INT4_MAX)]
+Port = Annotated[int, _int_between(1, 65535)]
+NonNegativeInt = Annotated[int, _int_between(0, 1_000_000)]
 
 
 def _identifier(value: str) -> str:
-    if not IDENTIFIER.match(value):
+    if not IDENTIFIER.fullmatch(value):  # not match: `$` would let a trailing newline through
         raise PydanticCustomError("identifier", "must match ^[a-z_][a-z0-9_]{0,62}$")
     return value
 
 
 def _not_reserved(value: str) -> str:
     if value in RESERVED_NAMES or value.startswith("pg_"):
-        raise PydanticCustomError("reserved", "is a reserved name (postgres, pgbouncer, public, pg_*)")
+        raise PydanticCustomError("reserved", f"is a reserved name ({', '.join(sorted(RESERVED_NAMES))}, pg_*)")
     return value
 
 
@@ -110,6 +127,12 @@ def _pinned_image(value: str) -> str:
     return value
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be empty")
+    return value
+
+
 def _cidr(value: str) -> str:
     try:
         ipaddress.ip_network(value, strict=True)
@@ -124,6 +147,7 @@ DatabaseName = RoleName
 SchemaName = Annotated[str, AfterValidator(_identifier), AfterValidator(_schema_name)]
 Image = Annotated[str, AfterValidator(_pinned_image)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
+Text = Annotated[str, AfterValidator(_not_blank)]
 SettingValue = str | int | float | bool
 
 
@@ -136,21 +160,23 @@ class _Model(BaseModel):
 
 class PostgresConfig(_Model):
     image: Image
-    max_connections: PositiveInt = Field(100, alias="maxConnections")
-    superuser_reserved_connections: NonNegativeInt = Field(3, alias="superuserReservedConnections")
-    admin_headroom: NonNegativeInt = Field(5, alias="adminHeadroom")
+    max_connections: Connections = Field(100, alias="maxConnections")
+    superuser_reserved_connections: Slots = Field(3, alias="superuserReservedConnections")
+    admin_headroom: Slots = Field(5, alias="adminHeadroom")
     settings: dict[Annotated[str, AfterValidator(_identifier)], SettingValue] = {}
 
 
 class PgBouncerConfig(_Model):
     image: Image
     pool_mode: Literal["transaction", "session"] = Field("transaction", alias="poolMode")
-    max_client_conn: PositiveInt = Field(1000, alias="maxClientConn")
-    default_pool_size: PositiveInt = Field(15, alias="defaultPoolSize")
-    reserve_pool_size: PositiveInt = Field(5, alias="reservePoolSize")
+    max_client_conn: Annotated[int, _int_between(1, 1_000_000)] = Field(1000, alias="maxClientConn")
+    default_pool_size: PoolSize = Field(15, alias="defaultPoolSize")
+    reserve_pool_size: Annotated[int, _int_between(0, 10_000)] = Field(
+        5, alias="reservePoolSize"
+    )  # 0: PgBouncer's default
     # The auth role's slots. PgBouncer keeps one idle lookup connection per pool database (one pool
     # per app) and opens a new one while an old one is still closing; fewer locks apps out.
-    auth_connection_limit: PositiveInt | None = Field(None, alias="authConnectionLimit")
+    auth_connection_limit: PoolSize | None = Field(None, alias="authConnectionLimit")
 
 
 class DatabaseConfig(_Model):
@@ -170,11 +196,11 @@ AccessLevel = Literal["read", "write", "migrate"]
 class AppConfig(_Model):
     database: str
     access: AccessLevel
-    connection_limit: PositiveInt = Field(alias="connectionLimit")
-    schemas: list[str] | None = None
+    connection_limit: Connections = Field(alias="connectionLimit")
+    schemas: Annotated[list[str], Field(min_length=1)] | None = None  # [] would read as "all of them"
     pooled: bool = True
-    statement_timeout_ms: NonNegativeInt | None = Field(None, alias="statementTimeoutMs")
-    idle_in_transaction_timeout_ms: NonNegativeInt | None = Field(None, alias="idleInTransactionTimeoutMs")
+    statement_timeout_ms: Milliseconds | None = Field(None, alias="statementTimeoutMs")
+    idle_in_transaction_timeout_ms: Milliseconds | None = Field(None, alias="idleInTransactionTimeoutMs")
     # Alternating logins: set (from 0) to give the app two login roles, <app>_a and <app>_b; each +1
     # makes the other one active with a new password while the old one keeps working (README).
     rotation: NonNegativeInt | None = None
@@ -191,25 +217,25 @@ class Login:
 
 
 class ExternalRoleConfig(_Model):
-    connection_limit: PositiveInt = Field(alias="connectionLimit")
+    connection_limit: Connections = Field(alias="connectionLimit")
 
 
 class LocalConfig(_Model):
-    postgres_port: Annotated[int, _int_at_least(1)] = Field(5432, alias="postgresPort")
-    pgbouncer_port: Annotated[int, _int_at_least(1)] = Field(6432, alias="pgbouncerPort")
+    postgres_port: Port = Field(5432, alias="postgresPort")
+    pgbouncer_port: Port = Field(6432, alias="pgbouncerPort")
 
 
 class HetznerConfig(_Model):
-    location: str
-    server_type: str = Field(alias="serverType")
-    image: str
-    network_zone: str = Field(alias="networkZone")
+    location: Text
+    server_type: Text = Field(alias="serverType")
+    image: Text
+    network_zone: Text = Field(alias="networkZone")
     ip_range: Cidr = Field(alias="ipRange")
     subnet: Cidr
     admin_cidrs: Annotated[list[Cidr], Field(min_length=1)] = Field(alias="adminCidrs")
-    ssh_keys: Annotated[list[str], Field(min_length=1)] = Field(alias="sshKeys")
+    ssh_keys: Annotated[list[Text], Field(min_length=1)] = Field(alias="sshKeys")
     replicas: Literal[0, 1] = 0
-    volume_size: Annotated[int, _int_at_least(10)] = Field(50, alias="volumeSize")  # GB, Hetzner's minimum is 10
+    volume_size: Annotated[int, _int_between(10, 10240)] = Field(50, alias="volumeSize")  # GB: Hetzner's range
     # Hetzner delete and rebuild protection on the servers (data volumes are always protected).
     protect_servers: bool = Field(False, alias="protectServers")
 
@@ -392,6 +418,9 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
                 explicit_auth_limit,
             )
         )
+    ports = config.local_ports()
+    if ports.postgres_port == ports.pgbouncer_port:
+        problems.append(_problem("local.pgbouncerPort", "must differ from local.postgresPort", ports.pgbouncer_port))
     sections = {"local": config.local, "hetzner": config.hetzner}
     for section, value in sections.items():
         if value is not None and section != config.target:
@@ -461,13 +490,35 @@ def _network_checks(hetzner: HetznerConfig) -> list[str]:
     problems: list[str] = []
     ip_range = ipaddress.ip_network(hetzner.ip_range)
     subnet = ipaddress.ip_network(hetzner.subnet)
+    for key, network in (("hetzner.ipRange", ip_range), ("hetzner.subnet", subnet)):
+        if not any(network.subnet_of(private) for private in RFC1918 if network.version == private.version):  # type: ignore[arg-type]
+            problems.append(_problem(key, "must be a private IPv4 range (10/8, 172.16/12, 192.168/16)", str(network)))
     if subnet.version != ip_range.version or not subnet.subnet_of(ip_range):  # type: ignore[arg-type]
         problems.append(
             _problem("hetzner.subnet", f"must lie inside hetzner.ipRange ({hetzner.ip_range})", hetzner.subnet)
         )
-    for i, cidr in enumerate(hetzner.admin_cidrs):
-        if ipaddress.ip_network(cidr).prefixlen == 0:
-            problems.append(
-                _problem(f"hetzner.adminCidrs[{i}]", "must not open the database to the whole internet", cidr)
-            )
+    if subnet.num_addresses < HOSTS_NEED_ADDRESSES:
+        problems.append(
+            _problem("hetzner.subnet", "must hold the hosts at .10 and .11: a /28 or larger", hetzner.subnet)
+        )
+    problems += admin_cidr_problems(hetzner.admin_cidrs)
+    return problems
+
+
+def admin_cidr_problems(cidrs: list[str]) -> list[str]:
+    """SSH and 5432 are open to the union of these: it must stay a small, known range.
+
+    Counted as a union (not per entry), so 0.0.0.0/1 + 128.0.0.0/1 cannot pass as two halves.
+    """
+    networks = [ipaddress.ip_network(c) for c in cidrs]
+    v4 = list(ipaddress.collapse_addresses(n for n in networks if isinstance(n, ipaddress.IPv4Network)))
+    v6 = list(ipaddress.collapse_addresses(n for n in networks if isinstance(n, ipaddress.IPv6Network)))
+    problems = []
+    for version, total, most, size in (
+        (4, sum(n.num_addresses for n in v4), MAX_ADMIN_IPV4, "/16"),
+        (6, sum(n.num_addresses for n in v6), MAX_ADMIN_IPV6, "/48"),
+    ):
+        if total > most:
+            message = f"together open more than a {size} of IPv{version} to SSH and 5432"
+            problems.append(_problem("hetzner.adminCidrs", message, cidrs))
     return problems

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from postgres_platform.model import budget
@@ -21,8 +22,22 @@ def parse(raw: Mapping[str, Any]) -> PlatformConfig:
     return config
 
 
+def near_misses(keys: Iterable[str]) -> list[str]:
+    """Keys whose namespace looks like ours but is not: `postgres-platfrom:externalRoles` would be
+    dropped silently (and with it, say, the external roles' slots from the budget)."""
+    problems = []
+    for key in keys:
+        namespace = key.partition(":")[0]
+        if namespace != NAMESPACE and difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.8):
+            problems.append(f"{key}: its namespace is not {NAMESPACE}, so nothing reads it (a typo?), got {key!r}")
+    return problems
+
+
 def load_stack_values(values: Mapping[str, Any]) -> PlatformConfig:
     """Parse `postgres-platform:*` values as Pulumi hands them over (objects JSON-encoded strings)."""
+    problems = near_misses(values)
+    if problems:
+        raise ConfigError(problems)
     prefix = f"{NAMESPACE}:"
     raw: dict[str, Any] = {}
     for key, value in values.items():
