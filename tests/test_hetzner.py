@@ -214,7 +214,7 @@ def test_bad_network_config_declares_nothing() -> None:
     from postgres_platform.offline.program import RecordingMocks
 
     recorder = RecordingMocks()
-    with pytest.raises(StackConfigError, match=r"hetzner.adminCidrs\[0\]: must not open the database"):
+    with pytest.raises(StackConfigError, match=r"hetzner.adminCidrs: together open more than a /16 of IPv4"):
         run_program("prod", values, recorder=recorder)
     assert recorder.registered == []
 
