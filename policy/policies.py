@@ -1,8 +1,8 @@
 """postgres-platform's CrossGuard policies: they check the resources the program declares.
 
 Importing this module starts nothing (policy/__main__.py builds the PolicyPack, which blocks).
-Self-contained on purpose: the pack runs from policy/ with its own requirements, and it is a second,
-independent check of what the program declares, not a report the program makes about itself.
+It checks what the program declares, not a report the program makes about itself; the budget's
+arithmetic is the config check's own (postgres_platform.model.budget), so the two cannot disagree.
 
 Preview trap: a policy that reads an unknown value is turned ADVISORY by the SDK without a word. So
 every policy here reads only literal inputs (limits, flags, `-c` arguments, labels, ports, image
@@ -25,6 +25,8 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+
+from postgres_platform.model.budget import Entry, ServerBudget
 
 COMPONENT_LABEL = "postgres-platform.component"
 SERVERS = ("postgres", "postgres-replica")  # label values of Postgres server containers
@@ -79,37 +81,50 @@ def is_login(props: Mapping[str, Any]) -> bool:
 
 
 def check_connection_budget(args: StackValidationArgs, report: ReportViolation) -> None:
+    """The config check's own arithmetic (model.budget.ServerBudget), over the roles actually declared.
+
+    Replication roles are left out, as in the config's budget: their walsenders use max_wal_senders
+    slots, not max_connections (PostgreSQL 12+), and our pg_hba admits them to `replication` only.
+    """
     config = args.get_config()
-    headroom = int(config.get("adminHeadroom", 0))
-    external: dict[str, int] = {name: int(limit) for name, limit in (config.get("externalRoles") or {}).items()}
+    external = [
+        Entry(name, None, int(limit), "external") for name, limit in (config.get("externalRoles") or {}).items()
+    ]
     servers = [
         r for r in args.resources if r.resource_type == CONTAINER and labels(r.props).get(COMPONENT_LABEL) in SERVERS
     ]
     if not servers:
         args.not_applicable("no Postgres container (label postgres-platform.component=postgres) is declared")
     logins = [
-        (r.props["name"], role_limit(r.props)) for r in args.resources if r.resource_type == ROLE and is_login(r.props)
+        (r.props["name"], role_limit(r.props))
+        for r in args.resources
+        if r.resource_type == ROLE and is_login(r.props) and not r.props.get("replication")
     ]
+    unbounded = [name for name, limit in logins if limit < 1]
+    declared = [Entry(name, None, limit, "app") for name, limit in logins if limit >= 1]
     for server in servers:
         settings = server_settings(server.props.get("command") or [])
-        max_connections = int(settings.get("max_connections", POSTGRES_DEFAULTS["max_connections"]))
-        reserved = int(
-            settings.get("superuser_reserved_connections", POSTGRES_DEFAULTS["superuser_reserved_connections"])
+        budget = ServerBudget(
+            name=server.name,
+            max_connections=int(settings.get("max_connections", POSTGRES_DEFAULTS["max_connections"])),
+            superuser_reserved=int(
+                settings.get("superuser_reserved_connections", POSTGRES_DEFAULTS["superuser_reserved_connections"])
+            ),
+            reserved=int(settings.get("reserved_connections", 0)),
+            headroom=int(config.get("adminHeadroom", 0)),
+            entries=tuple(declared + external),
         )
-        usable = max_connections - reserved
-        unbounded = [name for name, limit in logins if limit < 1]
-        shares = [f"{name} {limit}" for name, limit in logins if limit >= 1]
-        shares += [f"{name} {limit} (external)" for name, limit in external.items()]
-        total = sum(limit for _, limit in logins if limit >= 1) + sum(external.values()) + headroom
         where = _component(server.props)
         if unbounded:
             report(f"{where} {server.name}: login roles without a connection limit make the budget unbounded: "
                    f"{', '.join(unbounded)}", server.urn)  # fmt: skip
-        if total > usable:
+        if budget.free < 0:
+            shares = [f"{e.role} {e.limit}" + (" (external)" if e.kind == "external" else "") for e in budget.entries]
+            reserved = f" - reserved_connections {budget.reserved}" if budget.reserved else ""
             report(
-                f"{where} {server.name}: roles and headroom hold {total} > {usable} usable "
-                f"(max_connections {max_connections} - superuser_reserved_connections {reserved}): "
-                f"{', '.join(shares)}, adminHeadroom {headroom}",
+                f"{where} {server.name}: roles and headroom hold {budget.total + budget.headroom} > {budget.usable} "
+                f"usable (max_connections {budget.max_connections} - superuser_reserved_connections "
+                f"{budget.superuser_reserved}{reserved}): {', '.join(shares)}, adminHeadroom {budget.headroom}",
                 server.urn,
             )
 

@@ -33,6 +33,7 @@ class ServerBudget:
     superuser_reserved: int
     headroom: int
     entries: tuple[Entry, ...]
+    reserved: int = 0  # reserved_connections (PostgreSQL 16): slots for pg_use_reserved_connections members
 
     @property
     def total(self) -> int:
@@ -40,7 +41,7 @@ class ServerBudget:
 
     @property
     def usable(self) -> int:
-        return self.max_connections - self.superuser_reserved
+        return self.max_connections - self.superuser_reserved - self.reserved
 
     @property
     def free(self) -> int:
@@ -87,9 +88,16 @@ def compute(config: PlatformConfig) -> list[ServerBudget]:
             superuser_reserved=pg.superuser_reserved_connections,
             headroom=pg.admin_headroom,
             entries=entries(config),
+            reserved=reserved_connections(config),
         )
         for name in servers
     ]
+
+
+def reserved_connections(config: PlatformConfig) -> int:
+    """PostgreSQL 16's reserved_connections (from postgres.settings; config checks it is an integer)."""
+    value = config.postgres.settings.get("reserved_connections", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def render_table(server: ServerBudget) -> str:
@@ -98,6 +106,7 @@ def render_table(server: ServerBudget) -> str:
     rows += [
         ("admin headroom", "-", "reserve", str(server.headroom)),
         ("superuser reserved", "-", "reserve", str(server.superuser_reserved)),
+        *([("reserved_connections", "-", "reserve", str(server.reserved))] if server.reserved else []),
     ]
     header = ("role", "database", "kind", "limit")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
@@ -107,7 +116,7 @@ def render_table(server: ServerBudget) -> str:
             cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
 
-    used = server.total + server.headroom + server.superuser_reserved
+    used = server.total + server.headroom + server.superuser_reserved + server.reserved
     return "\n".join(
         [
             f"server {server.name}: {used} of {server.max_connections} max_connections promised, {server.free} free",
@@ -124,7 +133,8 @@ def problems(config: PlatformConfig) -> list[str]:
         f"postgres.maxConnections: connection budget of server {server.name} does not fit: roles hold "
         f"{server.total} + adminHeadroom {server.headroom} = {server.total + server.headroom} > {server.usable} "
         f"usable (maxConnections {pg.max_connections} - superuserReservedConnections "
-        f"{pg.superuser_reserved_connections}), got {pg.max_connections}"
+        f"{pg.superuser_reserved_connections}{f' - reserved_connections {server.reserved}' if server.reserved else ''})"
+        f", got {pg.max_connections}"
         for server in compute(config)
         if server.free < 0
     ]

@@ -378,6 +378,12 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
     for setting, key in TYPED_SETTINGS.items():
         if setting in pg.settings:
             problems.append(_problem(f"postgres.settings.{setting}", f"set {key} instead", pg.settings[setting]))
+    reserved = pg.settings.get("reserved_connections", 0)
+    if isinstance(reserved, bool) or not isinstance(reserved, int) or not 0 <= reserved < pg.max_connections:
+        # Counted in the budget (it takes slots from every role but pg_use_reserved_connections'): so it
+        # must be a number the budget can count.
+        message = "must be an integer >= 0 and below maxConnections (the budget counts it)"
+        problems.append(_problem("postgres.settings.reserved_connections", message, reserved))
     for name, db in config.databases.items():
         if len(set(db.schemas)) != len(db.schemas):
             problems.append(_problem(f"databases.{name}.schemas", "lists a schema twice", db.schemas))
