@@ -103,11 +103,14 @@ class DatabaseAccess(pulumi.ComponentResource):
             bypass_row_level_security=False,
             inherit=True,
             # Memberships only here: the provider revokes any membership not listed on every update.
-            roles=[self._ref(group) for group in role.member_of],
+            # Literal names (ordered by depends_on below): the role-memberships policy reads them at preview.
+            roles=list(role.member_of),
             assume_role=role.assume_role,
             statement_timeout=role.statement_timeout_ms,
             idle_in_transaction_session_timeout=role.idle_in_transaction_timeout_ms,
-            opts=self._on_server.merge(_was(role.name)),
+            opts=self._on_server.merge(_was(role.name)).merge(
+                pulumi.ResourceOptions(depends_on=[self._roles[group] for group in role.member_of])
+            ),
         )
 
     def _structure(self, db: Database) -> list[pulumi.Resource]:

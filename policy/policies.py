@@ -12,6 +12,7 @@ names); passwords and other computed values are never read, only their dependenc
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,6 +28,8 @@ from pulumi_policy import (
 )
 
 from postgres_platform.model.budget import Entry, ServerBudget
+from postgres_platform.model.images import is_pinned, pgbouncer_problem
+from postgres_platform.model.networks import is_private, too_wide
 
 COMPONENT_LABEL = "postgres-platform.component"
 SERVERS = ("postgres", "postgres-replica")  # label values of Postgres server containers
@@ -39,7 +42,6 @@ HCLOUD_VOLUME = "hcloud:index/volume:Volume"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 COMMANDS = ("command:local:Command", "command:remote:Command")
 DATABASE_PORTS = (5432, 6432)
-WHOLE_INTERNET = ("0.0.0.0/0", "::/0")
 POSTGRES_DEFAULTS = {"max_connections": "100", "superuser_reserved_connections": "3"}
 
 
@@ -185,11 +187,6 @@ def _covers_database_port(port: str | None) -> list[int]:
     return [p for p in DATABASE_PORTS if low <= p <= high]
 
 
-# RFC 1918 and IPv6 ULA. Not ipaddress' is_private: it also counts documentation and other
-# special-purpose ranges (203.0.113.0/24 ...) that are no private network of ours.
-PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
-
-
 def _private_or_loopback(ip: str | None) -> bool:
     if not ip:
         return False  # Docker's default bind is every interface
@@ -197,18 +194,21 @@ def _private_or_loopback(ip: str | None) -> bool:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return address.is_loopback or any(address in network for network in PRIVATE_NETWORKS)
+    return address.is_loopback or is_private(ipaddress.ip_network(address))
 
 
 def check_public_ports(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type == FIREWALL:
+        # Every inbound rule that reaches a database port, counted together (0.0.0.0/1 + 128.0.0.0/1 is all).
+        sources: dict[int, list[str]] = {}
         for rule in args.props.get("rules") or []:
             if rule.get("direction") != "in" or rule.get("protocol") not in ("tcp", None):
                 continue
-            public = [s for s in rule.get("sourceIps") or [] if s in WHOLE_INTERNET]
-            ports = _covers_database_port(rule.get("port"))
-            if public and ports:
-                report(f"firewall {args.name} opens port {', '.join(map(str, ports))} to {', '.join(public)}", None)
+            for port in _covers_database_port(rule.get("port")):
+                sources.setdefault(port, []).extend(rule.get("sourceIps") or [])
+        for port, cidrs in sorted(sources.items()):
+            for wide in too_wide(cidrs):
+                report(f"firewall {args.name} opens port {port} to {wide} ({', '.join(cidrs)})", None)
     elif args.resource_type == CONTAINER:
         for binding in args.props.get("ports") or []:
             bound = {int(binding.get("internal") or 0), int(binding.get("external") or 0)} & set(DATABASE_PORTS)
@@ -231,13 +231,8 @@ no_public_database_ports = ResourceValidationPolicy(
 # --- pinned-images -----------------------------------------------------------------------------
 
 
-def is_pinned(image: str) -> bool:
-    """A digest, an image ID, or a tag other than latest (a bare name floats: seed 001's outage)."""
-    if "@sha256:" in image or image.startswith("sha256:"):
-        return True
-    last = image.rsplit("/", 1)[-1]
-    tag = last.split(":", 1)[1] if ":" in last else ""
-    return bool(tag) and tag != "latest"
+def _is_pgbouncer(args: ResourceValidationArgs, image: str) -> bool:
+    return _component(args.props) == "pgbouncer" or "pgbouncer" in image.split("@", 1)[0].rsplit("/", 1)[-1]
 
 
 def check_pinned_image(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -247,11 +242,13 @@ def check_pinned_image(args: ResourceValidationArgs, report: ReportViolation) ->
     image = args.props.get(key)
     if image is None or not is_pinned(image):
         report(f"{args.name}: image {image!r} must pin a tag other than latest, or an @sha256 digest", None)
+    elif _is_pgbouncer(args, image) and (problem := pgbouncer_problem(image)):
+        report(f"{args.name}: image {image!r}: {problem}", None)
 
 
 pinned_images = ResourceValidationPolicy(
     name="pinned-images",
-    description="Every image is pinned by tag (not latest) or digest.",
+    description="Every image is pinned by tag (not latest) or digest; PgBouncer at a release with the CVE fixes.",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=check_pinned_image,
 )
@@ -300,6 +297,118 @@ protected_databases = ResourceValidationPolicy(
 )
 
 
+# --- role-memberships --------------------------------------------------------------------------
+
+GRANT_ROLE = "postgresql:index/grantRole:GrantRole"
+# What no role of ours may be made a member of: the superuser, and the predefined roles (server files,
+# programs, every table's data, signalling backends...). Ours never start with pg_.
+FORBIDDEN_GROUPS = ("postgres",)
+
+
+def _forbidden(group: str) -> bool:
+    return group in FORBIDDEN_GROUPS or group.startswith("pg_")
+
+
+def check_role_memberships(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Memberships only in NOLOGIN roles the program declares: never the superuser, a pg_* role, or a
+    role from elsewhere (inheriting it would carry privileges no plan shows)."""
+    roles = {r.props["name"]: r for r in args.resources if r.resource_type == ROLE}
+    groups = {name for name, r in roles.items() if not is_login(r.props)}
+
+    def judge(member: str, group: str, urn: str) -> None:
+        if _forbidden(group):
+            report(f"role {member} must not be a member of {group}: superuser or predefined (pg_*) role", urn)
+        elif group not in groups:
+            report(f"role {member} must not be a member of {group}: not a group role this stack declares", urn)
+
+    for name, resource in roles.items():
+        for group in resource.props.get("roles") or []:
+            judge(name, group, resource.urn)
+    for grant in (r for r in args.resources if r.resource_type == GRANT_ROLE):
+        member, group = grant.props.get("role"), grant.props.get("grantRole")
+        judge(str(member), str(group), grant.urn)
+        if member in roles:
+            report(f"GrantRole {grant.name}: {member} is declared here, so set its membership in its Role's `roles` "
+                   "(the provider revokes memberships not listed there)", grant.urn)  # fmt: skip
+
+
+role_memberships = StackValidationPolicy(
+    name="role-memberships",
+    description="Roles are members only of group roles the stack declares: never postgres or a pg_* role.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_role_memberships,
+)
+
+
+# --- sql-steps ---------------------------------------------------------------------------------
+
+SQL_STEPS = {
+    "pulumi-python:dynamic/postgres-platform:SqlApply": ("sql", "check"),
+    "pulumi-python:dynamic/postgres-platform:RoleRetirement": ("statements",),
+}
+# Statements that make or widen a role, or reach the server's files and programs: never in our steps.
+ESCALATING = re.compile(
+    r"\b(CREATE|ALTER)\s+(ROLE|USER|GROUP)\b|\bSUPERUSER\b|\bGRANT\b|\bALTER\s+SYSTEM\b|\bCOPY\b|\bLO_IMPORT\b"
+    r"|\bSET\s+(SESSION\s+)?ROLE\b|\bSECURITY\s+DEFINER\b",
+    re.IGNORECASE,
+)
+
+
+def check_sql_steps(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A dynamic resource runs whatever code it carries: only the program's own two SQL steps, and their
+    SQL may only harden and revoke (REVOKE, ALTER FUNCTION ... SET search_path, REASSIGN/DROP OWNED)."""
+    if not args.resource_type.startswith("pulumi-python:dynamic"):
+        return
+    fields = SQL_STEPS.get(args.resource_type)
+    if fields is None:
+        report(f"{args.name}: dynamic resource {args.resource_type} is not one of the program's SQL steps", None)
+        return
+    for field in fields:
+        value = args.props.get(field)
+        texts = list(value.values()) if isinstance(value, Mapping) else [value]
+        for text in texts:
+            if match := ESCALATING.search(str(text or "")):
+                report(f"{args.name}: its {field} runs {match.group(0)!r}: the SQL steps only harden and revoke", None)
+
+
+sql_steps = ResourceValidationPolicy(
+    name="sql-steps",
+    description="Dynamic resources are only the program's SQL steps, and those never create or widen a role.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_sql_steps,
+)
+
+
+# --- host-network-listeners --------------------------------------------------------------------
+
+EVERY_INTERFACE = ("*", "0.0.0.0", "::")
+
+
+def check_host_network_listeners(args: StackValidationArgs, report: ReportViolation) -> None:
+    """A Postgres container on the host's network that listens on every interface is reachable on the
+    public one: only behind a firewall whose database rules stay narrow (no-public-database-ports)."""
+    firewalled = any(r.resource_type == FIREWALL for r in args.resources)
+    for server in args.resources:
+        if server.resource_type != CONTAINER or _component(server.props) not in SERVERS:
+            continue
+        if server.props.get("networkMode") != "host":
+            continue
+        listen = server_settings(server.props.get("command") or []).get("listen_addresses", "localhost")
+        everywhere = any(part.strip() in EVERY_INTERFACE for part in listen.split(","))
+        if everywhere and not firewalled:
+            fix = "name the addresses in listen_addresses, or put the host behind one"
+            report(f"container {server.name} listens on every interface ({listen!r}) with no firewall declared: {fix}",
+                   server.urn)  # fmt: skip
+
+
+host_network_listeners = StackValidationPolicy(
+    name="host-network-listeners",
+    description="A host-network Postgres listening on every interface must sit behind a declared firewall.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_host_network_listeners,
+)
+
+
 # --- secret-outputs ----------------------------------------------------------------------------
 
 
@@ -343,4 +452,7 @@ POLICIES = [
     protected_data,
     protected_databases,
     secret_outputs,
+    role_memberships,
+    sql_steps,
+    host_network_listeners,
 ]

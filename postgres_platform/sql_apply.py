@@ -71,7 +71,7 @@ class SqlApplyProvider(ResourceProvider):
         return UpdateResult(outs=news)
 
 
-class SqlApply(Resource):
+class SqlApply(Resource, module="postgres-platform", name="SqlApply"):
     """Runs `sql` in `database` when `check` says it is not in place (and on create)."""
 
     def __init__(
@@ -93,8 +93,11 @@ class SqlApply(Resource):
             "check": check,
         }
         # The provider echoes its inputs as outputs: keep the connection (password) secret in state too.
-        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["connection"])
-        super().__init__(SqlApplyProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_outputs))
+        # Its own type token (policy sql-steps); stacks deployed before knew it as the generic one.
+        own = pulumi.ResourceOptions(
+            additional_secret_outputs=["connection"], aliases=[pulumi.Alias(type_="pulumi-python:dynamic:Resource")]
+        )
+        super().__init__(SqlApplyProvider(), name, props, pulumi.ResourceOptions.merge(opts, own))
 
 
 class RoleRetirementProvider(ResourceProvider):

@@ -74,7 +74,7 @@ def test_the_policy_and_the_config_agree_about_every_stack() -> None:
     """One arithmetic: the policy over the declared resources finds the free slots the config computes."""
     for stack in ("local", "staging", "prod"):
         config = load_stack_values(read_stack_values(stack_file(stack)))
-        (budget_policy,) = [r for r in evaluate(run_of(stack), policy_config(stack, config))
+        (budget_policy,) = [r for r in evaluate(run_of(stack), policy_config(config))
                             if r.name == "connection-budget"]  # fmt: skip
         assert budget_policy.violations == [], stack
         # One slot fewer and both refuse: the config (a line) and the policy (a violation).
@@ -83,7 +83,7 @@ def test_the_policy_and_the_config_agree_about_every_stack() -> None:
         raw["postgres"]["adminHeadroom"] += server.free + 1
         with pytest.raises(ConfigError, match="does not fit"):
             parse(raw)
-        tighter = policy_config(stack, config)
+        tighter = policy_config(config)
         tighter["connection-budget"]["adminHeadroom"] += server.free + 1
         (refused,) = [r for r in evaluate(run_of(stack), tighter) if r.name == "connection-budget"]
         assert refused.violations and all("roles and headroom hold" in v for v in refused.violations), stack

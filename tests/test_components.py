@@ -34,9 +34,11 @@ def test_database_access_alone_declares_the_plan_under_its_name() -> None:
     roles = {r.inputs["name"] for r in result.of_type("postgresql:index/role:Role")}
     assert roles == {r.name for r in plan.roles}
     assert len(result.of_type("postgresql:index/grant:Grant")) == len(plan.grants)
-    assert len(result.of_type("pulumi-python:dynamic:Resource")) == len(plan.databases)
+    assert len(result.of_type("pulumi-python:dynamic/postgres-platform:SqlApply")) == len(plan.databases)
     (reapply,) = [
-        r for r in result.of_type("pulumi-python:dynamic:Resource") if r.inputs["database"] == "fleet_platform"
+        r
+        for r in result.of_type("pulumi-python:dynamic/postgres-platform:SqlApply")
+        if r.inputs["database"] == "fleet_platform"
     ]
     assert reapply.inputs["connection"]["sslmode"] == "disable" and "connection" in reapply.secret_inputs
 
@@ -46,7 +48,7 @@ def test_pgbouncer_alone_mounts_its_config_directory_and_writes_its_auth_file() 
         PgBouncer(
             "pool",
             PgBouncerArgs(
-                image="edoburu/pgbouncer:v1.23.1-p3",
+                image="edoburu/pgbouncer:v1.25.2-p0",
                 ini="[pgbouncer]\n",
                 hba="host all all 0.0.0.0/0 reject\n",
                 auth_password=pulumi.Output.secret("auth-secret"),

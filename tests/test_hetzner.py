@@ -223,7 +223,7 @@ def test_bad_network_config_declares_nothing() -> None:
 def test_the_reapply_step_verifies_the_server_with_the_stack_ca_like_the_provider(stack: str) -> None:
     run = run_of(stack)
     (provider,) = run.of_type("pulumi:providers:postgresql")
-    for reapply in run.of_type("pulumi-python:dynamic:Resource"):
+    for reapply in run.of_type("pulumi-python:dynamic/postgres-platform:SqlApply"):
         connection = reapply.inputs["connection"]
         assert connection["sslmode"] == "verify-full"
         # Without it libpq looks for ~/.postgresql/root.crt and every up fails at this step.

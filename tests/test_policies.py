@@ -80,13 +80,16 @@ def test_policy_names_and_levels_are_the_contract() -> None:
         ("protected-data", "advisory"),
         ("protected-databases", "mandatory"),
         ("secret-outputs", "mandatory"),
+        ("role-memberships", "mandatory"),
+        ("sql-steps", "mandatory"),
+        ("host-network-listeners", "mandatory"),
     ]
 
 
 def test_importing_the_policies_starts_no_server() -> None:
     sys.modules.pop("policy.policies", None)
     module = importlib.import_module("policy.policies")  # would block forever if it built the PolicyPack
-    assert len(module.POLICIES) == 7
+    assert len(module.POLICIES) == 10
 
 
 # --- connection-budget -------------------------------------------------------------------------
@@ -173,10 +176,17 @@ def test_firewall_rules() -> None:
     assert firewall({"direction": "in", "protocol": "tcp", "port": "22", "sourceIps": public}) == []
     assert firewall({"direction": "in", "protocol": "tcp", "port": "5432", "sourceIps": ["203.0.113.10/32"]}) == []
     assert len(firewall({"direction": "in", "protocol": "tcp", "port": "5432", "sourceIps": ["0.0.0.0/0"]})) == 1
-    (message,) = firewall({"direction": "in", "protocol": "tcp", "port": "5000-7000", "sourceIps": ["::/0"]})
-    assert "5432, 6432" in message
-    assert len(firewall({"direction": "in", "protocol": "tcp", "port": "any", "sourceIps": public})) == 1
-    assert len(firewall({"direction": "in", "protocol": "tcp", "sourceIps": public})) == 1  # no port: all
+    found = firewall({"direction": "in", "protocol": "tcp", "port": "5000-7000", "sourceIps": ["::/0"]})
+    assert [m.split(" to ")[0] for m in found] == ["firewall res opens port 5432", "firewall res opens port 6432"]
+    # Counted as a union: two halves are all of IPv4, and two rules count together.
+    halves = firewall({"direction": "in", "protocol": "tcp", "port": "5432", "sourceIps": ["0.0.0.0/1", "128.0.0.0/1"]})
+    assert halves == ["firewall res opens port 5432 to more than a /16 of IPv4 (0.0.0.0/1, 128.0.0.0/1)"]
+    split = firewall({"direction": "in", "protocol": "tcp", "port": "5432", "sourceIps": ["198.18.0.0/16"]},
+                     {"direction": "in", "protocol": "tcp", "port": "5000-6000", "sourceIps": ["198.19.0.0/16"]})  # fmt: skip
+    assert len(split) == 1
+    # Both ports, both families.
+    assert len(firewall({"direction": "in", "protocol": "tcp", "port": "any", "sourceIps": public})) == 4
+    assert len(firewall({"direction": "in", "protocol": "tcp", "sourceIps": public})) == 4  # no port: all
     assert firewall({"direction": "in", "protocol": "tcp", "port": "6433-7000", "sourceIps": public}) == []
     assert firewall({"direction": "out", "protocol": "tcp", "port": "5432", "destinationIps": public}) == []
     assert firewall({"direction": "in", "protocol": "icmp", "sourceIps": public}) == []
@@ -260,7 +270,7 @@ def test_passwords_must_be_generated_and_never_in_a_container_environment() -> N
 
 
 def _config(stack: str) -> dict[str, Any]:
-    return policy_config(stack, load_stack_values(read_stack_values(stack_file(stack))))
+    return policy_config(load_stack_values(read_stack_values(stack_file(stack))))
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -279,8 +289,82 @@ def test_local_budget_policy_decides_on_the_declared_resources() -> None:
     assert len(budget.violations) == 1 and "bi_tool 40 (external)" in budget.violations[0]
 
 
-def test_prod_makes_protected_data_mandatory() -> None:
+def test_every_hetzner_stack_makes_protected_data_mandatory_whatever_its_name() -> None:
     assert _config("prod")["protected-data"] == {"enforcementLevel": "mandatory"}
-    assert _config("staging")["protected-data"] == {"enforcementLevel": "advisory"}
+    assert _config("staging")["protected-data"] == {"enforcementLevel": "mandatory"}
+    assert _config("local")["protected-data"] == {"enforcementLevel": "advisory"}
     results = {r.name: r for r in evaluate(run_of("local"), _config("local"))}
     assert results["protected-data"].enforcement == "advisory" and results["protected-data"].violations
+
+
+# --- the bypasses a hostile reviewer tried --------------------------------------------------------
+
+
+def group(name: str) -> PolicyResource:
+    return resource(policies.ROLE, name, {"name": name, "login": False, "connectionLimit": -1})
+
+
+def member(name: str, *groups: str) -> PolicyResource:
+    return resource(policies.ROLE, name, {"name": name, "login": True, "connectionLimit": 5, "roles": list(groups),
+                                          "password": UNKNOWN_STRING_VALUE})  # fmt: skip
+
+
+def test_memberships_only_in_declared_groups_never_postgres_or_pg_roles() -> None:
+    assert check_stack(policies.role_memberships, [group("db_read"), member("app", "db_read")]) == []
+    (superuser,) = check_stack(policies.role_memberships, [member("app", "postgres")])
+    assert "must not be a member of postgres: superuser" in superuser
+    grant = resource(policies.GRANT_ROLE, "g", {"role": "app", "grantRole": "pg_execute_server_program"})
+    found = check_stack(policies.role_memberships, [member("app"), grant])
+    assert any("pg_execute_server_program: superuser or predefined" in v for v in found)
+    assert any("set its membership in its Role's `roles`" in v for v in found)
+    (foreign,) = check_stack(policies.role_memberships, [member("app", "someone_elses_role")])
+    assert "not a group role this stack declares" in foreign
+    login_group = check_stack(policies.role_memberships, [member("other"), member("app", "other")])
+    assert login_group and "not a group role" in login_group[0]  # a login role is no group
+
+
+def test_only_the_programs_own_sql_steps_and_they_never_escalate() -> None:
+    ok = {"sql": "ALTER FUNCTION x SET search_path = pg_catalog;\nREVOKE INSERT ON t FROM g;", "check": "SELECT true"}
+    assert check(policies.sql_steps, "pulumi-python:dynamic/postgres-platform:SqlApply", ok) == []
+    (foreign,) = check(policies.sql_steps, "pulumi-python:dynamic:Resource", {"sql": "SELECT 1"})
+    assert "is not one of the program's SQL steps" in foreign
+    bad = {"sql": "CREATE ROLE sneaky LOGIN SUPERUSER PASSWORD 'x';", "check": "SELECT true"}
+    (escalating,) = check(policies.sql_steps, "pulumi-python:dynamic/postgres-platform:SqlApply", bad)
+    assert "'CREATE ROLE'" in escalating
+    retire = {"statements": {"db": "GRANT postgres TO app;"}}
+    assert check(policies.sql_steps, "pulumi-python:dynamic/postgres-platform:RoleRetirement", retire)
+
+
+def test_a_host_network_postgres_on_every_interface_needs_a_firewall() -> None:
+    server = resource(policies.CONTAINER, "pg", {"networkMode": "host", "image": "postgres:16.4",
+                      "command": ["postgres", "-c", "listen_addresses=*"],
+                      "labels": [{"label": policies.COMPONENT_LABEL, "value": "postgres"}]})  # fmt: skip
+    (alone,) = check_stack(policies.host_network_listeners, [server])
+    assert "listens on every interface ('*') with no firewall declared" in alone
+    wall = resource(policies.FIREWALL, "fw", {"rules": []})
+    assert check_stack(policies.host_network_listeners, [server, wall]) == []
+    narrow = resource(policies.CONTAINER, "pg2", {"networkMode": "host", "image": "postgres:16.4",
+                      "command": ["postgres", "-c", "listen_addresses=10.0.1.10,localhost"],
+                      "labels": [{"label": policies.COMPONENT_LABEL, "value": "postgres"}]})  # fmt: skip
+    assert check_stack(policies.host_network_listeners, [narrow]) == []
+
+
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [
+        ("edoburu/pgbouncer:v1.25.2-p0", None),
+        ("edoburu/pgbouncer:v1.26.0", None),
+        ("edoburu/pgbouncer:v1.25.2-p0@sha256:" + "c" * 64, None),
+        ("edoburu/pgbouncer:v1.23.1-p3", "PgBouncer 1.23.1 is older than 1.25.2, which fixes CVE-2025-2291"),
+        ("edoburu/pgbouncer:1.25.1", "CVE-2026-6664"),
+        ("edoburu/pgbouncer@sha256:" + "d" * 64, "its tag shows no PgBouncer version"),
+    ],
+)
+def test_pgbouncer_images_carry_the_cve_fixes(image: str, problem: str | None) -> None:
+    found = check(policies.pinned_images, policies.REMOTE_IMAGE, {"name": image})
+    if problem is None:
+        assert found == []
+    else:
+        (message,) = found
+        assert problem in message
+    assert check(policies.pinned_images, policies.REMOTE_IMAGE, {"name": "postgres:16.4-bookworm"}) == []

@@ -38,7 +38,8 @@ def test_json_report_contract(stack: str) -> None:
     assert all(isinstance(n, int) and n > 0 for n in report["resources"].values())
     names = [p["name"] for p in report["policies"]]
     assert names == ["connection-budget", "bounded-roles", "no-public-database-ports", "pinned-images",
-                     "protected-data", "protected-databases", "secret-outputs"]  # fmt: skip
+                     "protected-data", "protected-databases", "secret-outputs", "role-memberships", "sql-steps",
+                     "host-network-listeners"]  # fmt: skip
     for policy in report["policies"]:
         assert set(policy) == {"name", "enforcement", "violations"}
         assert policy["enforcement"] in ("mandatory", "advisory")

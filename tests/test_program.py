@@ -117,7 +117,7 @@ def test_lookup_function_is_security_definer_in_every_app_database(stack_run: Pr
     for f in functions:
         assert f.inputs["securityDefiner"] is True
         assert (f.inputs["schema"], f.inputs["name"]) == ("pgbouncer", "get_auth")
-    reapply = stack_run.of_type("pulumi-python:dynamic:Resource")
+    reapply = stack_run.of_type("pulumi-python:dynamic/postgres-platform:SqlApply")
     assert all("SET search_path = pg_catalog, pg_temp" in r.inputs["sql"] for r in reapply)
 
 
@@ -181,9 +181,9 @@ def test_local_publishes_on_loopback_only_with_configured_images() -> None:
     assert [p["external"] for p in containers["postgres"]["ports"]] == [5432]
     assert [p["external"] for p in containers["pgbouncer"]["ports"]] == [6432]
     assert containers["postgres"]["image"] == "postgres:16.4-bookworm"
-    assert containers["pgbouncer"]["image"] == "edoburu/pgbouncer:v1.23.1-p3"
+    assert containers["pgbouncer"]["image"] == "edoburu/pgbouncer:v1.25.2-p0"
     images = {i.inputs["name"] for i in run.of_type("docker:index/remoteImage:RemoteImage")}
-    assert images == {"postgres:16.4-bookworm", "edoburu/pgbouncer:v1.23.1-p3"}
+    assert images == {"postgres:16.4-bookworm", "edoburu/pgbouncer:v1.25.2-p0"}
     command = containers["postgres"]["command"]
     assert "max_connections=100" in command and "superuser_reserved_connections=3" in command
 

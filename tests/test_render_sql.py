@@ -102,7 +102,7 @@ def test_databases_schemas_memberships_and_lookup_function_agree() -> None:
     for function in run.of_type("postgresql:index/function:Function"):
         assert sql.harden_auth_function() in by_db[function.inputs["database"]]
         assert function.inputs["body"] in "\n".join(sql.auth_function_statements())
-    for reapply in run.of_type("pulumi-python:dynamic:Resource"):
+    for reapply in run.of_type("pulumi-python:dynamic/postgres-platform:SqlApply"):
         for line in reapply.inputs["sql"].splitlines():
             assert line in by_db[reapply.inputs["database"]]
 

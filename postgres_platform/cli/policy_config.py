@@ -19,11 +19,11 @@ from postgres_platform.stackfile import add_stack_arguments, chosen_stack, read_
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
-    stack, path = chosen_stack(parser.parse_args(argv))
+    _, path = chosen_stack(parser.parse_args(argv))
     try:
         config = load_stack_values(read_stack_values(path))
     except (ConfigError, FileNotFoundError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    print(json.dumps(policy_config(stack, config), indent=2))
+    print(json.dumps(policy_config(config), indent=2))
     return 0

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         # The same stack name: names derived from it (containers, directories) are not changes.
         changes = impact.compare(run_program(stack, old_values, preview=True), run)
-    policies = evaluate(run, policy_config(stack, config))
+    policies = evaluate(run, policy_config(config))
     if args.json:
         out = report(stack, config, run, policies)
         if changes is not None:

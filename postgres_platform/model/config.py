@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from postgres_platform.model.images import is_pinned, pgbouncer_problem
 from postgres_platform.model.names import (
     AUTH_ROLE,
     MAX_IDENTIFIER_BYTES,
@@ -32,6 +33,7 @@ from postgres_platform.model.names import (
     group_role,
     owner_role,
 )
+from postgres_platform.model.networks import is_private, too_wide
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Ours and Postgres' (postgres, public, none and the role keywords), and the keywords of pg_hba.conf and
@@ -43,10 +45,8 @@ RESERVED_NAMES = frozenset(
 # Schemas may be `public` (apps use it), but not Postgres' own or the one holding the auth function.
 RESERVED_SCHEMAS = frozenset({"pgbouncer", "information_schema"})
 DEFAULT_MIGRATION_TABLES = ("alembic_version", "schema_migrations")
-RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 HOSTS_NEED_ADDRESSES = 16  # the primary at .10, the replica at .11, and the broadcast address: a /28
-MAX_ADMIN_IPV4 = 2**16  # a /16 at most, in union
-MAX_ADMIN_IPV6 = 2**80  # a /48
+
 # Settings that have their own typed key; a second way to set them would let the budget lie.
 TYPED_SETTINGS = {
     "max_connections": "postgres.maxConnections",
@@ -118,12 +118,15 @@ def _schema_name(value: str) -> str:
 
 def _pinned_image(value: str) -> str:
     """`name:tag` (tag not latest) or `name@sha256:...`; a bare name floats (seed 001's outage)."""
-    if "@sha256:" in value:
-        return value
-    last = value.rsplit("/", 1)[-1]
-    tag = last.split(":", 1)[1] if ":" in last else ""
-    if not tag or tag == "latest":
+    if not is_pinned(value):
         raise PydanticCustomError("pinned_image", "must pin a tag other than latest, or an @sha256 digest")
+    return value
+
+
+def _patched_pgbouncer(value: str) -> str:
+    problem = pgbouncer_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("pgbouncer_version", problem)
     return value
 
 
@@ -167,7 +170,7 @@ class PostgresConfig(_Model):
 
 
 class PgBouncerConfig(_Model):
-    image: Image
+    image: Annotated[Image, AfterValidator(_patched_pgbouncer)]
     pool_mode: Literal["transaction", "session"] = Field("transaction", alias="poolMode")
     max_client_conn: Annotated[int, _int_between(1, 1_000_000)] = Field(1000, alias="maxClientConn")
     default_pool_size: PoolSize = Field(15, alias="defaultPoolSize")
@@ -497,7 +500,7 @@ def _network_checks(hetzner: HetznerConfig) -> list[str]:
     ip_range = ipaddress.ip_network(hetzner.ip_range)
     subnet = ipaddress.ip_network(hetzner.subnet)
     for key, network in (("hetzner.ipRange", ip_range), ("hetzner.subnet", subnet)):
-        if not any(network.subnet_of(private) for private in RFC1918 if network.version == private.version):  # type: ignore[arg-type]
+        if network.version != 4 or not is_private(network):
             problems.append(_problem(key, "must be a private IPv4 range (10/8, 172.16/12, 192.168/16)", str(network)))
     if subnet.version != ip_range.version or not subnet.subnet_of(ip_range):  # type: ignore[arg-type]
         problems.append(
@@ -512,19 +515,5 @@ def _network_checks(hetzner: HetznerConfig) -> list[str]:
 
 
 def admin_cidr_problems(cidrs: list[str]) -> list[str]:
-    """SSH and 5432 are open to the union of these: it must stay a small, known range.
-
-    Counted as a union (not per entry), so 0.0.0.0/1 + 128.0.0.0/1 cannot pass as two halves.
-    """
-    networks = [ipaddress.ip_network(c) for c in cidrs]
-    v4 = list(ipaddress.collapse_addresses(n for n in networks if isinstance(n, ipaddress.IPv4Network)))
-    v6 = list(ipaddress.collapse_addresses(n for n in networks if isinstance(n, ipaddress.IPv6Network)))
-    problems = []
-    for version, total, most, size in (
-        (4, sum(n.num_addresses for n in v4), MAX_ADMIN_IPV4, "/16"),
-        (6, sum(n.num_addresses for n in v6), MAX_ADMIN_IPV6, "/48"),
-    ):
-        if total > most:
-            message = f"together open more than a {size} of IPv{version} to SSH and 5432"
-            problems.append(_problem("hetzner.adminCidrs", message, cidrs))
-    return problems
+    """SSH and 5432 are open to the union of these: it must stay a small, known range."""
+    return [_problem("hetzner.adminCidrs", f"together open {wide} to SSH and 5432", cidrs) for wide in too_wide(cidrs)]

@@ -49,7 +49,7 @@ REPLACE_ON: dict[str, frozenset[str]] = {
     "command:local:Command": frozenset({"triggers"}),
     "command:remote:Command": frozenset({"triggers"}),
     # Our dynamic providers (postgres_platform/sql_apply.py) never ask for a replacement.
-    "pulumi-python:dynamic:Resource": frozenset(),
+    "pulumi-python:dynamic/postgres-platform:SqlApply": frozenset(),
     "pulumi-python:dynamic/postgres-platform:RoleRetirement": frozenset(),
 }
 # kreuzwerker/terraform-provider-docker internal/provider/resource_docker_container.go: every input is

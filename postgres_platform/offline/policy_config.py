@@ -7,16 +7,15 @@ from typing import Any
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import REPLICATION_ROLE
 
-# Stacks whose data volumes must be protected: there a violation blocks the update.
-PROTECTED_STACKS = ("prod",)
 
-
-def policy_config(stack: str, config: PlatformConfig) -> dict[str, Any]:
+def policy_config(config: PlatformConfig) -> dict[str, Any]:
+    """From what the stack is, never from its name: every Hetzner stack holds real data, so an
+    unprotected data volume blocks its update (a stack called prod-eu is no exception)."""
     return {
         "connection-budget": {
             "adminHeadroom": config.postgres.admin_headroom,
             "externalRoles": {name: spec.connection_limit for name, spec in config.external_roles.items()},
         },
         "bounded-roles": {"replicationRoles": [REPLICATION_ROLE] if config.hetzner and config.hetzner.replicas else []},
-        "protected-data": {"enforcementLevel": "mandatory" if stack in PROTECTED_STACKS else "advisory"},
+        "protected-data": {"enforcementLevel": "mandatory" if config.target == "hetzner" else "advisory"},
     }
