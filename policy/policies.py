@@ -26,6 +26,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from postgres_platform.model.budget import Entry, ServerBudget
 from postgres_platform.model.images import is_pinned, pgbouncer_problem
@@ -416,6 +417,17 @@ def _generated(resource: PolicyResource, prop: str) -> bool:
     return any(d.resource_type == RANDOM_PASSWORD for d in resource.property_dependencies.get(prop, []))
 
 
+def _plaintext_password(resource: PolicyResource) -> bool:
+    """The program sets every role from its password's SCRAM verifier. At `up` the value is known: anything
+    else was swapped in (say a literal inside an apply that still depends on the RandomPassword). At
+    preview it is unknown and this decides nothing (the dependency check above still does)."""
+    try:
+        password = resource.props.get("password")
+    except UnknownValueError:
+        return False
+    return isinstance(password, str) and not password.startswith("SCRAM-SHA-256$")
+
+
 def check_secret_sources(args: StackValidationArgs, report: ReportViolation) -> None:
     """What the SDK can see: every password input flows from a RandomPassword, none is a literal.
 
@@ -425,6 +437,9 @@ def check_secret_sources(args: StackValidationArgs, report: ReportViolation) -> 
     for resource in args.resources:
         if resource.resource_type == ROLE and is_login(resource.props) and not _generated(resource, "password"):
             report(f"login role {resource.props['name']}: its password must come from a RandomPassword", resource.urn)
+        if resource.resource_type == ROLE and is_login(resource.props) and _plaintext_password(resource):
+            report(f"login role {resource.props['name']}: its password is not a SCRAM verifier: a literal replaced "
+                   "the generated one, or plaintext would reach the server's log", resource.urn)  # fmt: skip
         # The superuser password reaches the image as a file (POSTGRES_PASSWORD_FILE), written with the
         # other config files: never in the environment, where `docker inspect` shows it.
         if resource.resource_type == CONTAINER and _component(resource.props) in SERVERS:

@@ -262,7 +262,7 @@ def test_passwords_must_be_generated_and_never_in_a_container_environment() -> N
                            "labels": [{"label": policies.COMPONENT_LABEL, "value": "postgres-replica"}]})  # fmt: skip
     literal_files = resource("command:local:Command", "pgbouncer-config-write", {"stdin": "x 0600 aHVudGVyMg==\n"})
     violations = check_stack(policies.secret_outputs, [literal, in_env, replica_env, literal_files])
-    assert len(violations) == 4, violations
+    assert len(violations) == 5, violations  # the literal role: not generated, and not a verifier
     assert any("POSTGRES_PASSWORD_FILE" in v for v in violations)
 
 
@@ -368,3 +368,15 @@ def test_pgbouncer_images_carry_the_cve_fixes(image: str, problem: str | None) -
         (message,) = found
         assert problem in message
     assert check(policies.pinned_images, policies.REMOTE_IMAGE, {"name": "postgres:16.4-bookworm"}) == []
+
+
+def test_a_literal_swapped_in_behind_a_generated_password_is_caught_at_up() -> None:
+    def role_with(password: str) -> PolicyResource:
+        props = {"name": "app", "login": True, "connectionLimit": 5, "password": password}
+        return resource(policies.ROLE, "app", props, deps={"password": [PASSWORD]})
+
+    (swapped,) = check_stack(policies.secret_outputs, [PASSWORD, role_with("hunter2")])
+    assert "its password is not a SCRAM verifier" in swapped
+    verifier = "SCRAM-SHA-256$4096:c2FsdA==$a2V5:c2VydmVy"
+    assert check_stack(policies.secret_outputs, [PASSWORD, role_with(verifier)]) == []
+    assert check_stack(policies.secret_outputs, [PASSWORD, role_with(UNKNOWN_STRING_VALUE)]) == []  # at preview
