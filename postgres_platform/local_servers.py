@@ -42,6 +42,13 @@ def _find(binary: str, extra: tuple[str, ...] = ()) -> str | None:
     return shutil.which(binary)
 
 
+def pgbouncer_version() -> tuple[int, ...]:
+    """This machine's PgBouncer, e.g. (1, 18, 0): some behaviours the tests show depend on it."""
+    binary = _find("pgbouncer", ("/usr/sbin",)) or "pgbouncer"
+    first = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout.split("\n")[0]
+    return tuple(int(part) for part in first.split()[-1].split("."))
+
+
 def missing_binaries() -> list[str]:
     """What a real-server run needs and this machine lacks."""
     wanted = {

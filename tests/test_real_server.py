@@ -6,6 +6,9 @@ PgBouncer lookup function gives nothing away. Skipped, with the reason, where th
 
 from __future__ import annotations
 
+import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +23,8 @@ from postgres_platform.model import access
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.load import load_stack_values, parse
 from postgres_platform.render import sql
-from postgres_platform.stackfile import read_stack_values, stack_file
+from postgres_platform.render.scram import stable_verifier
+from postgres_platform.stackfile import ROOT, read_stack_values, stack_file
 from tests.helpers import skip_without_real_servers
 
 pytestmark = pytest.mark.real_server
@@ -365,3 +369,20 @@ def test_render_sql_twice_changes_nothing(servers: Servers) -> None:
     before = state()
     servers.apply_plan()
     assert state() == before
+
+
+def test_the_sql_route_sets_verifiers_from_a_variables_file_and_apps_log_in_direct_and_pooled(servers: Servers) -> None:
+    """README's route: passwords go in on stdin, become SCRAM verifiers in a psql file, never argv."""
+    new = secrets.token_hex(16)
+    made = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_sql.py"), "prod", "--psql-variables"],
+                          input=f"worker_app {new}\n", capture_output=True, text=True, check=True)  # fmt: skip
+    assert new not in made.stdout and made.stdout.startswith("\\set worker_app_password 'SCRAM-SHA-256$4096:")
+    servers.psql(made.stdout + "ALTER ROLE worker_app WITH PASSWORD :'worker_app_password';")
+    servers.passwords["worker_app"] = new
+    for pooled in (False, True):
+        database = "worker_app" if pooled else "tracksolid_db"
+        with psycopg.connect(servers.dsn("worker_app", database, pooled=pooled), prepare_threshold=None) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("worker_app",)
+    with psycopg.connect(servers.superuser_dsn()) as admin:
+        stored = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = 'worker_app'").fetchone()
+    assert stored is not None and stored[0] == stable_verifier("worker_app", new)  # stored as is

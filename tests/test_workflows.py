@@ -59,6 +59,8 @@ def test_push_deploys_staging_then_prod_behind_an_environment() -> None:
     assert prod["needs"] == "staging"
     assert prod["environment"] == "production"
     for job, stack in ((staging, "staging"), (prod, "prod")):
+        # The firewall admits SSH and 5432 from adminCidrs only: a self-hosted runner there, not GitHub's.
+        assert job["runs-on"] == ["self-hosted", "postgres-platform-admin"]
         (pulumi,) = [s for s in steps(job) if s.get("uses", "").startswith("pulumi/actions@")]
         assert pulumi["with"]["command"] == "up"
         assert pulumi["with"]["stack-name"].endswith(f"/{stack}")
