@@ -379,6 +379,9 @@ def test_the_sql_route_sets_verifiers_from_a_variables_file_and_apps_log_in_dire
     assert new not in made.stdout and made.stdout.startswith("\\set worker_app_password 'SCRAM-SHA-256$4096:")
     servers.psql(made.stdout + "ALTER ROLE worker_app WITH PASSWORD :'worker_app_password';")
     servers.passwords["worker_app"] = new
+    console(servers, "KILL worker_app")  # earlier tests' idle pooled connections hold worker_app's 5 slots
+    console(servers, "RESUME worker_app")
+    wait_for_no_backends(servers, "worker_app")
     for pooled in (False, True):
         database = "worker_app" if pooled else "tracksolid_db"
         with psycopg.connect(servers.dsn("worker_app", database, pooled=pooled), prepare_threshold=None) as conn:
