@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from postgres_platform.model.config import ConfigError
+from postgres_platform.model.config import ConfigError, PlatformConfig
+from postgres_platform.model.load import load_stack_values
 
 ROOT = Path(__file__).resolve().parent.parent  # the Pulumi project: Pulumi.yaml, __main__.py, stack files
 
@@ -66,3 +67,11 @@ def read_stack_values(path: Path) -> dict[str, Any]:
         got = type(config).__name__ if config is not None else "nothing"
         raise ConfigError([f"{path}: `config` must be a mapping of stack settings, got {got}"])
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+
+
+def load_stack_file(path: Path) -> tuple[dict[str, Any], PlatformConfig]:
+    """The file's values and its checked config; every problem (a missing file too) is a ConfigError."""
+    if not path.is_file():
+        raise ConfigError([f"{path}: no such stack file"])
+    values = read_stack_values(path)
+    return values, load_stack_values(values)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -55,12 +54,8 @@ def engine(provider: ResourceProvider, method: str, *args: Any) -> dict[str, Any
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[Servers]:
-    started = Servers(PROD, tls=True).start()
-    try:
-        yield started
-    finally:
-        started.stop()
+def servers(prod_tls_servers: Servers) -> Servers:
+    return prod_tls_servers
 
 
 def connection(servers: Servers) -> dict[str, Any]:

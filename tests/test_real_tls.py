@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -21,12 +20,8 @@ PROD = load_stack_values(read_stack_values(stack_file("prod")))
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[Servers]:
-    started = Servers(PROD, tls=True).start()
-    try:
-        yield started
-    finally:
-        started.stop()
+def servers(prod_tls_servers: Servers) -> Servers:
+    return prod_tls_servers
 
 
 def tls_of(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:

@@ -11,9 +11,8 @@ import json
 import sys
 
 from postgres_platform.model.config import ConfigError
-from postgres_platform.model.load import load_stack_values
 from postgres_platform.offline.policy_config import policy_config
-from postgres_platform.stackfile import add_stack_arguments, chosen_stack, read_stack_values
+from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     add_stack_arguments(parser)
     _, path = chosen_stack(parser.parse_args(argv))
     try:
-        config = load_stack_values(read_stack_values(path))
-    except (ConfigError, FileNotFoundError) as exc:
+        _, config = load_stack_file(path)
+    except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1
     print(json.dumps(policy_config(config), indent=2))

@@ -22,12 +22,11 @@ from typing import Any
 
 from postgres_platform.model import budget
 from postgres_platform.model.config import ConfigError, PlatformConfig
-from postgres_platform.model.load import load_stack_values
 from postgres_platform.offline import impact
 from postgres_platform.offline.policies import PolicyResult, evaluate
 from postgres_platform.offline.policy_config import policy_config
 from postgres_platform.offline.program import ProgramRun, run_program
-from postgres_platform.stackfile import add_stack_arguments, chosen_stack, read_stack_values
+from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
 
 
 def report(stack: str, config: PlatformConfig, run: ProgramRun, policies: list[PolicyResult]) -> dict[str, Any]:
@@ -109,12 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     stack, path = chosen_stack(args)
-    if not path.is_file():
-        print(f"{path}: no such stack file", file=sys.stderr)
-        return 1
     try:
-        values = read_stack_values(path)
-        config = load_stack_values(values)
+        values, config = load_stack_file(path)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -122,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     changes = None
     if args.against is not None:
         try:
-            old_values = read_stack_values(args.against)
-            load_stack_values(old_values)
-        except (ConfigError, OSError) as exc:
+            old_values, _ = load_stack_file(args.against)
+        except ConfigError as exc:
             print(f"{args.against}: {exc}", file=sys.stderr)
             return 1
         # The same stack name: names derived from it (containers, directories) are not changes.

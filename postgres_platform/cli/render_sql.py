@@ -19,10 +19,9 @@ import sys
 
 from postgres_platform.model import access
 from postgres_platform.model.config import ConfigError
-from postgres_platform.model.load import load_stack_values
 from postgres_platform.render import sql
 from postgres_platform.render.scram import stable_verifier
-from postgres_platform.stackfile import add_stack_arguments, chosen_stack, read_stack_values
+from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,11 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     _, path = chosen_stack(args)
-    if not path.is_file():
-        print(f"{path}: no such stack file", file=sys.stderr)
-        return 1
     try:
-        config = load_stack_values(read_stack_values(path))
+        _, config = load_stack_file(path)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1
