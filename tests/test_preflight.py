@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from postgres_platform.cli import preflight
 from postgres_platform.stackfile import ROOT
 from tests.helpers import STACKS
 
@@ -16,7 +19,17 @@ PREFLIGHT = [sys.executable, str(ROOT / "scripts" / "preflight.py")]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PREFLIGHT, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    """preflight's main in this process (the script itself: test_the_script_is_the_same_command)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = preflight.main(list(args))
+    return subprocess.CompletedProcess(["preflight", *args], code, out.getvalue(), err.getvalue())
+
+
+def test_the_script_is_the_same_command() -> None:
+    script = subprocess.run([*PREFLIGHT, "local", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert script.returncode == 0, script.stderr
+    assert json.loads(script.stdout) == json.loads(run("local", "--json").stdout)
 
 
 @pytest.mark.parametrize("stack", STACKS)
