@@ -95,6 +95,8 @@ class PostgresContainerArgs:
     envs: Sequence[pulumi.Input[str]] = ()
     publish: Publish | None = None
     depends_on: Sequence[pulumi.Resource] = ()
+    mounts: Sequence[docker.ContainerMountArgs] = ()  # beyond PGDATA and the config directory
+    built_image: pulumi.Resource | None = None  # `image` was built on the host (else it is pulled)
 
 
 class PostgresContainer(pulumi.ComponentResource):
@@ -121,7 +123,7 @@ class PostgresContainer(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        image = docker.RemoteImage(
+        image = args.built_image or docker.RemoteImage(
             f"{name}-image", name=args.image, keep_locally=True, opts=args.placement.options(self, [])
         )
         self.container = docker.Container(
@@ -134,6 +136,7 @@ class PostgresContainer(pulumi.ComponentResource):
             mounts=[
                 args.data,
                 docker.ContainerMountArgs(target=POSTGRES_CONFIG_DIR, source=config.path, type="bind", read_only=True),
+                *args.mounts,
             ],
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD-SHELL", f"pg_isready -U {SUPERUSER} -h 127.0.0.1"],

@@ -141,6 +141,7 @@ connection_budget = StackValidationPolicy(
         properties={
             "adminHeadroom": {"type": "integer", "minimum": 0},
             "externalRoles": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+            "systemSlots": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
         }
     ),
 )
@@ -410,6 +411,48 @@ host_network_listeners = StackValidationPolicy(
 )
 
 
+# --- backups-configured ------------------------------------------------------------------------
+
+SERVER = "hcloud:index/server:Server"
+
+
+def check_backups(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Read from what runs: the primary's `archive_mode`, the stanza command (encryption) and, on a
+    Hetzner stack, the scheduled backup command (an s3 repository, retention)."""
+    hetzner = any(r.resource_type == SERVER for r in args.resources)
+    commands = [r for r in args.resources if r.resource_type in COMMANDS]
+    stanzas = [c for c in commands if "stanza-create" in str(c.props.get("create") or "")]
+    timers = [c for c in commands if "--type=full backup" in str(c.props.get("create") or "")]
+    if not hetzner and not stanzas:
+        args.not_applicable("no backups declared (they are required on Hetzner stacks)")
+    primaries = [r for r in args.resources if r.resource_type == CONTAINER and _component(r.props) == "postgres"]
+    for server in primaries:
+        if server_settings(server.props.get("command") or []).get("archive_mode") != "on":
+            report(f"container {server.name}: archive_mode is not on: no point-in-time recovery", server.urn)
+    if not stanzas:
+        report("no pgBackRest stanza is created: backups are not configured (backup: in the stack config)", None)
+    for stanza in stanzas:
+        if "--repo1-cipher-type=aes-256-cbc" not in str(stanza.props.get("create")):
+            report(f"{stanza.name}: the repository is not encrypted (--repo1-cipher-type=aes-256-cbc)", stanza.urn)
+    if hetzner:
+        if not timers:
+            report("no scheduled full backup on the host (the backup timers)", None)
+        for timer in timers:
+            text = str(timer.props.get("create"))
+            if "--repo1-type=s3" not in text:
+                report(f"{timer.name}: backups must go to object storage off the host (--repo1-type=s3)", timer.urn)
+            if "--repo1-retention-full=" not in text:
+                report(f"{timer.name}: no retention (--repo1-retention-full)", timer.urn)
+
+
+backups_configured = StackValidationPolicy(
+    name="backups-configured",
+    description="Archiving on, an encrypted pgBackRest stanza; on Hetzner, scheduled backups to S3 with retention.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=check_backups,
+)
+
+
 # --- secret-outputs ----------------------------------------------------------------------------
 
 
@@ -470,4 +513,5 @@ POLICIES = [
     role_memberships,
     sql_steps,
     host_network_listeners,
+    backups_configured,
 ]

@@ -8,16 +8,18 @@ import pulumi
 import pulumi.runtime.config as runtime_config
 
 from components.access import DatabaseAccess, DatabaseAccessArgs
+from components.backups import Backups, BackupsArgs
 from components.pgbouncer import PgBouncer, PgBouncerArgs
 from components.postgres import PostgresContainerArgs, PostgresServer, PostgresServerArgs, server_files
 from postgres_platform.model import access
 from postgres_platform.model.config import ConfigError, PlatformConfig
 from postgres_platform.model.load import load_stack_values
-from postgres_platform.model.names import AUTH_ROLE, PGBOUNCER_PORT, POSTGRES_PORT
+from postgres_platform.model.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_PORT, POSTGRES_PORT, container_name
 from postgres_platform.render import pgbouncer
+from postgres_platform.render.backup import archive_settings
 from postgres_platform.render.dsn import Endpoint
 from postgres_platform.render.postgres import render_config_file, server_arguments
-from postgres_platform.targets import TARGETS
+from postgres_platform.targets import TARGETS, Site
 
 
 class StackConfigError(pulumi.RunError):
@@ -27,7 +29,7 @@ class StackConfigError(pulumi.RunError):
 def load_config() -> PlatformConfig:
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     try:
-        return load_stack_values(values)
+        return load_stack_values(values, secret_keys=[k for k in values if runtime_config.is_config_secret(k)])
     except ConfigError as exc:
         raise StackConfigError("invalid stack config:\n" + str(exc)) from None
 
@@ -44,27 +46,54 @@ class Deployed:
     ca_cert_pem: pulumi.Output[str] | None = None
 
 
+def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
+    if config.backup is None:
+        return None
+    secrets = pulumi.Config(NAMESPACE)
+    s3 = config.backup.repo == "s3"
+    return Backups(
+        "backups",
+        BackupsArgs(
+            backup=config.backup,
+            base_image=config.postgres.image,
+            placement=site.placement,
+            shell=site.shell,
+            container=container_name(pulumi.get_stack(), "postgres"),
+            s3_key=secrets.require_secret("backupS3Key") if s3 else None,
+            s3_key_secret=secrets.require_secret("backupS3KeySecret") if s3 else None,
+            timers=site.shell.ssh is not None,
+            depends_on=[site.host] if site.host else [],
+        ),
+    )
+
+
 def deploy(config: PlatformConfig) -> Deployed:
     target = TARGETS[config.target](config)
     site = target.prepare()
+    backups = backups_of(config, site)
+    settings = {**site.server_settings, **(archive_settings(config.backup) if config.backup else {})}
     postgres = PostgresServer(
         "postgres",
         PostgresServerArgs(
             container=PostgresContainerArgs(
-                image=config.postgres.image,
-                command=server_arguments(config, site.server_settings),
-                config_file=render_config_file(config, site.server_settings),
+                image=backups.image if backups else config.postgres.image,
+                command=server_arguments(config, settings),
+                config_file=render_config_file(config, settings),
                 label="postgres",
                 placement=site.placement,
                 shell=site.shell,
                 data=site.data,
                 publish=site.postgres_publish,
                 files=server_files(site.hba, site.tls),
-                depends_on=[site.host] if site.host else [],
+                depends_on=[*([site.host] if site.host else []), *([backups.written] if backups else [])],
+                mounts=backups.mounts if backups else (),
+                built_image=backups.built if backups else None,
             ),
             admin=site.admin,
         ),
     )
+    if backups is not None:
+        backups.activate(postgres)
     generations = {login.role: login.generation for app in config.apps for login in config.logins(app)}
     roles = DatabaseAccess(
         "access", DatabaseAccessArgs(access.plan(config), postgres.provider, postgres.admin_connection, generations)

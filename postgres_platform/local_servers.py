@@ -20,10 +20,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from postgres_platform.model import access
 from postgres_platform.model.config import PlatformConfig, SettingValue
 from postgres_platform.model.names import AUTH_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
 from postgres_platform.render import sql
+from postgres_platform.render.backup import RepoSecrets, archive_settings, render_conf, restore_command
 from postgres_platform.render.files import File, install_input, install_script
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
 from postgres_platform.render.pgbouncer import Endpoints, PgBouncerTls, render_auth_file, render_hba, render_ini
@@ -74,7 +77,7 @@ def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-def _wait_for_port(port: int, seconds: float) -> None:
+def wait_for_port(port: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -105,10 +108,33 @@ class Servers:
     admin_password: str = field(default_factory=lambda: secrets.token_hex(16))
     # As on a Hetzner host: a CA-signed certificate, ssl on, our pg_hba.conf, PgBouncer TLS both ways.
     tls: bool = False
+    # With config.backup: pgBackRest with these secrets, a posix repository in this dir (or the config's S3).
+    backup_secrets: RepoSecrets | None = None
 
     @property
     def data(self) -> Path:
         return self.root / "data"
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "repo"
+
+    def _env(self) -> dict[str, str]:
+        """pgBackRest finds this dir's config, port and socket through its PGBACKREST_* variables, so the
+        commands the program renders run here unchanged."""
+        if self.config.backup is None:
+            return {}
+        return {
+            "PGBACKREST_CONFIG": str(self.root / "pgbackrest.conf"),
+            "PGBACKREST_PG1_PORT": str(self.pg_port),
+            "PGBACKREST_PG1_SOCKET_PATH": str(self.root),
+            "PGBACKREST_LOCK_PATH": str(self.root / "lock"),
+        }
+
+    def pgbackrest(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """A rendered pgBackRest command line (render.backup), as the server's OS user, in this dir's setup."""
+        env_prefix = ["env", *(f"{k}={v}" for k, v in self._env().items())]
+        return subprocess.run(_as_server_user([*env_prefix, *argv]), capture_output=True, text=True, timeout=300)
 
     def start(self) -> Servers:
         plan = access.plan(self.config)
@@ -122,6 +148,10 @@ class Servers:
         )  # fmt: skip
         if self.tls:
             self.issue_certificates()
+        if self.config.backup is not None:
+            self.repo.mkdir()
+            if os.geteuid() == 0:
+                shutil.chown(self.repo, "postgres", "postgres")
         self.install_config()
         self.start_postgres()
         self.apply_plan()
@@ -142,6 +172,10 @@ class Servers:
                       if self.tls else None),
         )  # fmt: skip
         ini += f"logfile = {self.root / 'pgbouncer.log'}\npidfile = {self.root / 'pgbouncer.pid'}\n"
+        if self.config.backup is not None:
+            secrets_ = self.backup_secrets or RepoSecrets(cipher_pass="drill")
+            conf = render_conf(self.config.backup, str(self.data), secrets_, repo_path=str(self.repo))
+            files.append(File("pgbackrest.conf", "0600", conf))
         return [
             *files,
             File("pgbouncer.ini", "0600", ini),
@@ -237,18 +271,44 @@ class Servers:
             shutil.chown(path, "postgres", "postgres")
 
     def _run_as_server(self, command: list[str]) -> None:
-        subprocess.run(_as_server_user(command), check=True, capture_output=True, timeout=120)
+        env_prefix = ["env", *(f"{k}={v}" for k, v in self._env().items())]  # archive_command inherits it
+        subprocess.run(_as_server_user([*env_prefix, *command]), check=True, capture_output=True, timeout=120)
 
-    def _pg_ctl(self, *args: str) -> None:
-        self._run_as_server([_find("pg_ctl") or "pg_ctl", "-D", str(self.data), *args])
+    def _pg_ctl(self, *args: str, data: Path | None = None) -> None:
+        self._run_as_server([_find("pg_ctl") or "pg_ctl", "-D", str(data or self.data), *args])
 
-    def _server_extra(self) -> dict[str, SettingValue] | None:
-        """With TLS: the Hetzner container's settings, with this temp dir's file paths."""
-        if not self.tls:
-            return None
-        files = {name: str(self.root / Path(str(path)).name) for name, path in tls_and_hba_settings().items()
-                 if name.endswith("_file")}  # fmt: skip
-        return {**tls_and_hba_settings(), **files}
+    def restore_copy(self, *, target: str) -> tuple[Path, int]:
+        """Restore to `target` (a timestamp) into a fresh data directory, as scripts/restore.py does, and
+        start it on a port of its own; returns (its data dir, its port) once it has promoted."""
+        copy, port = self.root / f"restored-{secrets.token_hex(4)}", free_port()
+        done = self.pgbackrest(restore_command(str(copy), target=target))
+        if done.returncode != 0:
+            raise RuntimeError(f"pgbackrest restore failed: {done.stderr or done.stdout}")
+        options = f"-c port={port} -c listen_addresses={LOOPBACK} -c unix_socket_directories={self.root}"
+        self._pg_ctl("-l", str(copy) + ".log", "-w", "-t", "120", "-o", options, "start", data=copy)
+        with psycopg.connect(
+            self.superuser_dsn().replace(f"port={self.pg_port}", f"port={port}"), autocommit=True
+        ) as c:
+            for _ in range(600):
+                if c.execute("SELECT pg_is_in_recovery()").fetchone() == (False,):
+                    return copy, port
+                time.sleep(0.1)
+        raise TimeoutError("the restored copy did not promote")
+
+    def stop_copy(self, copy: Path) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._pg_ctl("-m", "immediate", "-w", "stop", data=copy)
+
+    def _server_extra(self) -> dict[str, SettingValue]:
+        """With TLS: the Hetzner container's settings, with this temp dir's file paths; with backups, archiving."""
+        extra: dict[str, SettingValue] = {}
+        if self.tls:
+            files = {name: str(self.root / Path(str(path)).name) for name, path in tls_and_hba_settings().items()
+                     if name.endswith("_file")}  # fmt: skip
+            extra |= {**tls_and_hba_settings(), **files}
+        if self.config.backup is not None:
+            extra |= archive_settings(self.config.backup)
+        return extra
 
     def start_postgres(self) -> None:
         # The container's own arguments and file, plus what a loopback test server needs.
@@ -290,7 +350,7 @@ class Servers:
         pgbouncer = _find("pgbouncer", ("/usr/sbin",)) or "pgbouncer"
         raise_fds = f'ulimit -n {fds} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"'
         self._run_as_server(["sh", "-c", raise_fds, pgbouncer, "-d", str(self.root / "pgbouncer.ini")])
-        _wait_for_port(self.bouncer_port, 30)
+        wait_for_port(self.bouncer_port, 30)
         _wait_for_file(self.root / "pgbouncer.pid", 10)
 
     def rendered_files(self) -> dict[str, str]:
@@ -322,7 +382,8 @@ class Servers:
         if pid_file.exists():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGINT)
-        if (self.data / "postmaster.pid").exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self._pg_ctl("-m", "immediate", "-w", "stop")
+        for data in [self.data, *self.root.glob("restored-*")]:
+            if (data / "postmaster.pid").exists():
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    self._pg_ctl("-m", "immediate", "-w", "stop", data=data)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -8,9 +8,10 @@ import pulumi
 
 from postgres_platform.deploy import Deployed
 from postgres_platform.model import budget
-from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.config import BackupConfig, PlatformConfig
 from postgres_platform.model.names import PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
 from postgres_platform.render import dsn
+from postgres_platform.render.backup import CIPHER, STANZA
 
 
 def _app_dsns(config: PlatformConfig, deployed: Deployed, app: str) -> pulumi.Output[dict[str, Any]]:
@@ -27,6 +28,23 @@ def _app_dsns(config: PlatformConfig, deployed: Deployed, app: str) -> pulumi.Ou
         return out
 
     return pulumi.Output.secret(deployed.passwords[user].apply(forms))
+
+
+def backup_output(backup: BackupConfig) -> dict[str, Any]:
+    """Where backups go and when: plain (the passphrase and keys are in no output)."""
+    where: dict[str, Any] = (
+        {"endpoint": backup.s3.endpoint, "bucket": backup.s3.bucket, "region": backup.s3.region, "path": backup.s3.path}
+        if backup.s3 is not None and backup.repo == "s3"
+        else {"volume": f"postgres-platform-{pulumi.get_stack()}-pgbackrest"}
+    )
+    return {
+        "repo": backup.repo,
+        **where,
+        "stanza": STANZA,
+        "encryption": CIPHER,
+        "retention": {"full": backup.retention_full, "diff": backup.retention_diff},
+        "schedule": {"full": backup.schedule.full, "diff": backup.schedule.diff, "check": "hourly"},
+    }
 
 
 def stack_outputs(config: PlatformConfig, deployed: Deployed) -> dict[str, Any]:
@@ -48,6 +66,8 @@ def stack_outputs(config: PlatformConfig, deployed: Deployed) -> dict[str, Any]:
             **({"replica": f"{deployed.replica.host}:{deployed.replica.port}"} if deployed.replica else {}),
         },
     }
+    if config.backup is not None:
+        outputs["backup"] = backup_output(config.backup)
     if deployed.ca_cert_pem is not None:
         outputs["caCertPem"] = deployed.ca_cert_pem  # public: apps verify the servers with it
         outputs["adminHost"] = deployed.admin.apply(lambda endpoint: endpoint.host)

@@ -15,6 +15,9 @@ from typing import Literal
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import AUTH_ROLE
 
+PGBACKREST = "pgbackrest"  # budget entry of the backup process (render.backup.CONNECTIONS)
+PGBACKREST_CONNECTIONS = 2
+
 EntryKind = Literal["app", "external", "system"]
 
 
@@ -71,6 +74,9 @@ def entries(config: PlatformConfig) -> tuple[Entry, ...]:
     ]
     external = [Entry(name, None, spec.connection_limit, "external") for name, spec in config.external_roles.items()]
     system = [Entry(AUTH_ROLE, None, config.auth_role_limit(), "system")]
+    if config.backup is not None:
+        # pgBackRest connects as the superuser (no role limit holds it): a backup and a check at once.
+        system.append(Entry(PGBACKREST, None, PGBACKREST_CONNECTIONS, "system"))
     return tuple(apps + external + system)
 
 

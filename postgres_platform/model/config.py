@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from postgres_platform.model.images import is_pinned, pgbouncer_problem
+from postgres_platform.model.images import is_pinned, pgbouncer_problem, tag_of
 from postgres_platform.model.names import (
     AUTH_ROLE,
     MAX_IDENTIFIER_BYTES,
@@ -250,6 +250,45 @@ class HetznerConfig(_Model):
         return str(ipaddress.ip_network(self.subnet)[11])
 
 
+class S3RepoConfig(_Model):
+    """An S3-compatible bucket (Hetzner Object Storage: `<location>.your-objectstorage.com`), path-style URIs."""
+
+    endpoint: Text
+    bucket: Text
+    region: Text
+    path: Text  # one per stack, e.g. /prod
+    # A CA file on the hosts for the endpoint's certificate (tests: a self-signed one); None: the system's.
+    ca_file: Text | None = Field(None, alias="caFile")
+
+
+class BackupSchedule(_Model):
+    """systemd OnCalendar expressions (the host runs a timer per backup type)."""
+
+    full: Text = "Sun *-*-* 01:00:00"
+    diff: Text = "Mon..Sat *-*-* 01:00:00"
+
+
+class BackupConfig(_Model):
+    repo: Literal["s3", "posix"]
+    s3: S3RepoConfig | None = None
+    retention_full: Annotated[int, _int_between(1, 100)] = Field(2, alias="retentionFull")
+    retention_diff: Annotated[int, _int_between(1, 1000)] = Field(7, alias="retentionDiff")
+    schedule: BackupSchedule = BackupSchedule()
+    archive_timeout: Annotated[int, _int_between(1, 3600)] = Field(60, alias="archiveTimeout")  # seconds
+
+
+# pgBackRest as Debian bookworm ships it (the image adds this version; the tests run it): it supports
+# PostgreSQL up to 15 (2.46 added 16), so a stack with backups runs 15.
+PGBACKREST_VERSION = "2.45"
+PGBACKREST_MAX_MAJOR = 15
+
+
+def postgres_major(image: str) -> int | None:
+    """`postgres:15.8-bookworm` -> 15; None where the tag shows no version (a digest alone)."""
+    match = re.match(r"^(\d+)", tag_of(image))
+    return int(match.group(1)) if match else None
+
+
 class PlatformConfig(_Model):
     target: Literal["local", "hetzner"]
     postgres: PostgresConfig
@@ -259,6 +298,7 @@ class PlatformConfig(_Model):
     external_roles: dict[RoleName, ExternalRoleConfig] = Field({}, alias="externalRoles")
     local: LocalConfig | None = None  # only for target local (ports on this machine)
     hetzner: HetznerConfig | None = None  # only for target hetzner
+    backup: BackupConfig | None = None  # required for every Hetzner stack
 
     def local_ports(self) -> LocalConfig:
         return self.local or LocalConfig()
@@ -438,6 +478,7 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
                     section, f"does not belong to target {config.target}: remove it", value.model_dump(by_alias=True)
                 )
             )
+    problems += _backup_checks(config)
     if config.target == "hetzner":
         if config.hetzner is None:
             problems.append(_problem("hetzner", "is required when target is hetzner", None))
@@ -492,6 +533,27 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
             problems.append(_problem(f"externalRoles.{role}", f"role name is also an app (apps.{role})", role))
         elif role in own:
             problems.append(_problem(f"externalRoles.{role}", f"role name is taken by {own[role]}", role))
+    return problems
+
+
+def _backup_checks(config: PlatformConfig) -> list[str]:
+    backup = config.backup
+    if backup is None:
+        if config.target == "hetzner":
+            return [_problem("backup", "is required for every Hetzner stack (pgBackRest to S3: README, Backups)", None)]
+        return []
+    problems = []
+    if backup.repo == "s3" and backup.s3 is None:
+        problems.append(_problem("backup.s3", "is required when backup.repo is s3", None))
+    if backup.repo == "posix" and config.target == "hetzner":
+        # A repository on the database host is lost with it: off-host object storage only.
+        problems.append(_problem("backup.repo", "must be s3 on Hetzner (a posix repo dies with its host)", "posix"))
+    major = postgres_major(config.postgres.image)
+    if major is None or major > PGBACKREST_MAX_MAJOR:
+        problems.append(
+            _problem("postgres.image", f"must show a PostgreSQL major <= {PGBACKREST_MAX_MAJOR} in its tag with "
+                     f"backups: pgBackRest {PGBACKREST_VERSION} supports no later one", config.postgres.image)
+        )  # fmt: skip
     return problems
 
 

@@ -33,19 +33,48 @@ def near_misses(keys: Iterable[str]) -> list[str]:
     return problems
 
 
-def load_stack_values(values: Mapping[str, Any]) -> PlatformConfig:
-    """Parse `postgres-platform:*` values as Pulumi hands them over (objects JSON-encoded strings)."""
+# Set with `pulumi config set --secret`; never in the models (so never in an output or a rendered file).
+SECRET_KEYS = ("backupS3Key", "backupS3KeySecret")
+
+
+def _secret_problems(values: Mapping[str, Any], secret_keys: Iterable[str] | None, s3: bool) -> list[str]:
+    """A secret given as plain text is always refused; a missing one only where Pulumi runs (secret_keys
+    given): an offline read of a stack file cannot tell, the keys may be set on the operator's copy."""
+    problems = []
+    for key in SECRET_KEYS:
+        full = f"{NAMESPACE}:{key}"
+        value = values.get(full)
+        encrypted = isinstance(value, str) and value.startswith('{"secure":')  # as read from a stack file
+        if value is None:
+            if s3 and secret_keys is not None:
+                problems.append(f"{key}: is required for an s3 backup repo (pulumi config set --secret {full}), "
+                                "got nothing")  # fmt: skip
+        elif not (encrypted or full in set(secret_keys or ())):
+            problems.append(f"{key}: must be set with `pulumi config set --secret`, not in plain YAML, got a "
+                            "plain value")  # fmt: skip
+    return problems
+
+
+def load_stack_values(values: Mapping[str, Any], secret_keys: Iterable[str] | None = None) -> PlatformConfig:
+    """Parse `postgres-platform:*` values as Pulumi hands them over (objects JSON-encoded strings).
+
+    `secret_keys`: where Pulumi runs, the keys it marks secret (a stack file's `secure:` values count too).
+    """
     problems = near_misses(values)
     if problems:
         raise ConfigError(problems)
     prefix = f"{NAMESPACE}:"
     raw: dict[str, Any] = {}
     for key, value in values.items():
-        if not key.startswith(prefix):
+        name = key.removeprefix(prefix)
+        if not key.startswith(prefix) or name in SECRET_KEYS:  # secrets: checked below, never in the models
             continue
-        name = key[len(prefix) :]
         if isinstance(value, str) and name != "target":
             with contextlib.suppress(json.JSONDecodeError):  # a plain string stays as it is
                 value = json.loads(value)
         raw[name] = value
-    return parse(raw)
+    config = parse(raw)
+    problems = _secret_problems(values, secret_keys, s3=config.backup is not None and config.backup.repo == "s3")
+    if problems:
+        raise ConfigError(problems)
+    return config

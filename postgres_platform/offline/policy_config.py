@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from postgres_platform.model import budget
+from postgres_platform.model.budget import PGBACKREST
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import REPLICATION_ROLE
 
@@ -15,6 +17,10 @@ def policy_config(config: PlatformConfig) -> dict[str, Any]:
         "connection-budget": {
             "adminHeadroom": config.postgres.admin_headroom,
             "externalRoles": {name: spec.connection_limit for name, spec in config.external_roles.items()},
+            # Slots held by no declared role (pgBackRest runs as the superuser), counted like the config does.
+            "systemSlots": {
+                e.role: e.limit for e in budget.entries(config) if e.kind == "system" and e.role == PGBACKREST
+            },
         },
         "bounded-roles": {"replicationRoles": [REPLICATION_ROLE] if config.hetzner and config.hetzner.replicas else []},
         "protected-data": {"enforcementLevel": "mandatory" if config.target == "hetzner" else "advisory"},

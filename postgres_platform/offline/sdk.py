@@ -47,11 +47,17 @@ def unwrap_secret(value: Any) -> tuple[bool, Any]:
 
 
 def start_program(
-    project: str, stack: str, preview: bool, values: dict[str, Any], recorder: pulumi.runtime.Mocks, monitor: Any
+    project: str,
+    stack: str,
+    preview: bool,
+    values: dict[str, Any],
+    recorder: pulumi.runtime.Mocks,
+    monitor: Any,
+    secret_keys: list[str],
 ) -> None:
     """Fresh SDK state for one program run under mocks, with the stack's config values."""
     settings.reset_options(project=project, stack=stack, preview=preview)
-    set_all_config(dict(values))
+    set_all_config(dict(values), secret_keys)
     mocks.set_mocks(recorder, project=project, stack=stack, preview=preview, monitor=monitor)
 
 

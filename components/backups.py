@@ -1,0 +1,108 @@
+"""Backups: pgBackRest beside Postgres: its image, its encrypted repository config, stanza, schedules.
+
+Why systemd timers on the host (not a scheduler container): they outlive container replacements,
+log to the journal, catch up a missed run (Persistent=true), and hold no connection between runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_command as command
+import pulumi_docker as docker
+
+from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
+from components.postgres import Placement
+from postgres_platform.model.config import PGBACKREST_VERSION, BackupConfig
+from postgres_platform.model.images import tag_of
+from postgres_platform.model.names import COMPONENT_LABEL, PGDATA, POSTGRES_UID
+from postgres_platform.passwords import generated_password
+from postgres_platform.render import backup as render
+
+IMAGE_CONTEXT = Path(__file__).resolve().parent.parent / "images" / "postgres-pgbackrest"
+
+
+def image_name(base: str) -> str:
+    """The built image's reference: the base's tag and pgBackRest's version (pinned, literal)."""
+    return f"postgres-platform/postgres:{tag_of(base)}-pgbackrest{PGBACKREST_VERSION}"
+
+
+@dataclass(frozen=True)
+class BackupsArgs:
+    backup: BackupConfig
+    base_image: str  # the stack's Postgres image
+    placement: Placement  # where the image is built and the repository volume lives
+    shell: HostShell  # where pgbackrest.conf is written and the commands run
+    container: str  # the Postgres container's name (pgBackRest runs inside it)
+    s3_key: pulumi.Output[str] | None = None  # secret config
+    s3_key_secret: pulumi.Output[str] | None = None
+    timers: bool = False  # a host with systemd (Hetzner); a developer's Docker has none
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class Backups(pulumi.ComponentResource):
+    image: str  # what the Postgres container runs
+    built: docker.Image
+    mounts: list[docker.ContainerMountArgs]  # for the Postgres container
+    written: pulumi.Resource  # pgbackrest.conf is on the host
+
+    def __init__(self, name: str, args: BackupsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("postgres-platform:index:Backups", name, None, opts)
+        self._args, self._name = args, name
+        # Never regenerated: every backup and archived WAL segment is encrypted with it.
+        passphrase = generated_password(f"{name}-passphrase", self, length=64, protect=True)
+        conf = pulumi.Output.all(passphrase, args.s3_key or "", args.s3_key_secret or "").apply(
+            lambda v: render.render_conf(args.backup, PGDATA, render.RepoSecrets(v[0], v[1] or None, v[2] or None))
+        )
+        files = ConfigFiles(
+            f"{name}-config",
+            ConfigFilesArgs(
+                args.shell,
+                "pgbackrest",
+                POSTGRES_UID,
+                [ConfigFileArgs("pgbackrest.conf", "0600", conf)],
+                reload="true",  # pgBackRest reads its config per command: nothing to reload
+                depends_on=args.depends_on,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.written = files.written
+        self.image = image_name(args.base_image)
+        self.built = docker.Image(
+            f"{name}-image",
+            image_name=self.image,
+            build=docker.DockerBuildArgs(
+                context=str(IMAGE_CONTEXT), args={"BASE": args.base_image, "PGBACKREST": f"{PGBACKREST_VERSION}-1"}
+            ),
+            skip_push=True,
+            opts=args.placement.options(self, list(args.depends_on)),
+        )
+        self.mounts = [
+            docker.ContainerMountArgs(target=render.CONFIG_DIR, source=files.path, type="bind", read_only=True)
+        ]
+        if args.backup.repo == "posix":
+            repo = docker.Volume(
+                f"{name}-repo",
+                name=f"postgres-platform-{pulumi.get_stack()}-pgbackrest",
+                labels=[docker.VolumeLabelArgs(label=COMPONENT_LABEL, value="backup-repo")],
+                opts=args.placement.options(self, []).merge(pulumi.ResourceOptions(protect=True)),
+            )
+            self.mounts.append(docker.ContainerMountArgs(target=render.POSIX_REPO, source=repo.name, type="volume"))
+        self.register_outputs({"image": self.image})
+
+    def activate(self, postgres: pulumi.Resource) -> None:
+        """Once Postgres runs: the stanza (idempotent) and a check; on a host with systemd, the timers."""
+        args = self._args
+        after = pulumi.ResourceOptions(parent=self, depends_on=[postgres, self.written])
+        stanza = render.stanza_script(args.container)
+        timers = render.timers_script(render.timer_units(args.container, args.backup)) if args.timers else None
+        for suffix, script in (("stanza", stanza), ("timers", timers)):
+            if script is None:
+                continue
+            if args.shell.ssh is None:
+                command.local.Command(f"{self._name}-{suffix}", create=script, opts=after)
+            else:
+                command.remote.Command(f"{self._name}-{suffix}", connection=args.shell.ssh, create=script, opts=after)

@@ -1,0 +1,109 @@
+"""Backup drill: a real PostgreSQL with the stack's backup config, a full backup, a point-in-time restore.
+
+    python scripts/backup_drill.py [--repo posix|s3] [--stack prod] [--json]
+
+Starts PostgreSQL (and, for s3, an S3-compatible server on loopback: moto behind stunnel) with the
+stack's rendered pgBackRest config and archiving, the repository moved to this machine. Makes a full
+backup, writes rows, notes a target time, writes more rows, restores to the target into a fresh data
+directory, starts it and counts. --json prints only {"repo", "backup": {"type", "seconds"}, "restore":
+{"target", "rowsExpected", "rowsFound", "seconds"}}. Exit 1 when the counts differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import time
+from typing import Any, Literal
+
+import psycopg
+
+from postgres_platform.local_s3 import ACCESS_KEY, SECRET_KEY, LocalS3
+from postgres_platform.local_servers import Servers
+from postgres_platform.model.config import BackupConfig, PlatformConfig, S3RepoConfig
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.render.backup import RepoSecrets, command
+from postgres_platform.stackfile import read_stack_values, stack_file
+
+Repo = Literal["posix", "s3"]
+ROWS_BEFORE, ROWS_AFTER = 1000, 500
+
+
+def drill_config(config: PlatformConfig, repo: Repo, s3: LocalS3 | None) -> PlatformConfig:
+    """The stack's config with its repository on this machine (posix: a temp dir; s3: the local server)."""
+    backup = config.backup or BackupConfig(repo=repo)
+    target = S3RepoConfig(endpoint=s3.endpoint, bucket=s3.bucket, region=s3.region, path="/drill",
+                          ca_file=str(s3.ca_file)) if s3 else None  # fmt: skip
+    return config.model_copy(update={"backup": backup.model_copy(update={"repo": repo, "s3": target})})
+
+
+def run(config: PlatformConfig, repo: Repo, cipher_pass: str | None = None) -> dict[str, Any]:
+    s3 = LocalS3().start() if repo == "s3" else None
+    try:
+        repo_secrets = RepoSecrets(cipher_pass or secrets.token_hex(32), ACCESS_KEY, SECRET_KEY)
+        servers = Servers(drill_config(config, repo, s3), backup_secrets=repo_secrets).start()
+        try:
+            return _drill(servers, repo)
+        finally:
+            servers.stop()
+    finally:
+        if s3 is not None:
+            s3.stop()
+
+
+def _must(servers: Servers, argv: list[str]) -> None:
+    done = servers.pgbackrest(argv)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[3:])} failed: {(done.stderr or done.stdout)[-2000:]}")
+
+
+def _drill(servers: Servers, repo: Repo) -> dict[str, Any]:
+    backup = servers.config.backup
+    _must(servers, command("stanza-create"))
+    started = time.monotonic()
+    _must(servers, command("--type=full", "backup", backup=backup))
+    backup_seconds = time.monotonic() - started
+    database = next(iter(servers.config.databases))
+    with psycopg.connect(servers.superuser_dsn(database), autocommit=True) as conn:
+        conn.execute("CREATE TABLE drill (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
+        conn.execute("INSERT INTO drill (at) SELECT clock_timestamp() FROM generate_series(1, %s)", (ROWS_BEFORE,))
+        time.sleep(1.1)  # the target, to the second, falls after every row above and before every row below
+        row = conn.execute("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00'").fetchone()
+        target = str(row[0]) if row else ""
+        time.sleep(1.1)
+        conn.execute("INSERT INTO drill (at) SELECT clock_timestamp() FROM generate_series(1, %s)", (ROWS_AFTER,))
+    _must(servers, command("check"))  # switches WAL and waits until it is archived
+    started = time.monotonic()
+    copy, port = servers.restore_copy(target=target)
+    restore_seconds = time.monotonic() - started
+    dsn = servers.superuser_dsn(database).replace(f"port={servers.pg_port}", f"port={port}")
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute("SELECT count(*) FROM drill").fetchone()
+    servers.stop_copy(copy)
+    return {
+        "repo": repo,
+        "backup": {"type": "full", "seconds": round(backup_seconds, 2)},
+        "restore": {
+            "target": target,
+            "rowsExpected": ROWS_BEFORE,
+            "rowsFound": int(found[0]) if found else 0,
+            "seconds": round(restore_seconds, 2),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", choices=["posix", "s3"], default="posix")
+    parser.add_argument("--stack", default="prod", help="stack whose backup config the drill uses (default prod)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args(argv)
+    result = run(load_stack_values(read_stack_values(stack_file(args.stack))), args.repo)
+    restore = result["restore"]
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['repo']}: full backup {result['backup']['seconds']} s; restore to {restore['target']} "
+              f"in {restore['seconds']} s: {restore['rowsFound']} of {restore['rowsExpected']} rows")  # fmt: skip
+    return 0 if restore["rowsFound"] == restore["rowsExpected"] else 1

@@ -1,0 +1,147 @@
+"""pgBackRest (pure): its config, Postgres' archive settings, the backup commands, timers and restores.
+
+One stanza per stack's repository path. Encryption is always on (aes-256-cbc); the passphrase, the S3
+keys and nothing else secret live in pgbackrest.conf (a 0600 file of the config directory). Retention
+and the cipher type are on the command lines too, where a reviewer and the backups policy can read them.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from postgres_platform.model.config import BackupConfig, SettingValue
+
+STANZA = "main"
+CONFIG_DIR = "/etc/pgbackrest"  # pgBackRest's default: pgbackrest.conf there needs no --config
+POSIX_REPO = "/var/lib/pgbackrest"  # a Docker volume (local stacks)
+CIPHER = "aes-256-cbc"
+
+
+@dataclass(frozen=True)
+class RepoSecrets:
+    cipher_pass: str
+    s3_key: str | None = None
+    s3_key_secret: str | None = None
+
+
+def render_conf(backup: BackupConfig, pg_path: str, secrets: RepoSecrets, *, repo_path: str | None = None) -> str:
+    """pgbackrest.conf. `repo_path` overrides where a posix repository lives (tests, the drill)."""
+    lines = [
+        "[global]",
+        f"repo1-type={backup.repo}",
+        f"repo1-cipher-type={CIPHER}",
+        f"repo1-cipher-pass={secrets.cipher_pass}",
+    ]
+    if backup.s3 is not None and backup.repo == "s3":
+        s3 = backup.s3
+        lines += [
+            f"repo1-path={s3.path}",
+            *_endpoint(s3.endpoint),
+            f"repo1-s3-bucket={s3.bucket}",
+            f"repo1-s3-region={s3.region}",
+            "repo1-s3-uri-style=path",
+            f"repo1-s3-key={secrets.s3_key or ''}",
+            f"repo1-s3-key-secret={secrets.s3_key_secret or ''}",
+        ]
+        if s3.ca_file:
+            lines.append(f"repo1-storage-ca-file={s3.ca_file}")
+    else:
+        lines.append(f"repo1-path={repo_path or POSIX_REPO}")
+    # Bundling packs small files into few objects: one S3 request per bundle, not per file (fast and cheap).
+    lines += ["repo1-bundle=y", "process-max=2", "start-fast=y", "log-level-console=info", "log-level-file=off"]
+    lines += ["", f"[{STANZA}]", f"pg1-path={pg_path}"]
+    return "\n".join(lines) + "\n"
+
+
+def _endpoint(endpoint: str) -> list[str]:
+    """`host` or `host:port` (pgBackRest takes the port apart)."""
+    host, _, port = endpoint.partition(":")
+    return [f"repo1-s3-endpoint={host}", *([f"repo1-s3-port={port}"] if port else [])]
+
+
+def archive_settings(backup: BackupConfig) -> dict[str, SettingValue]:
+    """Postgres' WAL archiving into the repository (archive_mode needs a restart: it is on from the start)."""
+    return {
+        "archive_mode": "on",
+        "archive_command": f"pgbackrest --stanza={STANZA} archive-push %p",
+        "archive_timeout": backup.archive_timeout,
+    }
+
+
+def restore_settings() -> dict[str, SettingValue]:
+    """What a standby rebuilt from the repository (or a restored copy) fetches WAL with."""
+    return {"restore_command": f'pgbackrest --stanza={STANZA} archive-get %f "%p"'}
+
+
+def command(*args: str, backup: BackupConfig | None = None) -> list[str]:
+    """`pgbackrest --stanza=main <args>`; with `backup`, its repo type and retention on the line too."""
+    line = ["pgbackrest", f"--stanza={STANZA}", f"--repo1-cipher-type={CIPHER}"]
+    if backup is not None:
+        line += [f"--repo1-type={backup.repo}", f"--repo1-retention-full={backup.retention_full}",
+                 f"--repo1-retention-diff={backup.retention_diff}"]  # fmt: skip
+    return [*line, *args]
+
+
+def in_container(container: str, argv: list[str]) -> str:
+    """Run as the postgres user inside the server's container (its binary, config and PGDATA)."""
+    return shlex.join(["docker", "exec", "-u", "postgres", container, *argv])
+
+
+def stanza_script(container: str) -> str:
+    """Idempotent: stanza-create accepts an existing matching stanza; check proves archiving works."""
+    return (
+        "set -eu\n"
+        + in_container(container, command("stanza-create"))
+        + "\n"
+        + in_container(container, command("check"))
+        + "\n"
+    )
+
+
+def timer_units(container: str, backup: BackupConfig) -> dict[str, str]:
+    """systemd units on the host: a full and a differential backup on their schedules, an hourly check."""
+    units: dict[str, str] = {}
+    jobs = {
+        "full": (backup.schedule.full, command("--type=full", "backup", backup=backup)),
+        "diff": (backup.schedule.diff, command("--type=diff", "backup", backup=backup)),
+        "check": ("hourly", command("check")),
+    }
+    for name, (calendar, argv) in jobs.items():
+        unit = f"postgres-platform-backup-{name}"
+        units[f"{unit}.service"] = (
+            f"[Unit]\nDescription=pgBackRest {name} ({STANZA})\nAfter=docker.service\n\n"
+            f"[Service]\nType=oneshot\nExecStart=/usr/bin/{in_container(container, argv)}\n"
+        )
+        units[f"{unit}.timer"] = (
+            f"[Unit]\nDescription=pgBackRest {name} schedule\n\n[Timer]\nOnCalendar={calendar}\nPersistent=true\n"
+            "RandomizedDelaySec=300\n\n[Install]\nWantedBy=timers.target\n"
+        )
+    return units
+
+
+def timers_script(units: dict[str, str]) -> str:
+    """Write the units and enable their timers (literal: no secret is in a unit)."""
+    lines = ["set -eu"]
+    for name, text in units.items():
+        lines.append(f"cat > /etc/systemd/system/{name} <<'UNIT'\n{text}UNIT")
+    timers = " ".join(name for name in units if name.endswith(".timer"))
+    lines += ["systemctl daemon-reload", f"systemctl enable --now {timers}"]
+    return "\n".join(lines) + "\n"
+
+
+def restore_command(
+    pg_path: str, *, target: str | None = None, lsn: str | None = None, standby: bool = False
+) -> list[str]:
+    """A restore into an empty data directory. A copy never archives into the production stanza
+    (--archive-mode=off); a standby (--type=standby) keeps following the primary's archive."""
+    args = [f"--pg1-path={pg_path}"]
+    if standby:
+        args += ["--type=standby"]
+    elif target is not None:
+        args += ["--type=time", f"--target={target}", "--target-action=promote", "--archive-mode=off"]
+    elif lsn is not None:
+        args += ["--type=lsn", f"--target={lsn}", "--target-action=promote", "--archive-mode=off"]
+    else:
+        args += ["--archive-mode=off"]
+    return command(*args, "restore")
