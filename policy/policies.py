@@ -93,6 +93,8 @@ def check_connection_budget(args: StackValidationArgs, report: ReportViolation) 
     external = [
         Entry(name, None, int(limit), "external") for name, limit in (config.get("externalRoles") or {}).items()
     ]
+    # Slots no declared role holds (pgBackRest runs as the superuser), as the config counts them.
+    external += [Entry(name, None, int(n), "system") for name, n in (config.get("systemSlots") or {}).items()]
     servers = [
         r for r in args.resources if r.resource_type == CONTAINER and labels(r.props).get(COMPONENT_LABEL) in SERVERS
     ]

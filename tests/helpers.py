@@ -16,7 +16,7 @@ STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in RO
 
 VALID: dict[str, Any] = {
     "target": "local",
-    "postgres": {"image": "postgres:16.4-bookworm", "maxConnections": 100, "superuserReservedConnections": 3},
+    "postgres": {"image": "postgres:15.8-bookworm", "maxConnections": 100, "superuserReservedConnections": 3},
     "pgbouncer": {"image": "edoburu/pgbouncer:v1.25.2-p0", "defaultPoolSize": 10, "reservePoolSize": 2},
     "databases": {
         "tracksolid_db": {"schemas": ["tracksolid", "reporting"]},

@@ -21,11 +21,16 @@ def test_prod_reproduces_seed_000() -> None:
         by_kind[entry.kind] = by_kind.get(entry.kind, 0) + entry.limit
     by_db = {db: sum(e.limit for e in server.entries if e.database == db) for db in ("tracksolid_db", "fleet_platform")}
     assert by_db == {"tracksolid_db": 33, "fleet_platform": 20}
-    assert by_kind == {"app": 53, "external": 28, "system": 7}  # one auth slot per app pool, plus one
+    # System: 7 auth slots (one per app pool, plus one) and 2 for pgBackRest (a backup and a check).
+    assert by_kind == {"app": 53, "external": 28, "system": 9}
+    assert [(e.role, e.limit) for e in server.entries if e.kind == "system"] == [
+        ("pgbouncer_auth", 7),
+        ("pgbackrest", 2),
+    ]
     assert by_kind["app"] + by_kind["external"] == 81  # seed 000's "TOTAL ≈ 81"
     assert (server.max_connections, server.superuser_reserved, server.usable) == (100, 3, 97)
-    assert server.total == 88
-    assert server.free == 97 - 5 - 88
+    assert server.total == 90
+    assert server.free == 97 - 5 - 90
 
 
 def test_entries_name_role_database_and_kind() -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from postgres_platform.model import budget
 from postgres_platform.model.config import ConfigError, Login
-from postgres_platform.model.load import parse
+from postgres_platform.model.load import load_stack_values, parse
 from tests.helpers import valid_config
 
 DELETE = object()
@@ -248,7 +249,10 @@ def test_digest_and_tags_are_pinned_images() -> None:
 
 def test_hetzner_target_requires_hetzner_section_and_sane_network() -> None:
     config = changed("target", "hetzner")
-    assert errors_of(config) == ["hetzner: is required when target is hetzner, got null"]
+    assert errors_of(config) == [
+        "backup: is required for every Hetzner stack (pgBackRest to S3: README, Backups), got null",
+        "hetzner: is required when target is hetzner, got null",
+    ]
     config["hetzner"] = {
         "location": "fsn1", "serverType": "ccx13", "image": "docker-ce", "networkZone": "eu-central",
         "ipRange": "10.0.0.0/16", "subnet": "10.9.1.0/24", "adminCidrs": ["0.0.0.0/0"], "sshKeys": ["ops"],
@@ -319,10 +323,9 @@ def test_empty_sections_read_plainly() -> None:
     assert "databases.fleet_platform.schemas: must have at least 1 item after validation, not 0, got []" in lines
 
 
-HETZNER_SECTION = {
-    "location": "fsn1", "serverType": "ccx13", "image": "docker-ce", "networkZone": "eu-central",
-    "ipRange": "10.0.0.0/16", "subnet": "10.0.1.0/24", "adminCidrs": ["203.0.113.10/32"], "sshKeys": ["ops"],
-}  # fmt: skip
+HETZNER_SECTION = HETZNER
+S3_BACKUP = {"repo": "s3", "s3": {"endpoint": "fsn1.your-objectstorage.com", "bucket": "b", "region": "fsn1",
+                                  "path": "/test"}}  # fmt: skip
 
 
 def test_a_section_of_another_target_is_an_error() -> None:
@@ -333,6 +336,7 @@ def test_a_section_of_another_target_is_an_error() -> None:
         "target": "hetzner",
         "hetzner": HETZNER_SECTION,
         "local": {"postgresPort": 5433},
+        "backup": S3_BACKUP,
     }
     assert errors_of(hetzner_with_local) == [
         'local: does not belong to target hetzner: remove it, got {"postgresPort": 5433, "pgbouncerPort": 6432}'
@@ -522,10 +526,52 @@ def test_valid_edges_are_accepted() -> None:
     config["local"] = {"postgresPort": 65535, "pgbouncerPort": 1}
     config["apps"]["worker_app"]["statementTimeoutMs"] = 2147483647
     assert parse(config).pgbouncer.reserve_pool_size == 0
-    hetzner = valid_config() | {"target": "hetzner"}
+    hetzner = valid_config() | {"target": "hetzner", "backup": S3_BACKUP}
     hetzner["hetzner"] = {
         **HETZNER_SECTION,
         "subnet": "10.0.1.0/28",
         "adminCidrs": ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/48"],
     }
     assert parse(hetzner).hetzner is not None
+
+
+BACKUP_CASES = [
+    ("posix on a host", {"target": "hetzner", "backup": {"repo": "posix"}}, 'backup.repo: must be s3 on Hetzner (a posix repo dies with its host), got "posix"'),
+    ("s3 without a bucket", {"backup": {"repo": "s3"}}, "backup.s3: is required when backup.repo is s3, got null"),
+    ("unknown repo", {"backup": {"repo": "gcs"}}, "backup.repo: must be 's3' or 'posix'"),
+    ("no retention", {"backup": {"repo": "posix", "retentionFull": 0}}, "backup.retentionFull: must be an integer >= 1, got 0"),
+    ("PostgreSQL 16", {"backup": {"repo": "posix"}, "postgres": {"image": "postgres:16.4-bookworm"}},
+     'postgres.image: must show a PostgreSQL major <= 15 in its tag with backups: pgBackRest 2.45 supports no later one, got "postgres:16.4-bookworm"'),
+    ("a digest only", {"backup": {"repo": "posix"}, "postgres": {"image": "postgres@sha256:" + "a" * 64}}, "postgres.image: must show a PostgreSQL major"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "changes", "expected"), BACKUP_CASES, ids=[c[0] for c in BACKUP_CASES])
+def test_backup_config(case: str, changes: dict[str, Any], expected: str) -> None:
+    config = valid_config()
+    for key, value in changes.items():
+        config[key] = value if key != "postgres" else {**config["postgres"], **value}
+    if config["target"] == "hetzner":
+        config["hetzner"] = HETZNER_SECTION
+    lines = errors_of(config)
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_s3_keys_are_secret_config_never_plain_yaml() -> None:
+    values = {f"postgres-platform:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in valid_config().items()}
+    values["postgres-platform:backup"] = json.dumps(S3_BACKUP)
+    load_stack_values(values)  # offline: the keys may live in the operator's copy of the stack
+    with pytest.raises(ConfigError) as missing:
+        load_stack_values(values, secret_keys=[])  # where Pulumi runs: they must be there
+    assert missing.value.lines[0].startswith(
+        "backupS3Key: is required for an s3 backup repo (pulumi config set --secret"
+    )
+    values["postgres-platform:backupS3Key"] = "AKIAPLAIN"
+    values["postgres-platform:backupS3KeySecret"] = json.dumps({"secure": "v1:abc"})
+    with pytest.raises(ConfigError) as plain:
+        load_stack_values(values)
+    assert plain.value.lines == [
+        "backupS3Key: must be set with `pulumi config set --secret`, not in plain YAML, got a plain value"
+    ]
+    config = load_stack_values(values, secret_keys=["postgres-platform:backupS3Key"])
+    assert "AKIAPLAIN" not in config.model_dump_json()  # secrets never reach the models

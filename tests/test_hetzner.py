@@ -126,7 +126,8 @@ def test_postgres_runs_tls_with_our_pg_hba_ending_in_rejects(stack: str) -> None
     (write,) = [r for r in run.of_type("command:remote:Command") if r.name == "postgres-config-write"]
     assert "stdin" in write.secret_inputs  # the key and the superuser password reach the host on stdin only
     assert postgres.inputs["networkMode"] == "host" and not postgres.inputs.get("ports")
-    data, config = postgres.inputs["mounts"]
+    data, config, pgbackrest = postgres.inputs["mounts"]
+    assert (pgbackrest["target"], pgbackrest["readOnly"]) == ("/etc/pgbackrest", True)
     # A bind mount fails when the volume is not mounted (no empty PGDATA on the root disk).
     assert (data["type"], data["source"], data["target"]) == ("bind", "/mnt/pgdata/data", "/var/lib/postgresql/data")
     assert (config["source"], config["target"], config["readOnly"]) == (

@@ -45,7 +45,7 @@ def harmless(found: list[Change]) -> None:
 @pytest.mark.parametrize("stack", ["local", "prod"])
 def test_adding_tuning_or_removing_an_app_replaces_and_interrupts_nothing(stack: str) -> None:
     def add(config: dict[str, Any]) -> None:
-        apps(config)["billing_app"] = {"database": "fleet_platform", "access": "write", "connectionLimit": 2}
+        apps(config)["billing_app"] = {"database": "fleet_platform", "access": "write", "connectionLimit": 1}
 
     def tune(config: dict[str, Any]) -> None:
         apps(config)["webhook_app"] |= {"connectionLimit": 9, "statementTimeoutMs": 1000}

@@ -83,13 +83,14 @@ def test_policy_names_and_levels_are_the_contract() -> None:
         ("role-memberships", "mandatory"),
         ("sql-steps", "mandatory"),
         ("host-network-listeners", "mandatory"),
+        ("backups-configured", "mandatory"),
     ]
 
 
 def test_importing_the_policies_starts_no_server() -> None:
     sys.modules.pop("policy.policies", None)
     module = importlib.import_module("policy.policies")  # would block forever if it built the PolicyPack
-    assert len(module.POLICIES) == 10
+    assert len(module.POLICIES) == 11
 
 
 # --- connection-budget -------------------------------------------------------------------------

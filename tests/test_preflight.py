@@ -52,7 +52,7 @@ def test_json_report_contract(stack: str) -> None:
     names = [p["name"] for p in report["policies"]]
     assert names == ["connection-budget", "bounded-roles", "no-public-database-ports", "pinned-images",
                      "protected-data", "protected-databases", "secret-outputs", "role-memberships", "sql-steps",
-                     "host-network-listeners"]  # fmt: skip
+                     "host-network-listeners", "backups-configured"]  # fmt: skip
     for policy in report["policies"]:
         assert set(policy) == {"name", "enforcement", "violations"}
         assert policy["enforcement"] in ("mandatory", "advisory")
@@ -65,14 +65,14 @@ def test_prod_json_holds_seed_000_budget() -> None:
     assert replica["name"] == "replica" and replica["entries"] == server["entries"]
     external = sum(e["limit"] for e in server["entries"] if e["kind"] == "external")
     apps = sum(e["limit"] for e in server["entries"] if e["kind"] == "app")
-    assert (apps, external, server["total"], server["free"]) == (53, 28, 88, 4)
+    assert (apps, external, server["total"], server["free"]) == (53, 28, 90, 2)  # 88 + pgBackRest's 2
 
 
 def test_text_report_lists_resources_and_budget() -> None:
     result = run("local")
     assert result.returncode == 0
     assert "docker:index/container:Container" in result.stdout
-    assert "server primary: 68 of 100 max_connections promised, 32 free" in result.stdout
+    assert "server primary: 70 of 100 max_connections promised, 30 free" in result.stdout
 
 
 def test_config_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
@@ -109,5 +109,5 @@ def test_markdown_has_budget_table_pie_and_policies() -> None:
     text = result.stdout
     assert "| webhook_app | tracksolid_db | app | 10 |" in text
     assert "```mermaid\npie showData title primary: max_connections 100" in text
-    assert '    "free" : 4' in text
+    assert '    "free" : 2' in text
     assert "| connection-budget | mandatory | pass |" in text

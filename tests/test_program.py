@@ -180,10 +180,14 @@ def test_local_publishes_on_loopback_only_with_configured_images() -> None:
             assert port["ip"] == "127.0.0.1"
     assert [p["external"] for p in containers["postgres"]["ports"]] == [5432]
     assert [p["external"] for p in containers["pgbouncer"]["ports"]] == [6432]
-    assert containers["postgres"]["image"] == "postgres:16.4-bookworm"
+    # With backups, Postgres runs the stack's image plus pgBackRest, built on the host from it.
+    assert containers["postgres"]["image"] == "postgres-platform/postgres:15.8-bookworm-pgbackrest2.45"
+    (built,) = run.of_type("docker:index/image:Image")
+    assert built.inputs["imageName"] == containers["postgres"]["image"] and built.inputs["skipPush"] is True
+    assert built.inputs["build"]["args"] == {"BASE": "postgres:15.8-bookworm", "PGBACKREST": "2.45-1"}
     assert containers["pgbouncer"]["image"] == "edoburu/pgbouncer:v1.25.2-p0"
     images = {i.inputs["name"] for i in run.of_type("docker:index/remoteImage:RemoteImage")}
-    assert images == {"postgres:16.4-bookworm", "edoburu/pgbouncer:v1.25.2-p0"}
+    assert images == {"edoburu/pgbouncer:v1.25.2-p0"}
     command = containers["postgres"]["command"]
     assert "max_connections=100" in command and "superuser_reserved_connections=3" in command
 

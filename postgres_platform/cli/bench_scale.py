@@ -40,7 +40,7 @@ def generated_stack(apps: int) -> dict[str, Any]:
     return {
         "config": {
             "postgres-platform:target": "local",
-            "postgres-platform:postgres": {"image": "postgres:16.4-bookworm", "maxConnections": max_connections},
+            "postgres-platform:postgres": {"image": "postgres:15.8-bookworm", "maxConnections": max_connections},
             "postgres-platform:pgbouncer": {"image": "edoburu/pgbouncer:v1.25.2-p0", "maxClientConn": 10 * apps},
             "postgres-platform:databases": {f"db_{d:03d}": {"schemas": ["public"]} for d in range(databases)},
             "postgres-platform:apps": app_config,
