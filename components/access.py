@@ -52,15 +52,16 @@ class DatabaseAccess(pulumi.ComponentResource):
             for login in args.plan.logins
         }
         self._roles: dict[str, postgresql.Role] = {}
-        self._databases: list[postgresql.Database] = []
+        self._databases: dict[str, postgresql.Database] = {}
         for role in args.plan.roles:  # owners and groups first: a login role lists them in `roles`
             self._roles[role.name] = self._role(role)
+        admin = args.admin.as_secret_input()  # one Output for every SQL step
         for db in args.plan.databases:
             structure = self._structure(db)
             privileges = self._privileges(args.plan, db.name, structure)
             SqlApply(
                 f"{name}-{db.name}-reapply",
-                connection=args.admin.as_secret_input(),
+                connection=admin,
                 database=db.name,
                 purpose="auth function search_path, migration-table revokes",
                 sql=sql.reapply_script(args.plan, db.name),
@@ -71,14 +72,20 @@ class DatabaseAccess(pulumi.ComponentResource):
                 ),
             )
         owners = {db.name: db.owner for db in args.plan.databases}
-        for login in args.plan.app_logins:
+        for login in args.plan.logins:
+            if login.database is None:
+                continue  # not an app's
+            # Its own database only: PUBLIC has no CONNECT on app databases, and no CREATE in `public`
+            # (PostgreSQL 15), so an app can own objects nowhere else.
             RoleRetirement(
-                f"{name}-{login}-retirement",
-                connection=args.admin.as_secret_input(),
-                role=self._roles[login].name,
-                statements={db: sql.retire_role(login, owner) for db, owner in owners.items()},
+                f"{name}-{login.name}-retirement",
+                connection=admin,
+                role=self._roles[login.name].name,
+                statements={login.database: sql.retire_role(login.name, owners[login.database])},
                 # Depending on the role, it is deleted first: the reassignment runs before the DROP ROLE.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self._roles[login], *self._databases]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self._roles[login.name], self._databases[login.database]]
+                ),
             )
         self.register_outputs({"roles": sorted(self._roles)})
 
@@ -124,7 +131,7 @@ class DatabaseAccess(pulumi.ComponentResource):
             owner=owner,
             opts=self._on_server.merge(_was(db.name)).merge(pulumi.ResourceOptions(protect=True)),
         )
-        self._databases.append(database)
+        self._databases[db.name] = database
         created: list[pulumi.Resource] = [database]
         # The app schemas belong to the owner; the lookup function's schema to the superuser.
         for schema, schema_owner in [*((s, owner) for s in db.schemas), (AUTH_SCHEMA, SUPERUSER)]:

@@ -24,7 +24,7 @@ import psycopg
 
 from postgres_platform.model import access
 from postgres_platform.model.config import PlatformConfig, SettingValue
-from postgres_platform.model.names import AUTH_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
+from postgres_platform.model.names import AUTH_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER, owner_role
 from postgres_platform.render import sql
 from postgres_platform.render.backup import RepoSecrets, archive_settings, render_conf, restore_command
 from postgres_platform.render.files import File, install_input, install_script
@@ -198,7 +198,8 @@ class Servers:
     def reconfigure(self, config: PlatformConfig, passwords: dict[str, str]) -> None:
         """Go from this config to `config` as `pulumi up` does on a live server: roles and grants (the
         access plan as SQL), removed apps retired, then the files installed and reloaded. No restart."""
-        before = {r.name for r in access.plan(self.config).logins}
+        old = {r.name: r for r in access.plan(self.config).logins}
+        before = set(old)
         self.config = config
         plan = access.plan(config)
         self.passwords = {
@@ -208,8 +209,9 @@ class Servers:
         }
         self.apply_plan()
         for login in sorted(before - {r.name for r in plan.logins}):
-            for db in plan.databases:
-                self.psql(sql.retire_role(login, db.owner), database=db.name)
+            database = old[login].database
+            if database is not None:  # as the program's RoleRetirement: in the app's own database
+                self.psql(sql.retire_role(login, owner_role(database)), database=database)
             self.psql(f"DROP ROLE {sql.ident(login)};")
         self.install_config()
 

@@ -52,6 +52,7 @@ class Role:
     idle_in_transaction_timeout_ms: int | None = None
     member_of: tuple[str, ...] = ()  # exactly these memberships (the provider revokes any other)
     assume_role: str | None = None  # sessions start as this role (SET ROLE at login)
+    database: str | None = None  # an app's login: its database, the only one it can own objects in
 
 
 def level_of(access: AccessLevel) -> GroupLevel:
@@ -132,11 +133,6 @@ class AccessPlan:
     migration_revokes: tuple[MigrationRevoke, ...]
 
     @property
-    def app_logins(self) -> tuple[str, ...]:
-        """The apps' login roles (an app with alternating logins has two)."""
-        return tuple(r.name for r in self.logins if r.name != AUTH_ROLE)
-
-    @property
     def roles(self) -> tuple[Role, ...]:
         """In creation order: a role's groups exist before it is made a member."""
         return (*self.owners, *self.groups, *self.logins)
@@ -167,6 +163,7 @@ def _login_role(config: PlatformConfig, app: str, login: str) -> Role:
         idle_in_transaction_timeout_ms=spec.idle_in_transaction_timeout_ms,
         member_of=(config.app_group(app), owner) if migrate else (config.app_group(app),),
         assume_role=owner if migrate else None,
+        database=spec.database,
     )
 
 
