@@ -134,7 +134,9 @@ class Servers:
     def pgbackrest(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         """A rendered pgBackRest command line (render.backup), as the server's OS user, in this dir's setup."""
         env_prefix = ["env", *(f"{k}={v}" for k, v in self._env().items())]
-        return subprocess.run(_as_server_user([*env_prefix, *argv]), capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            _as_server_user([*env_prefix, *argv]), capture_output=True, text=True, errors="replace", timeout=300
+        )
 
     def start(self) -> Servers:
         plan = access.plan(self.config)

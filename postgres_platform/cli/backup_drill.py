@@ -44,7 +44,7 @@ def run(config: PlatformConfig, repo: Repo, cipher_pass: str | None = None) -> d
         repo_secrets = RepoSecrets(cipher_pass or secrets.token_hex(32), ACCESS_KEY, SECRET_KEY)
         servers = Servers(drill_config(config, repo, s3), backup_secrets=repo_secrets).start()
         try:
-            return _drill(servers, repo)
+            return drill(servers)
         finally:
             servers.stop()
     finally:
@@ -58,8 +58,10 @@ def _must(servers: Servers, argv: list[str]) -> None:
         raise RuntimeError(f"{' '.join(argv[3:])} failed: {(done.stderr or done.stdout)[-2000:]}")
 
 
-def _drill(servers: Servers, repo: Repo) -> dict[str, Any]:
+def drill(servers: Servers) -> dict[str, Any]:
+    """Full backup, rows, a target, more rows, a restore to the target into a fresh directory, a count."""
     backup = servers.config.backup
+    assert backup is not None
     _must(servers, command("stanza-create"))
     started = time.monotonic()
     _must(servers, command("--type=full", "backup", backup=backup))
@@ -82,7 +84,7 @@ def _drill(servers: Servers, repo: Repo) -> dict[str, Any]:
         found = conn.execute("SELECT count(*) FROM drill").fetchone()
     servers.stop_copy(copy)
     return {
-        "repo": repo,
+        "repo": backup.repo,
         "backup": {"type": "full", "seconds": round(backup_seconds, 2)},
         "restore": {
             "target": target,

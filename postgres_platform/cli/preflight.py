@@ -75,11 +75,27 @@ def render_markdown(stack: str, config: PlatformConfig, policies: list[PolicyRes
             "```",
             "",
         ]
+    out += [*(f"{line}  " for line in backup_lines(config)), ""]
     out += ["| policy | enforcement | result |", "|---|---|---|"]
     for p in policies:
         details = "<br>".join(p.violations)
         out.append(f"| {p.name} | {p.enforcement} | {_status(p)}{'<br>' + details if details else ''} |")
     return "\n".join(out)
+
+
+def backup_lines(config: PlatformConfig) -> list[str]:
+    """Where backups go and when (from the stack config; the same text the `backup` output holds)."""
+    backup = config.backup
+    if backup is None:
+        return ["backups: none (a local stack may go without; every Hetzner stack has them)"]
+    where = f"s3://{backup.s3.bucket}{backup.s3.path} at {backup.s3.endpoint}" if backup.s3 else "a Docker volume"
+    return [
+        f"backups: pgBackRest {backup.repo} repo, {where}, encrypted, keep {backup.retention_full} full / "
+        f"{backup.retention_diff} diff",
+        f"  full: {backup.schedule.full}; diff: {backup.schedule.diff}; check: hourly; "
+        f"archive_timeout {backup.archive_timeout}s"
+        + ("" if config.target == "hetzner" else " (timers: Hetzner hosts only)"),
+    ]
 
 
 def render_text(stack: str, config: PlatformConfig, run: ProgramRun) -> str:
@@ -88,6 +104,7 @@ def render_text(stack: str, config: PlatformConfig, run: ProgramRun) -> str:
     lines += [f"  {count:4d}  {token}" for token, count in counts.items()]
     lines.append("")
     lines += [budget.render_table(server) for server in budget.compute(config)]
+    lines += ["", *backup_lines(config)]
     return "\n".join(lines)
 
 

@@ -69,11 +69,6 @@ def archive_settings(backup: BackupConfig) -> dict[str, SettingValue]:
     }
 
 
-def restore_settings() -> dict[str, SettingValue]:
-    """What a standby rebuilt from the repository (or a restored copy) fetches WAL with."""
-    return {"restore_command": f'pgbackrest --stanza={STANZA} archive-get %f "%p"'}
-
-
 def command(*args: str, backup: BackupConfig | None = None) -> list[str]:
     """`pgbackrest --stanza=main <args>`; with `backup`, its repo type and retention on the line too."""
     line = ["pgbackrest", f"--stanza={STANZA}", f"--repo1-cipher-type={CIPHER}"]

@@ -1,0 +1,73 @@
+"""Restore from the stack's pgBackRest repository: point in time into a new data directory, or a standby.
+
+    python scripts/restore.py prod --to-time "2026-11-21 09:30:00+00" --pg-path /mnt/pgdata/restored [--run]
+    python scripts/restore.py prod --to-lsn 0/3000060 --pg-path /mnt/pgdata/restored
+    python scripts/restore.py prod --standby --pg-path /mnt/pgdata/data          # rebuild the replica
+
+Prints the commands to run on a database host (the stack's image with pgBackRest and its config
+directory, as `pulumi up` left them there); --run runs them on this machine (its Docker engine). A
+restored copy never archives into the production stanza (--archive-mode=off) and starts with
+archive_mode=off; promote it, check it, then point apps at it. A standby keeps restoring WAL from
+the repository (--type=standby) and streams from the primary once caught up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from components.backups import image_name
+from postgres_platform.model.config import ConfigError, PlatformConfig
+from postgres_platform.model.names import PGDATA, container_name
+from postgres_platform.render import backup as render
+from postgres_platform.render.hetzner import CONFIG_ROOT
+from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
+
+
+def commands(
+    stack: str, config: PlatformConfig, pg_path: str, *, target: str | None, lsn: str | None, standby: bool
+) -> list[list[str]]:
+    """`docker run` of pgBackRest's restore into `pg_path`, then (a copy) a server started from it."""
+    restore = render.restore_command(PGDATA, target=target, lsn=lsn, standby=standby)
+    # Where `pulumi up` left pgbackrest.conf (targets.py): a Hetzner host, or this machine's home.
+    root = CONFIG_ROOT if config.target == "hetzner" else str(Path.home() / ".postgres-platform" / stack)
+    mounts = ["-v", f"{root}/pgbackrest:{render.CONFIG_DIR}:ro", "-v", f"{pg_path}:{PGDATA}"]
+    if config.backup is not None and config.backup.repo == "posix":
+        mounts += ["-v", f"postgres-platform-{stack}-pgbackrest:{render.POSIX_REPO}"]
+    base_image = config.postgres.image
+    run = ["docker", "run", "--rm", "--network", "host", "-u", "postgres", *mounts, image_name(base_image), *restore]
+    if standby:
+        return [run]  # then start the replica's container again: it follows the primary
+    start = ["docker", "run", "-d", "--name", f"{container_name(stack, 'postgres')}-restored", "-u", "postgres",
+             *mounts, image_name(base_image), "postgres", "-c", "archive_mode=off", "-c", "port=5433"]  # fmt: skip
+    return [run, start]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stack_arguments(parser)
+    goal = parser.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--to-time", help="a timestamp with its zone, e.g. '2026-11-21 09:30:00+00'")
+    goal.add_argument("--to-lsn", help="a WAL position, e.g. 0/3000060")
+    goal.add_argument("--standby", action="store_true", help="rebuild a replica's data directory")
+    parser.add_argument("--pg-path", required=True, help="the (empty) data directory on the host")
+    parser.add_argument("--run", action="store_true", help="run the commands here instead of printing them")
+    args = parser.parse_args(argv)
+    stack, path = chosen_stack(args)
+    try:
+        _, config = load_stack_file(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    if config.backup is None:
+        print(f"{path}: the stack has no backup section", file=sys.stderr)
+        return 1
+    steps = commands(stack, config, args.pg_path, target=args.to_time, lsn=args.to_lsn, standby=args.standby)
+    for step in steps:
+        print(shlex.join(step))
+        if args.run:
+            subprocess.run(step, check=True)
+    return 0
