@@ -61,10 +61,10 @@ def test_no_plain_output_or_file_holds_the_passphrase_or_the_s3_secret(stack: st
     plain = {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}
     text = json.dumps(plain)
     assert "backup" in plain and not [s for s in secrets if s in text]
-    for resource in run.resources:
-        for key, value in resource.inputs.items():
+    for declared in run.resources:
+        for key, value in declared.inputs.items():
             if any(s in json.dumps(value) for s in secrets):
-                assert key in resource.secret_inputs or key.startswith("stdin"), (resource.name, key)
+                assert key in declared.secret_inputs, (declared.name, key)
 
 
 def test_the_policy_refuses_a_hetzner_stack_without_backups() -> None:
