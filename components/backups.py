@@ -57,29 +57,11 @@ class Backups(pulumi.ComponentResource):
         conf = pulumi.Output.all(passphrase, args.s3_key or "", args.s3_key_secret or "").apply(
             lambda v: render.render_conf(args.backup, PGDATA, render.RepoSecrets(v[0], v[1] or None, v[2] or None))
         )
-        files = ConfigFiles(
-            f"{name}-config",
-            ConfigFilesArgs(
-                args.shell,
-                "pgbackrest",
-                POSTGRES_UID,
-                [ConfigFileArgs("pgbackrest.conf", "0600", conf)],
-                reload="true",  # pgBackRest reads its config per command: nothing to reload
-                depends_on=args.depends_on,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self._conf = conf
+        files = self._config_files(f"{name}-config", args.shell, args.depends_on)
         self.written = files.written
         self.image = image_name(args.base_image)
-        self.built = docker.Image(
-            f"{name}-image",
-            image_name=self.image,
-            build=docker.DockerBuildArgs(
-                context=str(IMAGE_CONTEXT), args={"BASE": args.base_image, "PGBACKREST": f"{PGBACKREST_VERSION}-1"}
-            ),
-            skip_push=True,
-            opts=args.placement.options(self, list(args.depends_on)),
-        )
+        self.built = self._image(f"{name}-image", args.placement, args.depends_on)
         self.mounts = [
             docker.ContainerMountArgs(target=render.CONFIG_DIR, source=files.path, type="bind", read_only=True)
         ]
@@ -97,12 +79,46 @@ class Backups(pulumi.ComponentResource):
         """Once Postgres runs: the stanza (idempotent) and a check; on a host with systemd, the timers."""
         args = self._args
         after = pulumi.ResourceOptions(parent=self, depends_on=[postgres, self.written])
-        stanza = render.stanza_script(args.container)
+        self.ready: list[pulumi.Resource] = []
+        stanza = render.stanza_script(args.container, args.backup)
         timers = render.timers_script(render.timer_units(args.container, args.backup)) if args.timers else None
         for suffix, script in (("stanza", stanza), ("timers", timers)):
             if script is None:
                 continue
             if args.shell.ssh is None:
-                command.local.Command(f"{self._name}-{suffix}", create=script, opts=after)
+                self.ready.append(command.local.Command(f"{self._name}-{suffix}", create=script, opts=after))
             else:
-                command.remote.Command(f"{self._name}-{suffix}", connection=args.shell.ssh, create=script, opts=after)
+                self.ready.append(
+                    command.remote.Command(
+                        f"{self._name}-{suffix}", connection=args.shell.ssh, create=script, opts=after
+                    )
+                )
+
+    def on_host(
+        self, name: str, placement: Placement, shell: HostShell, depends_on: Sequence[pulumi.Resource]
+    ) -> tuple[str, docker.Image, pulumi.Resource]:
+        """The same image and repository config on another host (a standby restores from the repository
+        and fetches WAL with it): (its config directory, the image, the written config)."""
+        files = self._config_files(f"{name}-config", shell, depends_on)
+        return files.path, self._image(f"{name}-image", placement, depends_on), files.written
+
+    def _config_files(self, name: str, shell: HostShell, depends_on: Sequence[pulumi.Resource]) -> ConfigFiles:
+        pgbackrest = ConfigFileArgs("pgbackrest.conf", "0600", self._conf)
+        # pgBackRest reads its config per command: nothing to reload.
+        return ConfigFiles(
+            name,
+            ConfigFilesArgs(shell, "pgbackrest", POSTGRES_UID, [pgbackrest], reload="true", depends_on=depends_on),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _image(self, name: str, placement: Placement, depends_on: Sequence[pulumi.Resource]) -> docker.Image:
+        return docker.Image(
+            name,
+            image_name=self.image,
+            build=docker.DockerBuildArgs(
+                context=str(IMAGE_CONTEXT),
+                args={"BASE": self._args.base_image, "PGBACKREST": f"{PGBACKREST_VERSION}-1"},
+            ),
+            skip_push=True,
+            opts=placement.options(self, list(depends_on)),
+        )

@@ -9,6 +9,7 @@ so no password is in its command line.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,10 @@ class StreamingReplicaArgs:
     primary_provider: postgresql.Provider
     primary: pulumi.Resource
     ca_cert_pem: pulumi.Input[str]
+    # With backups: the host's pgBackRest config directory; the copy is then restored from the
+    # repository, after `after` (the primary's stanza step, which makes sure a full backup exists).
+    backup_config_dir: str | None = None
+    after: Sequence[pulumi.Resource] = ()
 
 
 class StreamingReplica(pulumi.ComponentResource):
@@ -62,9 +67,9 @@ class StreamingReplica(pulumi.ComponentResource):
         bootstrap = command.remote.Command(
             f"{name}-basebackup",
             connection=command.remote.ConnectionArgs(host=args.host.public_ip, user="root"),
-            create=bootstrap_script(args.container.image, args.primary_ip),
+            create=bootstrap_script(args.container.image, args.primary_ip, args.backup_config_dir),
             stdin=pulumi.Output.all(secret, args.ca_cert_pem).apply(lambda v: f"{v[0]}\n{v[1]}"),  # secret via `secret`
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role, slot, args.host]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role, slot, args.host, *args.after]),
         )
         files = [
             ConfigFileArgs(Path(CA_FILE).name, "0644", args.ca_cert_pem),

@@ -129,6 +129,6 @@ def deploy(config: PlatformConfig) -> Deployed:
         direct=site.direct,
         pooled=site.pooled,
         admin=site.admin_endpoint,
-        replica=target.add_replicas(postgres),
+        replica=target.add_replicas(postgres, backups),
         ca_cert_pem=site.ca_cert_pem,
     )

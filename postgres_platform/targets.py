@@ -7,6 +7,7 @@ section for it, a class with `prepare()` and `add_replicas()`, and an entry in T
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_hcloud as hcloud
 
+from components.backups import Backups
 from components.config_files import HostShell
 from components.hetzner import DatabaseHost, DatabaseHostArgs, PrivateNetwork, PrivateNetworkArgs, firewall_rules
 from components.local_host import LocalHost
@@ -32,6 +34,7 @@ from components.replica import StreamingReplica, StreamingReplicaArgs
 from components.tls import StackCertificates
 from postgres_platform.model.config import HetznerConfig, PlatformConfig, SettingValue
 from postgres_platform.model.names import PGBOUNCER_PORT, PGDATA, POSTGRES_PORT
+from postgres_platform.render.backup import CONFIG_DIR as BACKUP_CONFIG_DIR
 from postgres_platform.render.dsn import Endpoint
 from postgres_platform.render.hetzner import DATA_DIR
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
@@ -71,7 +74,7 @@ class Target(ABC):
     def prepare(self) -> Site:
         """Declare the hosts (network, servers, volumes, certificates) and say where things run."""
 
-    def add_replicas(self, primary: PostgresServer) -> Endpoint | None:
+    def add_replicas(self, primary: PostgresServer, backups: Backups | None) -> Endpoint | None:
         """Declare standbys of the primary; their read-only endpoint, if any."""
         return None
 
@@ -210,7 +213,7 @@ class HetznerTarget(Target):
             ca_cert_pem=self._certificates.ca_cert_pem,
         )
 
-    def add_replicas(self, primary: PostgresServer) -> Endpoint | None:
+    def add_replicas(self, primary: PostgresServer, backups: Backups | None) -> Endpoint | None:
         if not self.hetzner.replicas:
             return None
         replica_ip = self.hetzner.replica_ip()
@@ -219,25 +222,37 @@ class HetznerTarget(Target):
             "replica-tls", common_name=replica_ip, ip_addresses=[replica_ip]
         )
         settings = {**tls_and_hba_settings(), **standby_settings(self.hetzner.primary_ip())}
+        placement = Placement(docker_provider=host.docker_provider)
+        container = PostgresContainerArgs(
+            image=self.config.postgres.image,
+            command=server_arguments(self.config, settings),
+            config_file=render_config_file(self.config, settings),
+            label="postgres-replica",
+            placement=placement,
+            shell=host.shell,
+            data=data_mount(),
+            files=server_files(self._hba, ServerTls(cert, key)),
+            depends_on=[host],
+        )
+        backup_dir = None
+        if backups is not None:
+            # The standby restores from the repository (and fetches WAL with pgBackRest): its image and config.
+            backup_dir, built, written = backups.on_host("replica-backups", placement, host.shell, [host])
+            mount = docker.ContainerMountArgs(target=BACKUP_CONFIG_DIR, source=backup_dir, type="bind", read_only=True)
+            container = dataclasses.replace(
+                container, image=backups.image, built_image=built, mounts=[mount], depends_on=[host, written]
+            )
         StreamingReplica(
             "replica",
             StreamingReplicaArgs(
-                container=PostgresContainerArgs(
-                    image=self.config.postgres.image,
-                    command=server_arguments(self.config, settings),
-                    config_file=render_config_file(self.config, settings),
-                    label="postgres-replica",
-                    placement=Placement(docker_provider=host.docker_provider),
-                    shell=host.shell,
-                    data=data_mount(),
-                    files=server_files(self._hba, ServerTls(cert, key)),
-                    depends_on=[host],
-                ),
+                container=container,
                 host=host,
                 primary_ip=self.hetzner.primary_ip(),
                 primary_provider=primary.provider,
                 primary=primary,
                 ca_cert_pem=self._certificates.ca_cert_pem,
+                backup_config_dir=backup_dir,
+                after=backups.ready if backups is not None else (),
             ),
         )
         return Endpoint(replica_ip, POSTGRES_PORT, "verify-full", pooled=False, sslrootcert=client_ca_path())

@@ -186,9 +186,16 @@ def test_replica_streams_from_a_slot_and_serves_read_dsns() -> None:
         and "sslmode=verify-full" in conninfo
         and "password" not in conninfo.replace("passfile", "")
     )
-    assert replica.inputs["image"] == config_of("prod").postgres.image
     (basebackup,) = [c for c in run.of_type("command:remote:Command") if c.name == "replica-basebackup"]
-    assert "pg_basebackup" in basebackup.inputs["create"] and "-S replica_1" in basebackup.inputs["create"]
+    # With backups the standby is restored from the repository, not copied from the primary.
+    assert "pgbackrest --stanza=main --repo1-cipher-type=aes-256-cbc --pg1-path=/mnt/pgdata/data --type=standby " \
+           "restore" in basebackup.inputs["create"]  # fmt: skip
+    assert "pg_basebackup" not in basebackup.inputs["create"]
+    assert "-v /etc/postgres-platform/pgbackrest:/etc/pgbackrest:ro" in basebackup.inputs["create"]
+    stanza = next(r for r in run.resources if r.name == "backups-stanza")
+    assert stanza.urn in basebackup.dependencies  # after the stanza step, which makes sure a full backup exists
+    assert replica.inputs["image"] == "postgres-platform/postgres:15.8-bookworm-pgbackrest2.45"
+    assert "pgbackrest.conf" in config_files(run, "replica-backups-config")
     assert "stdin" in basebackup.secret_inputs  # the replication password never in the script
     hba = files_of(run, "postgres-config")["pg_hba.conf"]
     assert "hostssl  replication" in hba and "10.0.1.11/32" in hba

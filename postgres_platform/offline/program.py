@@ -38,6 +38,7 @@ class Registered:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)  # input -> urns it flows from
     aliases: tuple[str, ...] = ()  # earlier names (Alias(name=...)) a deployed stack may know it by
     ignore_changes: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()  # urns it waits for (depends_on and inputs)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class _Meta:
     property_dependencies: dict[str, list[str]]
     aliases: tuple[str, ...]
     ignore_changes: tuple[str, ...]
+    dependencies: tuple[str, ...]
 
 
 class _RecordingMonitor(sdk.MockMonitor):
@@ -60,8 +62,8 @@ class _RecordingMonitor(sdk.MockMonitor):
         deps = {key: list(value.urns) for key, value in request.propertyDependencies.items()}
         urn = self.make_urn(request.parent, request.type, request.name)
         aliases = tuple(alias.spec.name for alias in request.aliases if alias.HasField("spec") and alias.spec.name)
-        ignored = tuple(request.ignoreChanges)
-        self.meta[(request.type, request.name)] = _Meta(urn, bool(request.protect), deps, aliases, ignored)
+        ignored, waits = tuple(request.ignoreChanges), tuple(request.dependencies)
+        self.meta[(request.type, request.name)] = _Meta(urn, bool(request.protect), deps, aliases, ignored, waits)
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 

@@ -83,15 +83,17 @@ def in_container(container: str, argv: list[str]) -> str:
     return shlex.join(["docker", "exec", "-u", "postgres", container, *argv])
 
 
-def stanza_script(container: str) -> str:
-    """Idempotent: stanza-create accepts an existing matching stanza; check proves archiving works."""
-    return (
-        "set -eu\n"
-        + in_container(container, command("stanza-create"))
-        + "\n"
-        + in_container(container, command("check"))
-        + "\n"
-    )
+def stanza_script(container: str, backup: BackupConfig) -> str:
+    """Idempotent: stanza-create accepts an existing matching stanza; check proves archiving works; a
+    first full backup when there is none (a base for point-in-time recovery and for new standbys)."""
+    steps = [
+        in_container(container, command("stanza-create")),
+        in_container(container, command("check")),
+        f'if ! {in_container(container, command("info", "--output=json"))} | grep -q \'"type":"full"\'; then',
+        f"  {in_container(container, command('--type=full', 'backup', backup=backup))}",
+        "fi",
+    ]
+    return "set -eu\n" + "\n".join(steps) + "\n"
 
 
 def timer_units(container: str, backup: BackupConfig) -> dict[str, str]:
