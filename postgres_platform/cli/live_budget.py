@@ -1,0 +1,58 @@
+"""The live budget: a running server's slots against the stack's declared budget.
+
+    python scripts/live_budget.py prod --dsn "$ADMIN_DSN" [--json] [--watch SECONDS]
+
+Who is connected now (client backends), per role: kind (app, external, system, superuser, undeclared),
+the declared limit, the server's CONNECTION LIMIT, its connections; the superuser's sessions by
+database, application and client address (what is still to be moved off it); and every drift: a
+declared role missing or with another limit, an undeclared role holding slots, max_connections not
+as configured, more connections than usable, a role at its limit. Exit 1 when there is any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from postgres_platform import live
+from postgres_platform.model.config import ConfigError
+from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['connected']} connected of {report['usable']} usable (max_connections {report['maxConnections']})"
+    ]
+    lines.append(f"{'role':22s} {'kind':10s} {'declared':>8s} {'server':>6s} {'now':>4s}")
+    for r in report["roles"]:
+        declared = "-" if r["declared"] is None else str(r["declared"])
+        lines.append(f"{r['role']:22s} {r['kind']:10s} {declared:>8s} {r['serverLimit']:>6d} {r['connections']:>4d}")
+    for s in report["superuserSessions"]:
+        lines.append(f"superuser: {s['count']} in {s['database']} from {s['applicationName'] or '?'} "
+                     f"at {s['clientAddr'] or 'local socket'}")  # fmt: skip
+    lines += [f"problem: {p}" for p in report["problems"]] or ["no problems"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stack_arguments(parser)
+    parser.add_argument("--dsn", required=True, help="a superuser (or pg_monitor) connection to the server")
+    parser.add_argument("--json", action="store_true", help="print only the JSON report")
+    parser.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted")
+    args = parser.parse_args(argv)
+    _, path = chosen_stack(args)
+    try:
+        _, config = load_stack_file(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    while True:
+        report = live.assess(config, live.snapshot(args.dsn))
+        print(json.dumps(report) if args.json else render(report), flush=True)
+        if args.watch is None:
+            return 1 if report["problems"] else 0
+        time.sleep(args.watch)
