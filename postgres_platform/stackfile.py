@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,22 @@ def load_stack_file(path: Path) -> tuple[dict[str, Any], PlatformConfig]:
         raise ConfigError([f"{path}: no such stack file"])
     values = read_stack_values(path)
     return values, load_stack_values(values)
+
+
+@dataclass(frozen=True)
+class ChosenStack:
+    name: str
+    path: Path
+    values: dict[str, Any]
+    config: PlatformConfig
+
+
+def load_chosen(args: argparse.Namespace) -> ChosenStack | None:
+    """The stack the scripts' STACK | --stack-file arguments name, loaded; None once its problems are on stderr."""
+    name, path = chosen_stack(args)
+    try:
+        values, config = load_stack_file(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+    return ChosenStack(name, path, values, config)

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
 from postgres_platform import live
-from postgres_platform.model.config import ConfigError
-from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
+from postgres_platform.stackfile import add_stack_arguments, load_chosen
 
 
 def render(report: dict[str, Any]) -> str:
@@ -44,12 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print only the JSON report")
     parser.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted")
     args = parser.parse_args(argv)
-    _, path = chosen_stack(args)
-    try:
-        _, config = load_stack_file(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    chosen = load_chosen(args)
+    if chosen is None:
         return 1
+    config = chosen.config
     while True:
         report = live.assess(config, live.snapshot(args.dsn))
         print(json.dumps(report) if args.json else render(report), flush=True)

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from postgres_platform.model.config import ConfigError
 from postgres_platform.offline.policy_config import policy_config
-from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
+from postgres_platform.stackfile import add_stack_arguments, load_chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
-    _, path = chosen_stack(parser.parse_args(argv))
-    try:
-        _, config = load_stack_file(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    chosen = load_chosen(parser.parse_args(argv))
+    if chosen is None:
         return 1
+    config = chosen.config
     print(json.dumps(policy_config(config), indent=2))
     return 0

@@ -26,7 +26,7 @@ from postgres_platform.offline import impact
 from postgres_platform.offline.policies import PolicyResult, evaluate
 from postgres_platform.offline.policy_config import policy_config
 from postgres_platform.offline.program import ProgramRun, run_program
-from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
+from postgres_platform.stackfile import add_stack_arguments, load_chosen, load_stack_file
 
 
 def report(stack: str, config: PlatformConfig, run: ProgramRun, policies: list[PolicyResult]) -> dict[str, Any]:
@@ -124,12 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 0 even when a change would delete or replace something that holds data")  # fmt: skip
     args = parser.parse_args(argv)
 
-    stack, path = chosen_stack(args)
-    try:
-        values, config = load_stack_file(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    chosen = load_chosen(args)
+    if chosen is None:
         return 1
+    stack, values, config = chosen.name, chosen.values, chosen.config
     run = run_program(stack, values, preview=True)
     changes = None
     if args.against is not None:

@@ -18,10 +18,9 @@ import argparse
 import sys
 
 from postgres_platform.model import access
-from postgres_platform.model.config import ConfigError
 from postgres_platform.render import sql
 from postgres_platform.render.scram import stable_verifier
-from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
+from postgres_platform.stackfile import add_stack_arguments, load_chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,12 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         "--psql-variables", action="store_true", help="`ROLE PASSWORD` lines on stdin -> psql \\set lines of verifiers"
     )
     args = parser.parse_args(argv)
-    _, path = chosen_stack(args)
-    try:
-        _, config = load_stack_file(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    chosen = load_chosen(args)
+    if chosen is None:
         return 1
+    config = chosen.config
     plan = access.plan(config)
     if not args.psql_variables:
         sys.stdout.write(sql.render_script(plan))

@@ -20,11 +20,11 @@ import sys
 from pathlib import Path
 
 from components.backups import image_name
-from postgres_platform.model.config import ConfigError, PlatformConfig
+from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import PGDATA, container_name
 from postgres_platform.render import backup as render
 from postgres_platform.render.hetzner import CONFIG_ROOT
-from postgres_platform.stackfile import add_stack_arguments, chosen_stack, load_stack_file
+from postgres_platform.stackfile import add_stack_arguments, load_chosen
 
 
 def commands(
@@ -56,12 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-path", required=True, help="the (empty) data directory on the host")
     parser.add_argument("--run", action="store_true", help="run the commands here instead of printing them")
     args = parser.parse_args(argv)
-    stack, path = chosen_stack(args)
-    try:
-        _, config = load_stack_file(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    chosen = load_chosen(args)
+    if chosen is None:
         return 1
+    stack, path, config = chosen.name, chosen.path, chosen.config
     if config.backup is None:
         print(f"{path}: the stack has no backup section", file=sys.stderr)
         return 1
