@@ -62,7 +62,7 @@ def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
             s3_key=secrets.require_secret("backupS3Key") if s3 else None,
             s3_key_secret=secrets.require_secret("backupS3KeySecret") if s3 else None,
             timers=site.shell.ssh is not None,
-            depends_on=[site.host] if site.host else [],
+            depends_on=site.ready,
         ),
     )
 
@@ -85,7 +85,7 @@ def deploy(config: PlatformConfig) -> Deployed:
                 data=site.data,
                 publish=site.postgres_publish,
                 files=server_files(site.hba, site.tls),
-                depends_on=[*([site.host] if site.host else []), *([backups.written] if backups else [])],
+                depends_on=[*site.ready, *([backups.written] if backups else [])],
                 mounts=backups.mounts if backups else (),
                 built_image=backups.built if backups else None,
             ),
@@ -119,7 +119,7 @@ def deploy(config: PlatformConfig) -> Deployed:
             publish=site.pooler_publish,
             tls=site.tls,
             ca_cert_pem=site.ca_cert_pem,
-            depends_on=[postgres, *([site.host] if site.host else [])],
+            depends_on=[postgres, *site.ready],
         ),
     )
     return Deployed(

@@ -65,6 +65,11 @@ class Site:
     tls: ServerTls | None = None  # the primary's certificate (Postgres and PgBouncer)
     ca_cert_pem: pulumi.Output[str] | None = None
 
+    @property
+    def ready(self) -> list[pulumi.Resource]:
+        """What anything placed on the host waits for (a server that finished booting), if anything."""
+        return [self.host] if self.host is not None else []
+
 
 class Target(ABC):
     def __init__(self, config: PlatformConfig) -> None:
