@@ -189,7 +189,7 @@ class AdminConnection:
 
 @dataclass(frozen=True)
 class PostgresServerArgs:
-    container: PostgresContainerArgs  # without envs: the server sets POSTGRES_PASSWORD itself
+    container: PostgresContainerArgs  # without envs: the server sets POSTGRES_PASSWORD_FILE itself
     admin: AdminAddress
 
 

@@ -1,9 +1,9 @@
 """StreamingReplica: a standby on its own host, fed by a physical slot on the primary.
 
-Bootstrap: once, when the replica's data directory is empty, `pg_basebackup` (run in the Postgres image
-on the replica host, over TLS verified against the stack CA) copies the primary into the volume. The
-replica container then starts as a standby: `primary_conninfo` names a password file uploaded into it,
-so no password is in its command line.
+Bootstrap: once, when the replica's data directory is empty, the data is restored from the backup
+repository (`pgbackrest --type=standby`, with backups) or copied from the primary by `pg_basebackup` (over
+TLS verified against the stack CA). The replica container then starts as a standby: `primary_conninfo`
+names a password file in its config directory, so no password is in its command line.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ def render_auth_file(auth_password: str, admin_password: str) -> str:
     )
 
 
-# Where the PgBouncer container reads its files (uploaded by components.pgbouncer).
+# Where the PgBouncer container reads its files (its config directory, written by components.pgbouncer).
 INI_FILE = f"{PGBOUNCER_CONFIG_DIR}/pgbouncer.ini"
 HBA_FILE = f"{PGBOUNCER_CONFIG_DIR}/pgbouncer_hba.conf"
 AUTH_FILE = f"{PGBOUNCER_CONFIG_DIR}/userlist.txt"
