@@ -55,7 +55,7 @@ def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
         "backups",
         BackupsArgs(
             backup=config.backup,
-            base_image=config.postgres.image,
+            base_image=config.server_image(),
             placement=site.placement,
             shell=site.shell,
             container=container_name(pulumi.get_stack(), "postgres"),
@@ -76,7 +76,7 @@ def deploy(config: PlatformConfig) -> Deployed:
         "postgres",
         PostgresServerArgs(
             container=PostgresContainerArgs(
-                image=backups.image if backups else config.postgres.image,
+                image=backups.image if backups else config.server_image(),
                 command=server_arguments(config, settings),
                 config_file=render_config_file(config, settings),
                 label="postgres",
@@ -110,7 +110,7 @@ def deploy(config: PlatformConfig) -> Deployed:
     bouncer = PgBouncer(
         "pgbouncer",
         PgBouncerArgs(
-            image=config.pgbouncer.image,
+            image=config.bouncer().image,
             ini=pgbouncer.render_ini(config, files),
             hba=pgbouncer.render_hba(config),
             auth_password=roles.passwords[AUTH_ROLE],

@@ -350,7 +350,7 @@ class Servers:
 
     def start_pgbouncer(self) -> None:
         # Room for max_client_conn clients plus server connections (the default soft limit is 1024).
-        fds = self.config.pgbouncer.max_client_conn + 2 * self.config.postgres.max_connections + 64
+        fds = self.config.bouncer().max_client_conn + 2 * self.config.postgres.max_connections + 64
         pgbouncer = _find("pgbouncer", ("/usr/sbin",)) or "pgbouncer"
         raise_fds = f'ulimit -n {fds} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"'
         self._run_as_server(["sh", "-c", raise_fds, pgbouncer, "-d", str(self.root / "pgbouncer.ini")])

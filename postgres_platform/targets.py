@@ -229,7 +229,7 @@ class HetznerTarget(Target):
         settings = {**tls_and_hba_settings(), **standby_settings(self.hetzner.primary_ip())}
         placement = Placement(docker_provider=host.docker_provider)
         container = PostgresContainerArgs(
-            image=self.config.postgres.image,
+            image=self.config.server_image(),
             command=server_arguments(self.config, settings),
             config_file=render_config_file(self.config, settings),
             label="postgres-replica",

@@ -37,7 +37,7 @@ def errors_of(config: dict[str, Any]) -> list[str]:
 
 CASES = [
     # (case, path to change, new value, expected start of the error line)
-    ("unknown target", "target", "aws", "target: must be 'local' or 'hetzner', got \"aws\""),
+    ("unknown target", "target", "aws", "target: must be 'local', 'hetzner' or 'existing', got \"aws\""),
     ("unknown database", "apps.worker_app.database", "nope", "apps.worker_app.database: unknown database"),
     ("unknown access level", "apps.worker_app.access", "admin", "apps.worker_app.access: must be 'read', 'write'"),
     ("schema not in db", "apps.worker_app.schemas", ["public"], "apps.worker_app.schemas[0]: not a schema of"),
@@ -265,7 +265,7 @@ def test_hetzner_target_requires_hetzner_section_and_sane_network() -> None:
 def test_defaults_and_derived_values() -> None:
     config = parse(valid_config())
     assert config.postgres.admin_headroom == 5
-    assert config.pgbouncer.pool_mode == "transaction"
+    assert config.bouncer().pool_mode == "transaction"
     assert config.apps["worker_app"].pooled is True
     assert config.app_schemas("worker_app") == ("tracksolid", "reporting")
     assert config.databases["tracksolid_db"].migration_table_names() == (
@@ -525,7 +525,7 @@ def test_valid_edges_are_accepted() -> None:
     config["pgbouncer"]["reservePoolSize"] = 0  # PgBouncer's own default
     config["local"] = {"postgresPort": 65535, "pgbouncerPort": 1}
     config["apps"]["worker_app"]["statementTimeoutMs"] = 2147483647
-    assert parse(config).pgbouncer.reserve_pool_size == 0
+    assert parse(config).bouncer().reserve_pool_size == 0
     hetzner = valid_config() | {"target": "hetzner", "backup": S3_BACKUP}
     hetzner["hetzner"] = {
         **HETZNER_SECTION,

@@ -37,7 +37,7 @@ def commands(
     mounts = ["-v", f"{root}/pgbackrest:{render.CONFIG_DIR}:ro", "-v", f"{pg_path}:{PGDATA}"]
     if config.backup is not None and config.backup.repo == "posix":
         mounts += ["-v", f"postgres-platform-{stack}-pgbackrest:{render.POSIX_REPO}"]
-    base_image = config.postgres.image
+    base_image = config.server_image()
     run = ["docker", "run", "--rm", "--network", "host", "-u", "postgres", *mounts, image_name(base_image), *restore]
     if standby:
         return [run]  # then start the replica's container again: it follows the primary

@@ -104,6 +104,19 @@ class MigrationRevoke:
 
 
 @dataclass(frozen=True)
+class OwnershipMove:
+    """On an adopted server, for a database with a migrate app: what its app schemas hold (tables,
+    views, materialized views, sequences, functions) and the schemas themselves go to `owner`, so
+    migrations running as the owner can alter them. Never outside `schemas`, never an extension's
+    object, never one of `keep` (`schema.object`, e.g. a view a refresher role owns)."""
+
+    database: str
+    owner: str
+    schemas: tuple[str, ...]
+    keep: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Group:
     """A NOLOGIN role holding one level's privileges on some schemas of one database."""
 
@@ -131,6 +144,11 @@ class AccessPlan:
     grants: tuple[Grant, ...]
     default_privileges: tuple[DefaultPrivilege, ...]
     migration_revokes: tuple[MigrationRevoke, ...]
+    ownership: tuple[OwnershipMove, ...] = ()
+    admin: str = SUPERUSER  # who applies the plan
+    admin_superuser: bool = True  # False on a managed server: CREATEROLE only
+    adopted: bool = False  # databases and schemas exist: never created, their owners never changed
+    pooler: bool = True  # a PgBouncer: its auth role, schema and lookup function
 
     @property
     def roles(self) -> tuple[Role, ...]:
@@ -180,23 +198,31 @@ def plan(config: PlatformConfig) -> AccessPlan:
     )
     owners = tuple(Role(db.owner, login=False, connection_limit=-1) for db in databases)
     groups = tuple(Role(g.name, login=False, connection_limit=-1) for db in databases for g in db.groups)
+    pooler = config.pgbouncer is not None
     logins = (
         *(_login_role(config, app, login.role) for app in config.apps for login in config.logins(app)),
-        Role(AUTH_ROLE, login=True, connection_limit=config.auth_role_limit()),
+        *([Role(AUTH_ROLE, login=True, connection_limit=config.auth_role_limit())] if pooler else []),
     )
+    existing = config.existing
+    # On an adopted server others create tables too (a migration runner logged in as postgres): their
+    # new tables get the groups' grants as well, or every migration would need its own GRANT (seed 004).
+    creators = existing.creators() if existing is not None else ()
 
     grants: list[Grant] = []
     defaults: list[DefaultPrivilege] = []
     revokes: list[MigrationRevoke] = []
     for db in databases:
-        # PUBLIC may neither connect nor create in `public` (USAGE stays: extensions live there).
-        grants.append(Grant("public", db.name, "database", ()))
-        grants.append(Grant("public", db.name, "schema", ("USAGE",), schema="public"))
-        grants.append(Grant(AUTH_ROLE, db.name, "database", ("CONNECT",)))
-        grants.append(Grant(AUTH_ROLE, db.name, "schema", ("USAGE",), schema=AUTH_SCHEMA))
-        # The auth schema holds only the lookup function: its EXECUTE is the auth role's alone.
-        grants.append(Grant("public", db.name, "function", (), schema=AUTH_SCHEMA))
-        grants.append(Grant(AUTH_ROLE, db.name, "function", ("EXECUTE",), schema=AUTH_SCHEMA))
+        if not config.adopted:
+            # PUBLIC may neither connect nor create in `public` (USAGE stays: extensions live there). Not
+            # on an adopted server: roles nobody declared may connect through PUBLIC today (README).
+            grants.append(Grant("public", db.name, "database", ()))
+            grants.append(Grant("public", db.name, "schema", ("USAGE",), schema="public"))
+        if pooler:
+            grants.append(Grant(AUTH_ROLE, db.name, "database", ("CONNECT",)))
+            grants.append(Grant(AUTH_ROLE, db.name, "schema", ("USAGE",), schema=AUTH_SCHEMA))
+            # The auth schema holds only the lookup function: its EXECUTE is the auth role's alone.
+            grants.append(Grant("public", db.name, "function", (), schema=AUTH_SCHEMA))
+            grants.append(Grant(AUTH_ROLE, db.name, "function", ("EXECUTE",), schema=AUTH_SCHEMA))
         for group in db.groups:
             grants.append(Grant(group.name, db.name, "database", DATABASE_PRIVILEGES[group.level]))
             for schema in group.schemas:
@@ -204,20 +230,31 @@ def plan(config: PlatformConfig) -> AccessPlan:
                 grants.append(Grant(group.name, db.name, "table", TABLE_PRIVILEGES[group.level], schema=schema))
                 grants.append(Grant(group.name, db.name, "sequence", SEQUENCE_PRIVILEGES[group.level], schema=schema))
                 # Migrate apps create as the owner, so the owner's default privileges cover every new object.
-                defaults.append(
-                    DefaultPrivilege(group.name, db.name, db.owner, schema, "table", TABLE_PRIVILEGES[group.level])
-                )
-                defaults.append(
-                    DefaultPrivilege(
-                        group.name, db.name, db.owner, schema, "sequence", SEQUENCE_PRIVILEGES[group.level]
+                for creator in dict.fromkeys((db.owner, *creators)):
+                    defaults.append(
+                        DefaultPrivilege(group.name, db.name, creator, schema, "table", TABLE_PRIVILEGES[group.level])
                     )
-                )
+                    defaults.append(
+                        DefaultPrivilege(
+                            group.name, db.name, creator, schema, "sequence", SEQUENCE_PRIVILEGES[group.level]
+                        )
+                    )
         for table in db.migration_tables:
             schema = table.split(".", 1)[0]
             # Migrate apps stamp these as the owner; every write group (and so every write app) may not.
             blocked = tuple(g.name for g in db.groups if g.level == "write" and schema in g.schemas)
             if blocked:
                 revokes.append(MigrationRevoke(db.name, table, blocked))
+    ownership = tuple(
+        OwnershipMove(
+            db.name,
+            db.owner,
+            db.schemas,
+            tuple(k.split(".", 1)[1] for k in existing.keep_owners if k.split(".", 1)[0] == db.name),
+        )
+        for db in databases
+        if existing is not None and any(s.database == db.name and s.access == "migrate" for s in config.apps.values())
+    )
     return AccessPlan(
         owners=owners,
         groups=groups,
@@ -226,6 +263,11 @@ def plan(config: PlatformConfig) -> AccessPlan:
         grants=tuple(grants),
         default_privileges=tuple(defaults),
         migration_revokes=tuple(revokes),
+        ownership=ownership,
+        admin=existing.admin_user if existing is not None else SUPERUSER,
+        admin_superuser=existing.admin_superuser if existing is not None else True,
+        adopted=config.adopted,
+        pooler=pooler,
     )
 
 

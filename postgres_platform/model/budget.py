@@ -73,7 +73,7 @@ def entries(config: PlatformConfig) -> tuple[Entry, ...]:
         for login in config.logins(app)
     ]
     external = [Entry(name, None, spec.connection_limit, "external") for name, spec in config.external_roles.items()]
-    system = [Entry(AUTH_ROLE, None, config.auth_role_limit(), "system")]
+    system = [Entry(AUTH_ROLE, None, config.auth_role_limit(), "system")] if config.pgbouncer is not None else []
     if config.backup is not None:
         # pgBackRest connects as the superuser (no role limit holds it): a backup and a check at once.
         system.append(Entry(PGBACKREST, None, PGBACKREST_CONNECTIONS, "system"))

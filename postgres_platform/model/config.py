@@ -29,6 +29,7 @@ from postgres_platform.model.names import (
     AUTH_ROLE,
     MAX_IDENTIFIER_BYTES,
     PGBOUNCER_ADMIN,
+    POSTGRES_PORT,
     REPLICATION_ROLE,
     group_role,
     owner_role,
@@ -44,6 +45,8 @@ RESERVED_NAMES = frozenset(
 )  # fmt: skip
 # Schemas may be `public` (apps use it), but not Postgres' own or the one holding the auth function.
 RESERVED_SCHEMAS = frozenset({"pgbouncer", "information_schema"})
+# Postgres' own and TimescaleDB's schemas: the extension owns what is in them, no app is granted them.
+EXTENSION_SCHEMA_PREFIXES = ("pg_", "_timescaledb", "timescaledb_")
 DEFAULT_MIGRATION_TABLES = ("alembic_version", "schema_migrations")
 HOSTS_NEED_ADDRESSES = 16  # the primary at .10, the replica at .11, and the broadcast address: a /28
 
@@ -111,8 +114,11 @@ def _not_reserved(value: str) -> str:
 
 
 def _schema_name(value: str) -> str:
-    if value in RESERVED_SCHEMAS or value.startswith("pg_"):
-        raise PydanticCustomError("reserved", "is a reserved schema (pgbouncer, information_schema, pg_*)")
+    if value in RESERVED_SCHEMAS or value.startswith(EXTENSION_SCHEMA_PREFIXES):
+        raise PydanticCustomError(
+            "reserved", "is a reserved schema (pgbouncer, information_schema, pg_*, an extension's: _timescaledb_*, "
+            "timescaledb_*)"
+        )  # fmt: skip
     return value
 
 
@@ -162,7 +168,7 @@ class _Model(BaseModel):
 
 
 class PostgresConfig(_Model):
-    image: Image
+    image: Image | None = None  # the server's image; None only for target existing (not ours to run)
     max_connections: Connections = Field(100, alias="maxConnections")
     superuser_reserved_connections: Slots = Field(3, alias="superuserReservedConnections")
     admin_headroom: Slots = Field(5, alias="adminHeadroom")
@@ -228,6 +234,46 @@ class LocalConfig(_Model):
     pgbouncer_port: Port = Field(6432, alias="pgbouncerPort")
 
 
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class PgBouncerHostConfig(_Model):
+    """Where PgBouncer runs next to a server the program did not build: a Docker engine you name."""
+
+    docker_host: Text = Field(alias="dockerHost")  # `ssh://user@host` (the operator's ssh-agent) or `local`
+    address: Text  # PgBouncer listens here; apps' pooled DSNs name it
+    config_root: Text = Field("/etc/postgres-platform", alias="configRoot")  # its config directory's parent
+
+    def ssh(self) -> tuple[str, str] | None:
+        """(user, host) of an `ssh://user@host` Docker host; None for the local engine."""
+        if self.docker_host == "local":
+            return None
+        user, _, host = self.docker_host.removeprefix("ssh://").partition("@")
+        return (user, host) if host else ("root", user)
+
+
+class ExistingConfig(_Model):
+    """A running server the program adopts: it manages roles, grants and (optionally) a PgBouncer there,
+    never the server, its settings, its databases' existence or their data."""
+
+    host: Text  # where the provider, live_budget and the apps' DSNs reach it
+    port: Port = POSTGRES_PORT
+    sslmode: SslMode = "verify-full"
+    ca_file: Text | None = Field(None, alias="caFile")  # the server's CA, a file on the machine running Pulumi
+    admin_user: RoleName | Literal["postgres"] = Field("postgres", alias="adminUser")
+    # False on a managed server (Heroku, RDS): CREATEROLE without superuser. README: what cannot be done there.
+    admin_superuser: bool = Field(True, alias="adminSuperuser")
+    # Roles that create tables in the app schemas today (a migration runner logged in as postgres):
+    # the groups get default privileges FOR them too, so their new tables are granted. None: adminUser.
+    object_creators: list[RoleName | Literal["postgres"]] | None = Field(None, alias="objectCreators")
+    # `database.schema.object` kept with its current owner when the app schemas move to `<db>_owner`.
+    keep_owners: list[str] = Field([], alias="keepOwners")
+    pgbouncer_host: PgBouncerHostConfig | None = Field(None, alias="pgbouncerHost")
+
+    def creators(self) -> tuple[str, ...]:
+        return tuple(self.object_creators if self.object_creators is not None else [self.admin_user])
+
+
 class HetznerConfig(_Model):
     location: Text
     server_type: Text = Field(alias="serverType")
@@ -290,21 +336,38 @@ def postgres_major(image: str) -> int | None:
 
 
 class PlatformConfig(_Model):
-    target: Literal["local", "hetzner"]
+    target: Literal["local", "hetzner", "existing"]
     postgres: PostgresConfig
-    pgbouncer: PgBouncerConfig
+    pgbouncer: PgBouncerConfig | None = None  # required but for target existing, where it is optional
     databases: Annotated[dict[DatabaseName, DatabaseConfig], Field(min_length=1)]
     apps: Annotated[dict[RoleName, AppConfig], Field(min_length=1)]
     external_roles: dict[RoleName, ExternalRoleConfig] = Field({}, alias="externalRoles")
     local: LocalConfig | None = None  # only for target local (ports on this machine)
     hetzner: HetznerConfig | None = None  # only for target hetzner
+    existing: ExistingConfig | None = None  # only for target existing
     backup: BackupConfig | None = None  # required for every Hetzner stack
 
     def local_ports(self) -> LocalConfig:
         return self.local or LocalConfig()
 
     def pooled_apps(self) -> list[str]:
-        return [app for app, spec in self.apps.items() if spec.pooled]
+        """Apps with a PgBouncer pool (none where there is no PgBouncer: an adopted server without one)."""
+        return [app for app, spec in self.apps.items() if spec.pooled and self.pgbouncer is not None]
+
+    def server_image(self) -> str:
+        """The image of a server the program runs (config checks require postgres.image for those)."""
+        assert self.postgres.image is not None, "target existing runs no Postgres"
+        return self.postgres.image
+
+    def bouncer(self) -> PgBouncerConfig:
+        """The PgBouncer section, where there is a PgBouncer (always but on an adopted server)."""
+        assert self.pgbouncer is not None, "no pgbouncer section"
+        return self.pgbouncer
+
+    @property
+    def adopted(self) -> bool:
+        """The server exists and is not ours: its databases are adopted, its settings only checked."""
+        return self.target == "existing"
 
     def logins(self, app: str) -> tuple[Login, ...]:
         """The app's login roles: itself, or with `rotation` N: <app>_a (active when N is even) and <app>_b.
@@ -325,7 +388,8 @@ class PlatformConfig(_Model):
 
     def auth_role_limit(self) -> int:
         """CONNECTION LIMIT of PgBouncer's auth role: one lookup connection per app pool, plus one."""
-        return self.pgbouncer.auth_connection_limit or self.minimum_auth_role_limit()
+        explicit = self.pgbouncer.auth_connection_limit if self.pgbouncer is not None else None
+        return explicit or self.minimum_auth_role_limit()
 
     def minimum_auth_role_limit(self) -> int:
         return len(self.pooled_apps()) + 1
@@ -457,7 +521,7 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
                         schema,
                     )
                 )
-    explicit_auth_limit = config.pgbouncer.auth_connection_limit
+    explicit_auth_limit = config.pgbouncer.auth_connection_limit if config.pgbouncer is not None else None
     if explicit_auth_limit is not None and explicit_auth_limit < config.minimum_auth_role_limit():
         problems.append(
             _problem(
@@ -470,7 +534,7 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
     ports = config.local_ports()
     if ports.postgres_port == ports.pgbouncer_port:
         problems.append(_problem("local.pgbouncerPort", "must differ from local.postgresPort", ports.pgbouncer_port))
-    sections = {"local": config.local, "hetzner": config.hetzner}
+    sections = {"local": config.local, "hetzner": config.hetzner, "existing": config.existing}
     for section, value in sections.items():
         if value is not None and section != config.target:
             problems.append(
@@ -478,7 +542,10 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
                     section, f"does not belong to target {config.target}: remove it", value.model_dump(by_alias=True)
                 )
             )
-    problems += _backup_checks(config)
+    if config.target == "existing":
+        problems += _existing_checks(config)
+    else:
+        problems += _built_server_checks(config) + _backup_checks(config)
     if config.target == "hetzner":
         if config.hetzner is None:
             problems.append(_problem("hetzner", "is required when target is hetzner", None))
@@ -536,6 +603,49 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
     return problems
 
 
+def _built_server_checks(config: PlatformConfig) -> list[str]:
+    """A server the program runs needs its image and a PgBouncer."""
+    problems = []
+    if config.postgres.image is None:
+        problems.append(_problem("postgres.image", f"is required when target is {config.target}", None))
+    if config.pgbouncer is None:
+        problems.append(_problem("pgbouncer", f"is required when target is {config.target}", None))
+    return problems
+
+
+def _existing_checks(config: PlatformConfig) -> list[str]:
+    existing = config.existing
+    if existing is None:
+        return [_problem("existing", "is required when target is existing", None)]
+    not_ours = "must be absent for target existing: the program does not run that server"
+    problems = []
+    if config.postgres.image is not None:
+        problems.append(_problem("postgres.image", f"{not_ours} (live_budget.py checks it)", config.postgres.image))
+    if config.postgres.settings:
+        problems.append(_problem("postgres.settings", f"{not_ours} or set its settings", config.postgres.settings))
+    if config.backup is not None:
+        problems.append(_problem("backup", f"{not_ours}: keep its own backups", config.backup.repo))
+    if config.pgbouncer is not None and existing.pgbouncer_host is None:
+        problems.append(_problem("existing.pgbouncerHost", "is required with a pgbouncer section", None))
+    if config.pgbouncer is None and existing.pgbouncer_host is not None:
+        problems.append(_problem("pgbouncer", "is required with existing.pgbouncerHost (its pools)", None))
+    if config.pgbouncer is not None and not existing.admin_superuser:
+        # PgBouncer's lookup function reads pg_authid: only a superuser may create it.
+        message = "needs existing.adminSuperuser: its auth_query function reads pg_authid (superuser only)"
+        problems.append(_problem("pgbouncer", message, config.pgbouncer.model_dump(by_alias=True)))
+    if config.pgbouncer is None:
+        for app, spec in config.apps.items():
+            if "pooled" in spec.model_fields_set and spec.pooled:
+                problems.append(_problem(f"apps.{app}.pooled", "must be false without a pgbouncer section", True))
+    for i, kept in enumerate(existing.keep_owners):
+        parts = kept.split(".")
+        if len(parts) != 3 or not all(IDENTIFIER.fullmatch(p) for p in parts):
+            problems.append(_problem(f"existing.keepOwners[{i}]", "must be database.schema.object", kept))
+        elif parts[0] not in config.databases or parts[1] not in config.databases[parts[0]].schemas:
+            problems.append(_problem(f"existing.keepOwners[{i}]", "names no declared database and schema", kept))
+    return problems
+
+
 def _backup_checks(config: PlatformConfig) -> list[str]:
     backup = config.backup
     if backup is None:
@@ -548,7 +658,7 @@ def _backup_checks(config: PlatformConfig) -> list[str]:
     if backup.repo == "posix" and config.target == "hetzner":
         # A repository on the database host is lost with it: off-host object storage only.
         problems.append(_problem("backup.repo", "must be s3 on Hetzner (a posix repo dies with its host)", "posix"))
-    major = postgres_major(config.postgres.image)
+    major = postgres_major(config.postgres.image or "")
     if major is None or major > PGBACKREST_MAX_MAJOR:
         problems.append(
             _problem("postgres.image", f"must show a PostgreSQL major <= {PGBACKREST_MAX_MAJOR} in its tag with "

@@ -70,7 +70,7 @@ def pools(config: PlatformConfig) -> list[Pool]:
     looked up with auth_query and cannot log in at all (pgbouncer#484; tests/test_real_server.py).
     A pool database per app caps the same on every version; the HBA file keeps each app to its own.
     """
-    bouncer = config.pgbouncer
+    bouncer = config.bouncer()
     result = []
     for app in config.pooled_apps():
         spec = config.apps[app]
@@ -82,7 +82,7 @@ def pools(config: PlatformConfig) -> list[Pool]:
 
 
 def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
-    bouncer = config.pgbouncer
+    bouncer = config.bouncer()
     server = f"host={endpoints.server_host} port={endpoints.server_port}"
     databases = [
         f"{p.name} = {server} dbname={p.database} pool_size={p.pool_size} reserve_pool={p.reserve_pool} "
