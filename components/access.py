@@ -28,6 +28,12 @@ class DatabaseAccessArgs:
     generations: Mapping[str, int] = field(default_factory=dict)  # login role -> password generation
 
 
+# What an adopted database keeps as it is: the provider would ALTER it to match (an import with other
+# inputs is imported, then updated), and none of it is the program's to decide on a running server.
+ADOPTED_DATABASE = ["owner", "template", "encoding", "lcCollate", "lcCtype", "tablespaceName", "connectionLimit",
+                    "allowConnections", "isTemplate", "alterObjectOwnership"]  # fmt: skip
+
+
 def _was(old_name: str) -> pulumi.ResourceOptions:
     """Stacks deployed before children were prefixed knew this resource by its bare name: same resource."""
     return pulumi.ResourceOptions(aliases=[pulumi.Alias(name=old_name)])
@@ -42,6 +48,7 @@ class DatabaseAccess(pulumi.ComponentResource):
         super().__init__("postgres-platform:index:DatabaseAccess", name, None, opts)
         self._name = name
         self._on_server = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        self._adopted, self._pooler = args.plan.adopted, args.plan.pooler
         self.passwords = {
             login.name: generated_password(
                 f"{name}-{login.name}-password",
@@ -56,8 +63,9 @@ class DatabaseAccess(pulumi.ComponentResource):
         for role in args.plan.roles:  # owners and groups first: a login role lists them in `roles`
             self._roles[role.name] = self._role(role)
         admin = args.admin.as_secret_input()  # one Output for every SQL step
+        self._structure_of: dict[str, list[pulumi.Resource]] = {}
         for db in args.plan.databases:
-            structure = self._structure(db)
+            structure = self._structure_of[db.name] = self._structure(db)
             privileges = self._privileges(args.plan, db.name, structure)
             SqlApply(
                 f"{name}-{db.name}-reapply",
@@ -71,6 +79,18 @@ class DatabaseAccess(pulumi.ComponentResource):
                     _was(f"{db.name}-reapply")
                 ),
             )
+        for move in args.plan.ownership:
+            SqlApply(
+                f"{name}-{move.database}-ownership",
+                connection=admin,
+                database=move.database,
+                purpose="app schemas owned by the owner role",
+                sql=sql.ownership_script(move, args.plan.admin_superuser),
+                check=sql.ownership_check(move),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self._roles[move.owner], *self._structure_of[move.database]]
+                ),
+            )
         owners = {db.name: db.owner for db in args.plan.databases}
         for login in args.plan.logins:
             if login.database is None:
@@ -81,7 +101,9 @@ class DatabaseAccess(pulumi.ComponentResource):
                 f"{name}-{login.name}-retirement",
                 connection=admin,
                 role=self._roles[login.name].name,
-                statements={login.database: sql.retire_role(login.name, owners[login.database])},
+                statements={
+                    login.database: sql.retire_role(login.name, owners[login.database], args.plan.admin_superuser)
+                },
                 # Depending on the role, it is deleted first: the reassignment runs before the DROP ROLE.
                 opts=pulumi.ResourceOptions(
                     parent=self, depends_on=[self._roles[login.name], self._databases[login.database]]
@@ -123,27 +145,61 @@ class DatabaseAccess(pulumi.ComponentResource):
     def _structure(self, db: Database) -> list[pulumi.Resource]:
         """The database, its schemas and the PgBouncer lookup function: what its grants need first."""
         owner = self._ref(db.owner)
-        # Protected: removing or renaming a database in the config must never become DROP DATABASE (the
-        # provider terminates its sessions and drops it; a replica replays that). README: renaming.
-        database = postgresql.Database(
-            f"{self._name}-{db.name}",
-            name=db.name,
-            owner=owner,
-            opts=self._on_server.merge(_was(db.name)).merge(pulumi.ResourceOptions(protect=True)),
-        )
+        protected = pulumi.ResourceOptions(protect=True)
+        if self._adopted:
+            # A running server's database and schemas: imported (the first preview shows `= import`), kept
+            # when they leave the config, their owners left as they are (the ownership step moves the
+            # schemas of a database with a migrate app). Pulumi IDs: `<db>` and `<db>.<schema>`.
+            database = postgresql.Database(
+                f"{self._name}-{db.name}",
+                name=db.name,
+                opts=self._on_server.merge(protected).merge(
+                    pulumi.ResourceOptions(import_=db.name, retain_on_delete=True, ignore_changes=ADOPTED_DATABASE)
+                ),
+            )
+        else:
+            # Protected: removing or renaming a database in the config must never become DROP DATABASE (the
+            # provider terminates its sessions and drops it; a replica replays that). README: renaming.
+            database = postgresql.Database(
+                f"{self._name}-{db.name}",
+                name=db.name,
+                owner=owner,
+                opts=self._on_server.merge(_was(db.name)).merge(protected),
+            )
         self._databases[db.name] = database
         created: list[pulumi.Resource] = [database]
-        # The app schemas belong to the owner; the lookup function's schema to the superuser.
-        for schema, schema_owner in [*((s, owner) for s in db.schemas), (AUTH_SCHEMA, SUPERUSER)]:
-            created.append(
-                postgresql.Schema(
-                    f"{self._name}-{db.name}-{schema}",
-                    name=schema,
-                    database=database.name,
-                    owner=schema_owner,
-                    opts=self._on_server.merge(_was(f"{db.name}-{schema}")).merge(pulumi.ResourceOptions(protect=True)),
+        for schema in db.schemas:
+            if self._adopted:
+                adopt = pulumi.ResourceOptions(
+                    import_=f"{db.name}.{schema}", retain_on_delete=True, ignore_changes=["owner"]
                 )
+                options = self._on_server.merge(protected).merge(adopt)
+                created.append(
+                    postgresql.Schema(f"{self._name}-{db.name}-{schema}", name=schema, database=db.name, opts=options)
+                )
+            else:
+                options = self._on_server.merge(_was(f"{db.name}-{schema}")).merge(protected)
+                created.append(
+                    postgresql.Schema(
+                        f"{self._name}-{db.name}-{schema}",
+                        name=schema,
+                        database=database.name,
+                        owner=owner,
+                        opts=options,
+                    )
+                )
+        if not self._pooler:
+            return created
+        # The lookup function's schema belongs to the superuser.
+        created.append(
+            postgresql.Schema(
+                f"{self._name}-{db.name}-{AUTH_SCHEMA}",
+                name=AUTH_SCHEMA,
+                database=database.name,
+                owner=SUPERUSER,
+                opts=self._on_server.merge(_was(f"{db.name}-{AUTH_SCHEMA}")).merge(protected),
             )
+        )
         function = postgresql.Function(
             f"{self._name}-{db.name}-{AUTH_FUNCTION}",
             name=AUTH_FUNCTION,

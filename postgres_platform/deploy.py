@@ -8,12 +8,13 @@ import pulumi
 import pulumi.runtime.config as runtime_config
 
 from components.access import DatabaseAccess, DatabaseAccessArgs
+from components.adopted import AdoptedServer, AdoptedServerArgs
 from components.backups import Backups, BackupsArgs
 from components.pgbouncer import PgBouncer, PgBouncerArgs
 from components.postgres import PostgresContainerArgs, PostgresServer, PostgresServerArgs, server_files
 from postgres_platform.model import access
 from postgres_platform.model.config import ConfigError, PlatformConfig
-from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.load import ADMIN_PASSWORD_KEY, load_stack_values
 from postgres_platform.model.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_PORT, POSTGRES_PORT, container_name
 from postgres_platform.render import pgbouncer
 from postgres_platform.render.backup import archive_settings
@@ -37,11 +38,12 @@ def load_config() -> PlatformConfig:
 @dataclass(frozen=True)
 class Deployed:
     passwords: dict[str, pulumi.Output[str]]  # login role -> password
-    superuser_password: pulumi.Output[str]
-    pgbouncer_admin_password: pulumi.Output[str]
+    admin_user: str  # the superuser, or an adopted server's admin
+    admin_password: pulumi.Output[str]
     direct: Endpoint  # where apps reach Postgres
-    pooled: Endpoint  # where apps reach PgBouncer
     admin: pulumi.Output[Endpoint]  # where the operator reaches Postgres
+    pooled: Endpoint | None = None  # where apps reach PgBouncer (where there is one)
+    pgbouncer_admin_password: pulumi.Output[str] | None = None
     replica: Endpoint | None = None  # read-only DSNs for read apps
     ca_cert_pem: pulumi.Output[str] | None = None
 
@@ -67,9 +69,9 @@ def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
     )
 
 
-def deploy(config: PlatformConfig) -> Deployed:
-    target = TARGETS[config.target](config)
-    site = target.prepare()
+def built_server(config: PlatformConfig, site: Site) -> tuple[PostgresServer, Backups | None]:
+    """The primary the program runs (local, Hetzner): its container, superuser and backups."""
+    assert site.data is not None  # every target but existing has PGDATA
     backups = backups_of(config, site)
     settings = {**site.server_settings, **(archive_settings(config.backup) if config.backup else {})}
     postgres = PostgresServer(
@@ -94,41 +96,71 @@ def deploy(config: PlatformConfig) -> Deployed:
     )
     if backups is not None:
         backups.activate(postgres)
-    generations = {login.role: login.generation for app in config.apps for login in config.logins(app)}
-    roles = DatabaseAccess(
-        "access", DatabaseAccessArgs(access.plan(config), postgres.provider, postgres.admin_connection, generations)
-    )
-    files = pgbouncer.Endpoints(
-        listen_addr=site.pooler_listen,
-        listen_port=PGBOUNCER_PORT,
-        server_host=site.pooler_server_host,
-        server_port=POSTGRES_PORT,
-        auth_file=pgbouncer.AUTH_FILE,
-        hba_file=pgbouncer.HBA_FILE,
-        tls=pgbouncer.CONTAINER_TLS if site.tls is not None else None,
-    )
-    bouncer = PgBouncer(
-        "pgbouncer",
-        PgBouncerArgs(
-            image=config.bouncer().image,
-            ini=pgbouncer.render_ini(config, files),
-            hba=pgbouncer.render_hba(config),
-            auth_password=roles.passwords[AUTH_ROLE],
-            placement=site.placement,
-            shell=site.shell,
-            publish=site.pooler_publish,
-            tls=site.tls,
-            ca_cert_pem=site.ca_cert_pem,
-            depends_on=[postgres, *site.ready],
+    return postgres, backups
+
+
+def adopted_server(config: PlatformConfig, site: Site) -> AdoptedServer:
+    """A running server (target existing): only the provider, as the admin the stack names."""
+    assert config.existing is not None
+    return AdoptedServer(
+        "postgres",
+        AdoptedServerArgs(
+            address=site.admin,
+            admin_user=config.existing.admin_user,
+            admin_password=pulumi.Config(NAMESPACE).require_secret(ADMIN_PASSWORD_KEY),
+            superuser=config.existing.admin_superuser,
         ),
     )
+
+
+def deploy(config: PlatformConfig) -> Deployed:
+    target = TARGETS[config.target](config)
+    site = target.prepare()
+    backups = None
+    if config.adopted:
+        server: PostgresServer | AdoptedServer = adopted_server(config, site)
+        admin_password = server.admin_connection.password
+    else:
+        server, backups = built_server(config, site)
+        admin_password = server.superuser_password
+    generations = {login.role: login.generation for app in config.apps for login in config.logins(app)}
+    roles = DatabaseAccess(
+        "access", DatabaseAccessArgs(access.plan(config), server.provider, server.admin_connection, generations)
+    )
+    bouncer = None
+    if config.pgbouncer is not None:
+        files = pgbouncer.Endpoints(
+            listen_addr=site.pooler_listen,
+            listen_port=PGBOUNCER_PORT,
+            server_host=site.pooler_server_host,
+            server_port=site.direct.port if config.adopted else POSTGRES_PORT,
+            auth_file=pgbouncer.AUTH_FILE,
+            hba_file=pgbouncer.HBA_FILE,
+            tls=pgbouncer.CONTAINER_TLS if site.tls is not None else None,
+        )
+        bouncer = PgBouncer(
+            "pgbouncer",
+            PgBouncerArgs(
+                image=config.pgbouncer.image,
+                ini=pgbouncer.render_ini(config, files),
+                hba=pgbouncer.render_hba(config),
+                auth_password=roles.passwords[AUTH_ROLE],
+                placement=site.placement,
+                shell=site.shell,
+                publish=site.pooler_publish,
+                tls=site.tls,
+                ca_cert_pem=site.ca_cert_pem,
+                depends_on=[server, *site.ready],
+            ),
+        )
     return Deployed(
         passwords=roles.passwords,
-        superuser_password=postgres.superuser_password,
-        pgbouncer_admin_password=bouncer.admin_password,
+        admin_user=server.admin_connection.user,
+        admin_password=admin_password,
         direct=site.direct,
-        pooled=site.pooled,
         admin=site.admin_endpoint,
-        replica=target.add_replicas(postgres, backups),
+        pooled=site.pooled if bouncer is not None else None,
+        pgbouncer_admin_password=bouncer.admin_password if bouncer is not None else None,
+        replica=target.add_replicas(server, backups) if isinstance(server, PostgresServer) else None,
         ca_cert_pem=site.ca_cert_pem,
     )

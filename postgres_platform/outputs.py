@@ -9,7 +9,7 @@ import pulumi
 from postgres_platform.deploy import Deployed
 from postgres_platform.model import budget
 from postgres_platform.model.config import BackupConfig, PlatformConfig
-from postgres_platform.model.names import PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB, SUPERUSER
+from postgres_platform.model.names import PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB
 from postgres_platform.render import dsn
 from postgres_platform.render.backup import CIPHER, STANZA
 
@@ -20,7 +20,7 @@ def _app_dsns(config: PlatformConfig, deployed: Deployed, app: str) -> pulumi.Ou
 
     def forms(password: str) -> dict[str, Any]:
         out = {"direct": dsn.all_forms(user, password, spec.database, deployed.direct)}
-        if spec.pooled:
+        if spec.pooled and deployed.pooled is not None:
             # In PgBouncer each app has its own pool database, named after the app (render.pgbouncer.pools).
             out["pooled"] = dsn.all_forms(user, password, app, deployed.pooled)
         if deployed.replica is not None and spec.access == "read":
@@ -48,24 +48,24 @@ def backup_output(backup: BackupConfig) -> dict[str, Any]:
 
 
 def stack_outputs(config: PlatformConfig, deployed: Deployed) -> dict[str, Any]:
-    admin_dsn = pulumi.Output.all(deployed.superuser_password, deployed.admin).apply(
-        lambda v: dsn.uri(SUPERUSER, v[0], "postgres", v[1])
+    admin_dsn = pulumi.Output.all(deployed.admin_password, deployed.admin).apply(
+        lambda v: dsn.uri(deployed.admin_user, v[0], "postgres", v[1])
     )
+    hosts = {"postgres": f"{deployed.direct.host}:{deployed.direct.port}"}
     outputs: dict[str, Any] = {
         "apps": {app: _app_dsns(config, deployed, app) for app in config.apps},
         "budget": [server.as_dict() for server in budget.compute(config)],
         "adminDsn": pulumi.Output.secret(admin_dsn),
-        "pgbouncerAdminDsn": pulumi.Output.secret(
-            deployed.pgbouncer_admin_password.apply(
-                lambda pw: dsn.uri(PGBOUNCER_ADMIN, pw, PGBOUNCER_CONSOLE_DB, deployed.pooled)
-            )
-        ),
-        "hosts": {
-            "postgres": f"{deployed.direct.host}:{deployed.direct.port}",
-            "pgbouncer": f"{deployed.pooled.host}:{deployed.pooled.port}",
-            **({"replica": f"{deployed.replica.host}:{deployed.replica.port}"} if deployed.replica else {}),
-        },
+        "hosts": hosts,
     }
+    pooled, console_password = deployed.pooled, deployed.pgbouncer_admin_password
+    if pooled is not None and console_password is not None:
+        outputs["pgbouncerAdminDsn"] = pulumi.Output.secret(
+            console_password.apply(lambda pw: dsn.uri(PGBOUNCER_ADMIN, pw, PGBOUNCER_CONSOLE_DB, pooled))
+        )
+        hosts["pgbouncer"] = f"{pooled.host}:{pooled.port}"
+    if deployed.replica:
+        hosts["replica"] = f"{deployed.replica.host}:{deployed.replica.port}"
     if config.backup is not None:
         outputs["backup"] = backup_output(config.backup)
     if deployed.ca_cert_pem is not None:

@@ -1,8 +1,9 @@
 """Targets: where the containers run, where data lives, how the servers are reached.
 
 A target declares its hosts and hands deploy() a `Site`; deploy() declares Postgres, access and
-PgBouncer the same way for every target. To add one (e.g. a server that already exists): a config
-section for it, a class with `prepare()` and `add_replicas()`, and an entry in TARGETS.
+PgBouncer the same way for every target. To add one: a config section for it, a class with `prepare()`
+and `add_replicas()`, and an entry in TARGETS. ExistingTarget is the server that runs already: deploy()
+declares no Postgres there, only access and (optionally) PgBouncer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_hcloud as hcloud
 
@@ -32,7 +34,7 @@ from components.postgres import (
 )
 from components.replica import StreamingReplica, StreamingReplicaArgs
 from components.tls import StackCertificates
-from postgres_platform.model.config import HetznerConfig, PlatformConfig, SettingValue
+from postgres_platform.model.config import ExistingConfig, HetznerConfig, PlatformConfig, SettingValue
 from postgres_platform.model.names import PGBOUNCER_PORT, PGDATA, POSTGRES_PORT
 from postgres_platform.render.backup import CONFIG_DIR as BACKUP_CONFIG_DIR
 from postgres_platform.render.dsn import Endpoint
@@ -50,10 +52,10 @@ class Site:
 
     placement: Placement
     shell: HostShell  # where config directories are written and reloads run
-    data: docker.ContainerMountArgs  # PGDATA
-    admin: AdminAddress  # the superuser's way in, for the provider and the re-apply step
+    data: docker.ContainerMountArgs | None  # PGDATA (None: an adopted server, not ours to run)
+    admin: AdminAddress  # the admin's way in, for the provider and the SQL steps
     direct: Endpoint  # apps to Postgres
-    pooled: Endpoint  # apps to PgBouncer
+    pooled: Endpoint  # apps to PgBouncer (where there is one)
     admin_endpoint: pulumi.Output[Endpoint]  # the operator's adminDsn (a Hetzner public IP is an output)
     pooler_listen: str  # PgBouncer's listen_addr
     pooler_server_host: str  # where PgBouncer finds Postgres
@@ -263,4 +265,46 @@ class HetznerTarget(Target):
         return Endpoint(replica_ip, POSTGRES_PORT, "verify-full", pooled=False, sslrootcert=client_ca_path())
 
 
-TARGETS: dict[str, type[Target]] = {"local": LocalTarget, "hetzner": HetznerTarget}
+class ExistingTarget(Target):
+    """A running server the program did not build (README, Adopting a running server): nothing is
+    declared for it here; PgBouncer, if the stack has one, runs on the Docker host it names."""
+
+    def __init__(self, config: PlatformConfig) -> None:
+        super().__init__(config)
+        assert config.existing is not None  # config checks: target existing requires the section
+        self.existing: ExistingConfig = config.existing
+
+    def prepare(self) -> Site:
+        e = self.existing
+        direct = Endpoint(e.host, e.port, e.sslmode, pooled=False)
+        bouncer = e.pgbouncer_host
+        placement, shell, pooler_address = Placement(), HostShell(root=str(Path.home() / ".postgres-platform")), e.host
+        if bouncer is not None:
+            pooler_address = bouncer.address
+            ssh = bouncer.ssh()
+            shell = HostShell(
+                root=bouncer.config_root,
+                ssh=None if ssh is None else command.remote.ConnectionArgs(host=ssh[1], user=ssh[0]),
+            )
+            if ssh is not None:
+                provider = docker.Provider(
+                    "pgbouncer-docker",
+                    host=f"ssh://{ssh[0]}@{ssh[1]}",
+                    ssh_opts=["-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=30"],
+                )
+                placement = Placement(docker_provider=provider)
+        return Site(
+            placement=placement,  # the host's network: PgBouncer listens on `address` only
+            shell=shell,
+            data=None,
+            admin=AdminAddress(e.host, e.port, e.sslmode, e.ca_file),
+            direct=direct,
+            # No TLS between apps and this PgBouncer: it has no certificate of the stack (README).
+            pooled=Endpoint(pooler_address, PGBOUNCER_PORT, "disable", pooled=True),
+            admin_endpoint=pulumi.Output.from_input(direct),
+            pooler_listen=pooler_address,
+            pooler_server_host=e.host,
+        )
+
+
+TARGETS: dict[str, type[Target]] = {"local": LocalTarget, "hetzner": HetznerTarget, "existing": ExistingTarget}

@@ -13,6 +13,8 @@ from postgres_platform.render.files import File, read_install_input
 from postgres_platform.stackfile import ROOT
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+# Stacks whose server the program runs (and backs up); the others adopt a running server (target existing).
+BUILT_STACKS = [s for s in STACKS if "target: existing" not in (ROOT / f"Pulumi.{s}.yaml").read_text()]
 
 VALID: dict[str, Any] = {
     "target": "local",

@@ -11,7 +11,7 @@ from postgres_platform.cli import restore
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.offline.program import ProgramRun, fake_secret
 from postgres_platform.stackfile import read_stack_values, stack_file
-from tests.helpers import STACKS, config_files, run_of
+from tests.helpers import BUILT_STACKS, config_files, run_of
 from tests.test_policies import check_stack, resource
 
 COMMANDS = ("command:local:Command", "command:remote:Command")
@@ -21,7 +21,7 @@ def commands(run: ProgramRun) -> dict[str, str]:
     return {r.name: r.inputs["create"] for r in run.resources if r.type in COMMANDS}
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", BUILT_STACKS)
 def test_every_stack_archives_into_an_encrypted_stanza(stack: str) -> None:
     run = run_of(stack)
     (postgres,) = [r for r in run.of_type("docker:index/container:Container") if r.name == "postgres-container"]
@@ -54,7 +54,7 @@ def test_hetzner_stacks_back_up_to_s3_on_schedules_with_retention(stack: str) ->
     assert run.outputs["backup"]["path"] == f"/{stack}" and run.outputs["backup"]["encryption"] == "aes-256-cbc"
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", BUILT_STACKS)
 def test_no_plain_output_or_file_holds_the_passphrase_or_the_s3_secret(stack: str) -> None:
     run = run_of(stack)
     secrets = [fake_secret("backups-passphrase"), "offline-backupS3KeySecret", "offline-backupS3Key"]

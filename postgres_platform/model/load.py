@@ -34,10 +34,21 @@ def near_misses(keys: Iterable[str]) -> list[str]:
 
 
 # Set with `pulumi config set --secret`; never in the models (so never in an output or a rendered file).
-SECRET_KEYS = ("backupS3Key", "backupS3KeySecret")
+ADMIN_PASSWORD_KEY = "existingAdminPassword"  # target existing: the password of existing.adminUser
+SECRET_KEYS = ("backupS3Key", "backupS3KeySecret", ADMIN_PASSWORD_KEY)
 
 
-def _secret_problems(values: Mapping[str, Any], secret_keys: Iterable[str] | None, s3: bool) -> list[str]:
+def _required_secrets(config: PlatformConfig) -> dict[str, str]:
+    """The secret keys this config needs, and what for."""
+    needed: dict[str, str] = {}
+    if config.backup is not None and config.backup.repo == "s3":
+        needed |= {key: "an s3 backup repo" for key in ("backupS3Key", "backupS3KeySecret")}
+    if config.existing is not None:
+        needed[ADMIN_PASSWORD_KEY] = f"target existing (the password of {config.existing.admin_user})"
+    return needed
+
+
+def _secret_problems(values: Mapping[str, Any], secret_keys: Iterable[str] | None, needed: dict[str, str]) -> list[str]:
     """A secret given as plain text is always refused; a missing one only where Pulumi runs (secret_keys
     given): an offline read of a stack file cannot tell, the keys may be set on the operator's copy."""
     problems = []
@@ -46,8 +57,8 @@ def _secret_problems(values: Mapping[str, Any], secret_keys: Iterable[str] | Non
         value = values.get(full)
         encrypted = isinstance(value, str) and value.startswith('{"secure":')  # as read from a stack file
         if value is None:
-            if s3 and secret_keys is not None:
-                problems.append(f"{key}: is required for an s3 backup repo (pulumi config set --secret {full}), "
+            if key in needed and secret_keys is not None:
+                problems.append(f"{key}: is required for {needed[key]} (pulumi config set --secret {full}), "
                                 "got nothing")  # fmt: skip
         elif not (encrypted or full in set(secret_keys or ())):
             problems.append(f"{key}: must be set with `pulumi config set --secret`, not in plain YAML, got a "
@@ -74,7 +85,7 @@ def load_stack_values(values: Mapping[str, Any], secret_keys: Iterable[str] | No
                 value = json.loads(value)
         raw[name] = value
     config = parse(raw)
-    problems = _secret_problems(values, secret_keys, s3=config.backup is not None and config.backup.repo == "s3")
+    problems = _secret_problems(values, secret_keys, _required_secrets(config))
     if problems:
         raise ConfigError(problems)
     return config

@@ -39,6 +39,8 @@ class Registered:
     aliases: tuple[str, ...] = ()  # earlier names (Alias(name=...)) a deployed stack may know it by
     ignore_changes: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()  # urns it waits for (depends_on and inputs)
+    import_id: str = ""  # the `import` option: an existing object adopted by this resource
+    retain_on_delete: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class _Meta:
     aliases: tuple[str, ...]
     ignore_changes: tuple[str, ...]
     dependencies: tuple[str, ...]
+    import_id: str
+    retain_on_delete: bool
 
 
 class _RecordingMonitor(sdk.MockMonitor):
@@ -63,7 +67,9 @@ class _RecordingMonitor(sdk.MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         aliases = tuple(alias.spec.name for alias in request.aliases if alias.HasField("spec") and alias.spec.name)
         ignored, waits = tuple(request.ignoreChanges), tuple(request.dependencies)
-        self.meta[(request.type, request.name)] = _Meta(urn, bool(request.protect), deps, aliases, ignored, waits)
+        self.meta[(request.type, request.name)] = _Meta(
+            urn, bool(request.protect), deps, aliases, ignored, waits, request.importId, bool(request.retainOnDelete)
+        )
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
