@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
-from postgres_platform.model import budget
+from postgres_platform.model import access, budget
 from postgres_platform.model.config import PlatformConfig
 
 
@@ -122,3 +123,100 @@ def assess(config: PlatformConfig, live: Snapshot) -> dict[str, Any]:
         ],
         "problems": problems,
     }
+
+
+# --- grants (runbook 004, "how to diagnose") ----------------------------------------------------
+
+FIX = "run `pulumi up` (it re-applies the plan) or scripts/render_sql.py"
+TABLE_KINDS = "('r', 'p', 'v', 'm', 'f')"
+ROLE_ROW = """
+SELECT r.rolcanlogin, r.rolconnlimit, r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication
+  OR r.rolbypassrls, coalesce((SELECT pg_catalog.array_agg(g.rolname::text ORDER BY g.rolname)
+    FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '{}'),
+  coalesce(r.rolconfig, '{}')
+FROM pg_catalog.pg_roles r WHERE r.rolname = %s
+"""
+OBJECTS = f"""
+SELECT c.relkind = 'S', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND (c.relkind IN {TABLE_KINDS} OR c.relkind = 'S') ORDER BY 2
+"""
+DEFAULT_ACL = """
+SELECT coalesce(pg_catalog.array_agg(a.privilege_type::text), '{}') FROM pg_catalog.pg_default_acl d
+CROSS JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) a
+WHERE d.defaclrole = %s::pg_catalog.regrole AND d.defaclnamespace = %s::pg_catalog.regnamespace
+  AND d.defaclobjtype = %s AND a.grantee = %s::pg_catalog.regrole
+"""
+
+
+def _grant_problems(session: psycopg.Connection[Any], group: access.Group) -> list[str]:
+    """Per table and sequence of the group's schemas: exactly its level's privileges."""
+    problems = []
+    for schema in group.schemas:
+        for is_sequence, name in session.execute(OBJECTS, (schema,)).fetchall():
+            wanted = (access.SEQUENCE_PRIVILEGES if is_sequence else access.TABLE_PRIVILEGES)[group.level]
+            check = "has_sequence_privilege" if is_sequence else "has_table_privilege"
+            every = ("SELECT", "USAGE", "UPDATE") if is_sequence else ("SELECT", "INSERT", "UPDATE", "DELETE")
+            held = {p for p in every if session.execute(
+                f"SELECT pg_catalog.{check}(%s, %s, %s)", (group.name, name, p)).fetchone() == (True,)}  # fmt: skip
+            kind = "sequence" if is_sequence else "table"
+            if set(wanted) - held:
+                problems.append(f"{group.database}: {group.name} lacks {', '.join(sorted(set(wanted) - held))} "
+                                f"on {kind} {name}")  # fmt: skip
+            if held - set(wanted):
+                problems.append(f"{group.database}: {group.name} has {', '.join(sorted(held - set(wanted)))} "
+                                f"on {kind} {name} beyond {group.level}")  # fmt: skip
+    return problems
+
+
+def check_grants(config: PlatformConfig, dsn: str) -> list[dict[str, str]]:
+    """Every declared role's attributes and memberships, each group's effective privileges on every
+    table and sequence of its schemas, the default privileges, the migration-table revokes: each
+    failure with its fix."""
+    plan = access.plan(config)
+    failures: list[str] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for role in plan.roles:
+            row = conn.execute(ROLE_ROW, (role.name,)).fetchone()
+            if row is None:
+                failures.append(f"role {role.name} does not exist")
+                continue
+            login, limit, privileged, member_of, settings = row
+            if (bool(login), int(limit)) != (role.login, role.connection_limit):
+                failures.append(f"role {role.name}: LOGIN {login}, CONNECTION LIMIT {limit}; declared LOGIN "
+                                f"{role.login}, CONNECTION LIMIT {role.connection_limit}")  # fmt: skip
+            if privileged:
+                failures.append(f"role {role.name} has SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS")
+            if sorted(member_of) != sorted(role.member_of):
+                failures.append(
+                    f"role {role.name} is a member of {sorted(member_of)}, declared {sorted(role.member_of)}"
+                )
+            if role.assume_role is not None and f"role={role.assume_role}" not in settings:
+                failures.append(f"role {role.name} does not start as {role.assume_role} (ALTER ROLE ... SET role)")
+    for db in plan.databases:
+        with psycopg.connect(make_conninfo(dsn, dbname=db.name), autocommit=True) as session:
+            for group in db.groups:
+                failures += _grant_problems(session, group)
+            for default in plan.default_privileges:
+                if default.database != db.name:
+                    continue
+                objtype = "r" if default.object_type == "table" else "S"
+                params = (default.owner, default.schema, objtype, default.role)
+                (held,) = session.execute(DEFAULT_ACL, params).fetchone() or ([],)
+                if set(default.privileges) - set(held):
+                    what = f"{default.object_type}s of {default.owner} in {default.schema}"
+                    failures.append(f"{db.name}: no default {', '.join(default.privileges)} on new {what} "
+                                    f"for {default.role}")  # fmt: skip
+            for revoke in plan.migration_revokes:
+                if revoke.database != db.name:
+                    continue
+                for role_name in revoke.roles:
+                    row = session.execute(
+                        "SELECT pg_catalog.to_regclass(%s) IS NOT NULL AND (pg_catalog.has_table_privilege(%s, %s, "
+                        "'INSERT') OR pg_catalog.has_table_privilege(%s, %s, 'UPDATE') OR "
+                        "pg_catalog.has_table_privilege(%s, %s, 'DELETE'))",
+                        (revoke.table, role_name, revoke.table, role_name, revoke.table, role_name, revoke.table),
+                    ).fetchone()
+                    if row == (True,):
+                        failures.append(f"{db.name}: {role_name} may write migration table {revoke.table}")
+    return [{"problem": f, "fix": FIX} for f in failures]

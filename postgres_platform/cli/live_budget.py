@@ -7,6 +7,13 @@ the declared limit, the server's CONNECTION LIMIT, its connections; the superuse
 database, application and client address (what is still to be moved off it); and every drift: a
 declared role missing or with another limit, an undeclared role holding slots, max_connections not
 as configured, more connections than usable, a role at its limit. Exit 1 when there is any.
+
+    python scripts/live_budget.py prod --dsn "$ADMIN_DSN" --check-grants [--json]
+
+Instead, the diagnosis of runbook 004: every declared role's attributes and memberships; per table and
+sequence of each group's schemas, its effective privileges against the plan (has_table_privilege);
+the default privileges; the migration-table revokes. Each failure with its fix; exit 1 when any.
+--json: {"failures": [{"problem": str, "fix": str}]}.
 """
 
 from __future__ import annotations
@@ -41,11 +48,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", required=True, help="a superuser (or pg_monitor) connection to the server")
     parser.add_argument("--json", action="store_true", help="print only the JSON report")
     parser.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted")
+    parser.add_argument(
+        "--check-grants", action="store_true", help="instead: roles, grants, default privileges against the plan"
+    )
     args = parser.parse_args(argv)
     chosen = load_chosen(args)
     if chosen is None:
         return 1
     config = chosen.config
+    if args.check_grants:
+        failures = live.check_grants(config, args.dsn)
+        if args.json:
+            print(json.dumps({"failures": failures}))
+        else:
+            print("\n".join(f"{f['problem']}\n  fix: {f['fix']}" for f in failures) or "grants as planned")
+        return 1 if failures else 0
     while True:
         report = live.assess(config, live.snapshot(args.dsn))
         print(json.dumps(report) if args.json else render(report), flush=True)

@@ -1,0 +1,202 @@
+"""Discovery on a running server (runbook step 1): who is connected, what they write, who owns what.
+
+`sample()` reads the server over a window: pg_stat_activity every SAMPLE_INTERVAL (each client's peak
+connections and the statements seen, by database and application_name), pg_stat_user_tables at both
+ends in every database (rows inserted, updated, deleted in between: no stats reset), the owners per
+schema and any migrations table. `suggest()` is pure: an `apps:` block from what each client did.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from postgres_platform.model.config import IDENTIFIER, RESERVED_NAMES
+
+SAMPLE_INTERVAL = 0.1  # seconds between pg_stat_activity reads
+MIGRATION_TABLES = ("alembic_version", "schema_migrations", "flyway_schema_history", "_prisma_migrations",
+                    "django_migrations", "knex_migrations")  # fmt: skip
+SYSTEM_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
+
+Kind = Literal["read", "write", "ddl"]
+_WRITE = re.compile(r"\b(insert\s+into|update\s+\S+\s+set|delete\s+from|merge\s+into|copy\s+\S+.*\bfrom|truncate)\b",
+                    re.IGNORECASE | re.DOTALL)  # fmt: skip
+_DDL = re.compile(r"^\s*(create|alter|drop|comment\s+on|grant|revoke)\b", re.IGNORECASE)
+_COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.DOTALL)
+
+
+def statement_kind(query: str) -> Kind:
+    """What a statement does to data: DDL (a migration), a write, or (anything else) a read."""
+    text = _COMMENT.sub(" ", query)
+    if _DDL.match(text):
+        return "ddl"
+    return "write" if _WRITE.search(text) else "read"
+
+
+@dataclass
+class Client:
+    """Connections of one application_name to one database as one role."""
+
+    role: str
+    database: str
+    application_name: str
+    superuser: bool
+    peak: int = 0
+    kinds: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    seconds: float
+    connections: list[dict[str, Any]]  # now: role, database, applicationName, clientAddr, state, count
+    clients: list[Client]
+    tables: list[dict[str, Any]]  # database, schema, table, inserted, updated, deleted (the window's)
+    owners: list[dict[str, Any]]  # database, schema, schemaOwner, objectOwners {role: count}
+    migration_tables: list[dict[str, str]]  # database, table
+
+
+ACTIVITY = """
+SELECT r.rolname, a.datname, a.application_name, host(a.client_addr), a.state, a.query, r.rolsuper
+FROM pg_catalog.pg_stat_activity a JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
+WHERE a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid() AND a.datname IS NOT NULL
+"""
+TABLE_STATS = f"""
+SELECT n.nspname, c.relname, s.n_tup_ins, s.n_tup_upd, s.n_tup_del
+FROM pg_catalog.pg_stat_user_tables s JOIN pg_catalog.pg_class c ON c.oid = s.relid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {SYSTEM_SCHEMAS}
+"""
+OWNERS = f"""
+SELECT n.nspname, pg_catalog.pg_get_userbyid(n.nspowner),
+  (SELECT pg_catalog.json_object_agg(o.owner, o.n) FROM (SELECT pg_catalog.pg_get_userbyid(c.relowner) AS owner,
+     count(*) AS n FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r','p','v','m','S')
+     GROUP BY 1) o)
+FROM pg_catalog.pg_namespace n WHERE {SYSTEM_SCHEMAS} ORDER BY 1
+"""
+MIGRATIONS = f"""
+SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND c.relname = ANY (%s) AND {SYSTEM_SCHEMAS} ORDER BY 1
+"""
+
+
+def _databases(conn: psycopg.Connection[Any]) -> list[str]:
+    rows = conn.execute("SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
+                        "AND datname <> 'postgres' ORDER BY 1").fetchall()  # fmt: skip
+    return [str(r[0]) for r in rows]
+
+
+def _table_stats(dsn: str, databases: list[str]) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+    stats = {}
+    for db in databases:
+        with psycopg.connect(make_conninfo(dsn, dbname=db), autocommit=True) as conn:
+            for schema, table, ins, upd, dele in conn.execute(TABLE_STATS).fetchall():
+                stats[(db, str(schema), str(table))] = (int(ins), int(upd), int(dele))
+    return stats
+
+
+def sample(dsn: str, seconds: float) -> Discovery:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        databases = _databases(conn)
+        before = _table_stats(dsn, databases)
+        clients: dict[tuple[str, str, str], Client] = {}
+        connections: list[dict[str, Any]] = []
+        deadline = time.monotonic() + seconds
+        while True:
+            rows = conn.execute(ACTIVITY).fetchall()
+            counts: dict[tuple[str, str, str], int] = defaultdict(int)
+            now: dict[tuple[str, str, str, str | None, str], int] = defaultdict(int)
+            for role, db, app, addr, state, query, superuser in rows:
+                key = (str(role), str(db), str(app))
+                client = clients.setdefault(key, Client(key[0], key[1], key[2], bool(superuser)))
+                client.kinds.add(statement_kind(str(query or "")))
+                counts[key] += 1
+                now[(key[0], key[1], key[2], None if addr is None else str(addr), str(state))] += 1
+            for key, count in counts.items():
+                clients[key].peak = max(clients[key].peak, count)
+            if not connections:  # who is connected now: the first read
+                connections = [{"role": r, "database": d, "applicationName": a, "clientAddr": c, "state": s,
+                                "count": n} for (r, d, a, c, s), n in sorted(now.items(), key=str)]  # fmt: skip
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(SAMPLE_INTERVAL)
+        after = _table_stats(dsn, databases)
+        owners, migrations = [], []
+        for db in databases:
+            with psycopg.connect(make_conninfo(dsn, dbname=db), autocommit=True) as session:
+                for schema, owner, objects in session.execute(OWNERS).fetchall():
+                    owners.append({"database": db, "schema": str(schema), "schemaOwner": str(owner),
+                                   "objectOwners": dict(objects or {})})  # fmt: skip
+                for (table,) in session.execute(MIGRATIONS, (list(MIGRATION_TABLES),)).fetchall():
+                    migrations.append({"database": db, "table": str(table)})
+    tables = []
+    for key, (ins, upd, dele) in sorted(after.items()):
+        was = before.get(key, (0, 0, 0))
+        delta = (ins - was[0], upd - was[1], dele - was[2])
+        if any(delta):
+            tables.append({"database": key[0], "schema": key[1], "table": key[2], "inserted": delta[0],
+                           "updated": delta[1], "deleted": delta[2]})  # fmt: skip
+    return Discovery(seconds, connections, sorted(clients.values(), key=lambda c: (c.database, c.application_name)),
+                     tables, owners, migrations)  # fmt: skip
+
+
+def app_name(application_name: str, database: str, taken: set[str]) -> str:
+    """A role name from a client's application_name (webhook-receiver -> webhook_receiver)."""
+    name = re.sub(r"[^a-z0-9_]+", "_", application_name.lower()).strip("_")[:60]
+    if not name or not IDENTIFIER.fullmatch(name) or name in RESERVED_NAMES or name.startswith("pg_"):
+        name = f"{database}_client"[:60]
+    unique, n = name, 2
+    while unique in taken:
+        unique, n = f"{name}_{n}", n + 1
+    taken.add(unique)
+    return unique
+
+
+def margin(peak: int) -> int:
+    """Room above the peak seen in a short window: a quarter, at least two."""
+    return max(2, math.ceil(peak / 4))
+
+
+def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
+    """An app per (database, application_name) seen, at the level of what it did and its peak plus a margin.
+
+    DDL seen in the window means migrate; a migration that runs only at deploy is not seen: set
+    `access: migrate` for apps that run one (their entrypoint, runbook step 1b).
+    """
+    taken: set[str] = set()
+    apps: dict[str, dict[str, Any]] = {}
+    merged: dict[tuple[str, str], Client] = {}
+    for client in discovery.clients:
+        key = (client.database, client.application_name)
+        if key in merged:
+            merged[key].peak += client.peak
+            merged[key].kinds |= client.kinds
+        else:
+            merged[key] = Client(client.role, client.database, client.application_name, client.superuser,
+                                 client.peak, set(client.kinds))  # fmt: skip
+    for (database, application), client in sorted(merged.items()):
+        access = "migrate" if "ddl" in client.kinds else "write" if "write" in client.kinds else "read"
+        apps[app_name(application, database, taken)] = {
+            "database": database,
+            "access": access,
+            "connectionLimit": client.peak + margin(client.peak),
+            "seenAs": client.role,
+            "applicationName": application,
+            "peak": client.peak,
+        }
+    return apps
+
+
+def apps_block(apps: dict[str, dict[str, Any]]) -> str:
+    """The suggestion as stack-file YAML (the keys of the config; what was seen in comments)."""
+    lines = ["  postgres-platform:apps:"]
+    for app, s in apps.items():
+        lines.append(f"    {app}: {{database: {s['database']}, access: {s['access']}, connectionLimit: "
+                     f"{s['connectionLimit']}}}  # seen: {s['applicationName'] or '(no application_name)'} as "
+                     f"{s['seenAs']}, peak {s['peak']}")  # fmt: skip
+    return "\n".join(lines)
