@@ -23,7 +23,7 @@ from postgres_platform.model.config import IDENTIFIER, RESERVED_NAMES
 SAMPLE_INTERVAL = 0.1  # seconds between pg_stat_activity reads
 MIGRATION_TABLES = ("alembic_version", "schema_migrations", "flyway_schema_history", "_prisma_migrations",
                     "django_migrations", "knex_migrations")  # fmt: skip
-SYSTEM_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
+SYSTEM_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'"
 
 Kind = Literal["read", "write", "ddl"]
 _WRITE = re.compile(r"\b(insert\s+into|update\s+\S+\s+set|delete\s+from|merge\s+into|copy\s+\S+.*\bfrom|truncate)\b",

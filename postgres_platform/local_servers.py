@@ -156,8 +156,9 @@ class Servers:
                 shutil.chown(self.repo, "postgres", "postgres")
         self.install_config()
         self.start_postgres()
-        self.apply_plan()
-        self.start_pgbouncer()
+        if not self.config.adopted:  # an adopted server's state is the caller's to build, its plan to apply
+            self.apply_plan()
+            self.start_pgbouncer()
         return self
 
     def config_files(self) -> list[File]:
@@ -166,6 +167,8 @@ class Servers:
         if self.tls:
             hba = render_pg_hba(self.config, HbaSources(app_cidrs=("127.0.0.0/8",), admin_cidrs=(f"{LOOPBACK}/32",)))
             files.append(File("pg_hba.conf", "0600", hba))
+        if self.config.pgbouncer is None:
+            return files
         ini = render_ini(
             self.config,
             Endpoints(LOOPBACK, self.bouncer_port, LOOPBACK, self.pg_port, str(self.root / "userlist.txt"),
@@ -327,12 +330,19 @@ class Servers:
         # -l again: without it the new postmaster keeps our stdout pipe open and run() never returns.
         self._pg_ctl("-l", str(self.root / "postgres.log"), "-w", "-t", "60", "-m", "fast", "restart")
 
-    def psql(self, script: str, variables: dict[str, str] | None = None, database: str = "postgres") -> str:
-        command = [_find("psql") or "psql", "-X", "-q", "-h", LOOPBACK, "-p", str(self.pg_port), "-U", SUPERUSER,
+    def psql(
+        self,
+        script: str,
+        variables: dict[str, str] | None = None,
+        database: str = "postgres",
+        login: tuple[str, str] | None = None,  # (user, password); None: the superuser
+    ) -> str:
+        user, password = login or (SUPERUSER, self.superuser_password)
+        command = [_find("psql") or "psql", "-X", "-q", "-h", LOOPBACK, "-p", str(self.pg_port), "-U", user,
                    "-d", database, "-v", "ON_ERROR_STOP=1"]  # fmt: skip
         for name, value in (variables or {}).items():
             command += ["-v", f"{name}={value}"]
-        env = {**os.environ, "PGPASSWORD": self.superuser_password}
+        env = {**os.environ, "PGPASSWORD": password}
         if self.tls:
             env |= {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(self.ca_file)}
         result = subprocess.run(
@@ -342,11 +352,11 @@ class Servers:
             raise RuntimeError(f"psql failed ({result.returncode}): {result.stderr}")
         return result.stdout
 
-    def apply_plan(self) -> None:
+    def apply_plan(self, login: tuple[str, str] | None = None) -> None:
         """The access plan as SQL, each password as its stable SCRAM verifier (as the program sets it)."""
         script = sql.render_script(access.plan(self.config))
         verifiers = {sql.password_variable(role): stable_verifier(role, pw) for role, pw in self.passwords.items()}
-        self.psql(script, verifiers)
+        self.psql(script, verifiers, login=login)
 
     def start_pgbouncer(self) -> None:
         # Room for max_client_conn clients plus server connections (the default soft limit is 1024).
