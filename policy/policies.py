@@ -95,9 +95,14 @@ def check_connection_budget(args: StackValidationArgs, report: ReportViolation) 
     ]
     # Slots no declared role holds (pgBackRest runs as the superuser), as the config counts them.
     external += [Entry(name, None, int(n), "system") for name, n in (config.get("systemSlots") or {}).items()]
-    servers = [
-        r for r in args.resources if r.resource_type == CONTAINER and labels(r.props).get(COMPONENT_LABEL) in SERVERS
+    servers: list[tuple[str | None, str, str | None, dict[str, str]]] = [  # (what, name, urn, settings)
+        (_component(r.props), r.name, r.urn, server_settings(r.props.get("command") or []))
+        for r in args.resources
+        if r.resource_type == CONTAINER and labels(r.props).get(COMPONENT_LABEL) in SERVERS
     ]
+    adopted = config.get("adoptedServer")
+    if adopted:  # a server the program did not build: its settings as the stack describes (and live_budget checks)
+        servers.append(("adopted server", "existing", None, {k: str(v) for k, v in adopted.items()}))
     if not servers:
         args.not_applicable("no Postgres container (label postgres-platform.component=postgres) is declared")
     logins = [
@@ -107,10 +112,9 @@ def check_connection_budget(args: StackValidationArgs, report: ReportViolation) 
     ]
     unbounded = [name for name, limit in logins if limit < 1]
     declared = [Entry(name, None, limit, "app") for name, limit in logins if limit >= 1]
-    for server in servers:
-        settings = server_settings(server.props.get("command") or [])
+    for where, name, urn, settings in servers:
         budget = ServerBudget(
-            name=server.name,
+            name=str(name),
             max_connections=int(settings.get("max_connections", POSTGRES_DEFAULTS["max_connections"])),
             superuser_reserved=int(
                 settings.get("superuser_reserved_connections", POSTGRES_DEFAULTS["superuser_reserved_connections"])
@@ -119,18 +123,17 @@ def check_connection_budget(args: StackValidationArgs, report: ReportViolation) 
             headroom=int(config.get("adminHeadroom", 0)),
             entries=tuple(declared + external),
         )
-        where = _component(server.props)
         if unbounded:
-            report(f"{where} {server.name}: login roles without a connection limit make the budget unbounded: "
-                   f"{', '.join(unbounded)}", server.urn)  # fmt: skip
+            report(f"{where} {name}: login roles without a connection limit make the budget unbounded: "
+                   f"{', '.join(unbounded)}", urn)  # fmt: skip
         if budget.free < 0:
             shares = [f"{e.role} {e.limit}" + (" (external)" if e.kind == "external" else "") for e in budget.entries]
             reserved = f" - reserved_connections {budget.reserved}" if budget.reserved else ""
             report(
-                f"{where} {server.name}: roles and headroom hold {budget.total + budget.headroom} > {budget.usable} "
+                f"{where} {name}: roles and headroom hold {budget.total + budget.headroom} > {budget.usable} "
                 f"usable (max_connections {budget.max_connections} - superuser_reserved_connections "
                 f"{budget.superuser_reserved}{reserved}): {', '.join(shares)}, adminHeadroom {budget.headroom}",
-                server.urn,
+                urn,
             )
 
 
@@ -144,6 +147,8 @@ connection_budget = StackValidationPolicy(
             "adminHeadroom": {"type": "integer", "minimum": 0},
             "externalRoles": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
             "systemSlots": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+            # target existing: the running server's max_connections and superuser_reserved_connections.
+            "adoptedServer": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
         }
     ),
 )

@@ -10,6 +10,8 @@ import pytest
 from postgres_platform.model import access
 from postgres_platform.model.config import ConfigError
 from postgres_platform.model.load import load_stack_values, parse
+from postgres_platform.offline.policies import evaluate
+from postgres_platform.offline.policy_config import policy_config
 from postgres_platform.offline.program import run_program
 from postgres_platform.render import sql
 from postgres_platform.stackfile import read_stack_values, stack_file
@@ -159,3 +161,13 @@ def test_a_built_target_still_requires_image_and_pgbouncer() -> None:
         parse(raw)
     assert "postgres.image: is required when target is local, got null" in caught.value.lines
     assert "pgbouncer: is required when target is local, got null" in caught.value.lines
+
+
+def test_the_connection_budget_policy_checks_the_adopted_server_as_the_stack_describes_it() -> None:
+    run, config = run_of("legacy"), load_stack_values(LEGACY_VALUES)
+    pack = policy_config(config)
+    (result,) = [r for r in evaluate(run, pack) if r.name == "connection-budget"]
+    assert result.not_applicable is None and result.violations == []
+    pack["connection-budget"]["adoptedServer"]["max_connections"] = 80  # 81 declared + 5 headroom > 77 usable
+    (result,) = [r for r in evaluate(run, pack) if r.name == "connection-budget"]
+    assert [v for v in result.violations if v.startswith("adopted server existing: roles and headroom hold 86 > 77")]

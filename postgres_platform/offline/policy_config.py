@@ -10,6 +10,18 @@ from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import REPLICATION_ROLE
 
 
+def _adopted_server(config: PlatformConfig) -> dict[str, Any]:
+    """target existing: the server's settings as the stack describes them (no container declares them)."""
+    if not config.adopted:
+        return {}
+    pg = config.postgres
+    settings = {
+        "max_connections": pg.max_connections,
+        "superuser_reserved_connections": pg.superuser_reserved_connections,
+    }
+    return {"adoptedServer": settings}
+
+
 def policy_config(config: PlatformConfig) -> dict[str, Any]:
     """From what the stack is, never from its name: every Hetzner stack holds real data, so an
     unprotected data volume blocks its update (a stack called prod-eu is no exception)."""
@@ -21,6 +33,7 @@ def policy_config(config: PlatformConfig) -> dict[str, Any]:
             "systemSlots": {
                 e.role: e.limit for e in budget.entries(config) if e.kind == "system" and e.role == PGBACKREST
             },
+            **_adopted_server(config),
         },
         "bounded-roles": {"replicationRoles": [REPLICATION_ROLE] if config.hetzner and config.hetzner.replicas else []},
         "protected-data": {"enforcementLevel": "mandatory" if config.target == "hetzner" else "advisory"},
