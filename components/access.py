@@ -169,25 +169,22 @@ class DatabaseAccess(pulumi.ComponentResource):
         self._databases[db.name] = database
         created: list[pulumi.Resource] = [database]
         for schema in db.schemas:
-            if self._adopted:
+            if self._adopted:  # its owner stays as it is (or the ownership step moves it)
                 adopt = pulumi.ResourceOptions(
                     import_=f"{db.name}.{schema}", retain_on_delete=True, ignore_changes=["owner"]
                 )
-                options = self._on_server.merge(protected).merge(adopt)
-                created.append(
-                    postgresql.Schema(f"{self._name}-{db.name}-{schema}", name=schema, database=db.name, opts=options)
-                )
+                options, schema_owner = self._on_server.merge(adopt), None
             else:
-                options = self._on_server.merge(_was(f"{db.name}-{schema}")).merge(protected)
-                created.append(
-                    postgresql.Schema(
-                        f"{self._name}-{db.name}-{schema}",
-                        name=schema,
-                        database=database.name,
-                        owner=owner,
-                        opts=options,
-                    )
+                options, schema_owner = self._on_server.merge(_was(f"{db.name}-{schema}")), owner
+            created.append(
+                postgresql.Schema(
+                    f"{self._name}-{db.name}-{schema}",
+                    name=schema,
+                    database=database.name,
+                    owner=schema_owner,
+                    opts=options.merge(protected),
                 )
+            )
         if not self._pooler:
             return created
         # The lookup function's schema belongs to the superuser.
