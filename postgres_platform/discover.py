@@ -26,7 +26,9 @@ MIGRATION_TABLES = ("alembic_version", "schema_migrations", "flyway_schema_histo
 SYSTEM_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'"
 
 Kind = Literal["read", "write", "ddl"]
-_WRITE = re.compile(r"\b(insert\s+into|update\s+\S+\s+set|delete\s+from|merge\s+into|copy\s+\S+.*\bfrom|truncate)\b",
+# Writes, and what needs a write privilege: SELECT ... FOR UPDATE/SHARE takes UPDATE. (COPY (query) TO reads.)
+_WRITE = re.compile(r"\b(insert\s+into|update\s+\S+\s+set|delete\s+from|merge\s+into|copy\s+[^\s(][^;]*\bfrom|"
+                    r"truncate|for\s+(no\s+key\s+)?update|for\s+(key\s+)?share)\b",
                     re.IGNORECASE | re.DOTALL)  # fmt: skip
 _DDL = re.compile(r"^\s*(create|alter|drop|comment\s+on|grant|revoke)\b", re.IGNORECASE)
 _COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.DOTALL)
