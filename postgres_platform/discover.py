@@ -21,6 +21,8 @@ from psycopg.conninfo import make_conninfo
 from postgres_platform.model.config import IDENTIFIER, RESERVED_NAMES
 
 SAMPLE_INTERVAL = 0.1  # seconds between pg_stat_activity reads
+# discover's own sessions: left out of what it reports (a closed one's backend lingers a moment).
+APPLICATION_NAME = "postgres-platform-discover"
 MIGRATION_TABLES = ("alembic_version", "schema_migrations", "flyway_schema_history", "_prisma_migrations",
                     "django_migrations", "knex_migrations")  # fmt: skip
 SYSTEM_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'"
@@ -64,10 +66,11 @@ class Discovery:
     migration_tables: list[dict[str, str]]  # database, table
 
 
-ACTIVITY = """
+ACTIVITY = f"""
 SELECT r.rolname, a.datname, a.application_name, host(a.client_addr), a.state, a.query, r.rolsuper
 FROM pg_catalog.pg_stat_activity a JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
 WHERE a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid() AND a.datname IS NOT NULL
+  AND a.application_name <> '{APPLICATION_NAME}'
 """
 TABLE_STATS = f"""
 SELECT n.nspname, c.relname, s.n_tup_ins, s.n_tup_upd, s.n_tup_del
@@ -87,6 +90,12 @@ WHERE c.relkind IN ('r', 'p') AND c.relname = ANY (%s) AND {SYSTEM_SCHEMAS} ORDE
 """
 
 
+def _ours(dsn: str, database: str | None = None) -> str:
+    """The DSN as discover connects with it: its own application_name, to `database` if given."""
+    extra = {"dbname": database} if database else {}
+    return make_conninfo(dsn, application_name=APPLICATION_NAME, **extra)
+
+
 def _databases(conn: psycopg.Connection[Any]) -> list[str]:
     rows = conn.execute("SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
                         "AND datname <> 'postgres' ORDER BY 1").fetchall()  # fmt: skip
@@ -96,14 +105,14 @@ def _databases(conn: psycopg.Connection[Any]) -> list[str]:
 def _table_stats(dsn: str, databases: list[str]) -> dict[tuple[str, str, str], tuple[int, int, int]]:
     stats = {}
     for db in databases:
-        with psycopg.connect(make_conninfo(dsn, dbname=db), autocommit=True) as conn:
+        with psycopg.connect(_ours(dsn, db), autocommit=True) as conn:
             for schema, table, ins, upd, dele in conn.execute(TABLE_STATS).fetchall():
                 stats[(db, str(schema), str(table))] = (int(ins), int(upd), int(dele))
     return stats
 
 
 def sample(dsn: str, seconds: float) -> Discovery:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(_ours(dsn), autocommit=True) as conn:
         databases = _databases(conn)
         before = _table_stats(dsn, databases)
         clients: dict[tuple[str, str, str], Client] = {}
@@ -130,7 +139,7 @@ def sample(dsn: str, seconds: float) -> Discovery:
         after = _table_stats(dsn, databases)
         owners, migrations = [], []
         for db in databases:
-            with psycopg.connect(make_conninfo(dsn, dbname=db), autocommit=True) as session:
+            with psycopg.connect(_ours(dsn, db), autocommit=True) as session:
                 for schema, owner, objects in session.execute(OWNERS).fetchall():
                     owners.append({"database": db, "schema": str(schema), "schemaOwner": str(owner),
                                    "objectOwners": dict(objects or {})})  # fmt: skip
