@@ -15,7 +15,7 @@ from components.postgres import PostgresContainerArgs, PostgresServer, PostgresS
 from postgres_platform.model import access
 from postgres_platform.model.config import ConfigError, PlatformConfig
 from postgres_platform.model.load import ADMIN_PASSWORD_KEY, load_stack_values
-from postgres_platform.model.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_PORT, POSTGRES_PORT, container_name
+from postgres_platform.model.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_PORT, container_name
 from postgres_platform.render import pgbouncer
 from postgres_platform.render.backup import archive_settings
 from postgres_platform.render.dsn import Endpoint
@@ -119,10 +119,8 @@ def deploy(config: PlatformConfig) -> Deployed:
     backups = None
     if config.adopted:
         server: PostgresServer | AdoptedServer = adopted_server(config, site)
-        admin_password = server.admin_connection.password
     else:
         server, backups = built_server(config, site)
-        admin_password = server.superuser_password
     generations = {login.role: login.generation for app in config.apps for login in config.logins(app)}
     roles = DatabaseAccess(
         "access", DatabaseAccessArgs(access.plan(config), server.provider, server.admin_connection, generations)
@@ -133,7 +131,7 @@ def deploy(config: PlatformConfig) -> Deployed:
             listen_addr=site.pooler_listen,
             listen_port=PGBOUNCER_PORT,
             server_host=site.pooler_server_host,
-            server_port=site.direct.port if config.adopted else POSTGRES_PORT,
+            server_port=site.pooler_server_port,
             auth_file=pgbouncer.AUTH_FILE,
             hba_file=pgbouncer.HBA_FILE,
             tls=pgbouncer.CONTAINER_TLS if site.tls is not None else None,
@@ -156,7 +154,7 @@ def deploy(config: PlatformConfig) -> Deployed:
     return Deployed(
         passwords=roles.passwords,
         admin_user=server.admin_connection.user,
-        admin_password=admin_password,
+        admin_password=server.admin_connection.password,
         direct=site.direct,
         admin=site.admin_endpoint,
         pooled=site.pooled if bouncer is not None else None,

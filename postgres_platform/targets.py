@@ -59,6 +59,7 @@ class Site:
     admin_endpoint: pulumi.Output[Endpoint]  # the operator's adminDsn (a Hetzner public IP is an output)
     pooler_listen: str  # PgBouncer's listen_addr
     pooler_server_host: str  # where PgBouncer finds Postgres
+    pooler_server_port: int = POSTGRES_PORT
     postgres_publish: Publish | None = None
     pooler_publish: Publish | None = None
     server_settings: dict[str, SettingValue] = field(default_factory=dict)  # beyond the config's
@@ -304,6 +305,7 @@ class ExistingTarget(Target):
             admin_endpoint=pulumi.Output.from_input(direct),
             pooler_listen=pooler_address,
             pooler_server_host=e.host,
+            pooler_server_port=e.port,
         )
 
 

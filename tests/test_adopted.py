@@ -25,7 +25,6 @@ def legacy_raw() -> dict[str, Any]:
     """The legacy stack's namespace values as parse() takes them."""
     config = load_stack_values(LEGACY_VALUES)
     raw: dict[str, Any] = config.model_dump(by_alias=True, exclude_none=True)
-    raw["existing"]["keepOwners"] = list(raw["existing"]["keepOwners"])
     return raw
 
 

@@ -117,7 +117,7 @@ def ownership_candidates(move: OwnershipMove) -> str:
     )
     return f"""SELECT o.kind, o.identity FROM (
   SELECT 'SCHEMA' AS kind, pg_catalog.quote_ident(n.nspname) AS identity, n.nspowner AS owner, n.nspname AS path,
-    {extension_member.format(cls="'pg_catalog.pg_namespace'", oid="n.oid")} AS extension
+    false AS extension  -- an extension's schema: left out below, with everything in it
   FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY ({schemas})
   UNION ALL
   SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
