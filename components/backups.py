@@ -1,4 +1,4 @@
-"""Backups: pgBackRest beside Postgres: its image, its encrypted repository config, stanza, schedules.
+"""Backups: pgBackRest beside Postgres (in the Postgres image): its encrypted repository config, stanza, schedules.
 
 Why systemd timers on the host (not a scheduler container): they outlive container replacements,
 log to the journal, catch up a missed run (Persistent=true), and hold no connection between runs.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_command as command
@@ -16,25 +15,17 @@ import pulumi_docker as docker
 
 from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
 from components.postgres import Placement
-from postgres_platform.model.config import PGBACKREST_VERSION, BackupConfig
-from postgres_platform.model.images import tag_of
+from postgres_platform.model.config import BackupConfig
 from postgres_platform.model.names import COMPONENT_LABEL, PGDATA, POSTGRES_UID
 from postgres_platform.passwords import generated_password
 from postgres_platform.render import backup as render
-
-IMAGE_CONTEXT = Path(__file__).resolve().parent.parent / "images" / "postgres-pgbackrest"
-
-
-def image_name(base: str) -> str:
-    """The built image's reference: the base's tag and pgBackRest's version (pinned, literal)."""
-    return f"postgres-platform/postgres:{tag_of(base)}-pgbackrest{PGBACKREST_VERSION}"
+from postgres_platform.render.containers import BACKUP_CONFIG, BACKUP_REPO, MountSource
 
 
 @dataclass(frozen=True)
 class BackupsArgs:
     backup: BackupConfig
-    base_image: str  # the stack's Postgres image
-    placement: Placement  # where the image is built and the repository volume lives
+    placement: Placement  # where the repository volume lives
     shell: HostShell  # where pgbackrest.conf is written and the commands run
     container: str  # the Postgres container's name (pgBackRest runs inside it)
     s3_key: pulumi.Output[str] | None = None  # secret config
@@ -44,9 +35,7 @@ class BackupsArgs:
 
 
 class Backups(pulumi.ComponentResource):
-    image: str  # what the Postgres container runs
-    built: docker.Image
-    mounts: list[docker.ContainerMountArgs]  # for the Postgres container
+    sources: dict[str, MountSource[pulumi.Input[str]]]  # for the Postgres container's backup mounts
     written: pulumi.Resource  # pgbackrest.conf is on the host
 
     def __init__(self, name: str, args: BackupsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -60,11 +49,7 @@ class Backups(pulumi.ComponentResource):
         self._conf = conf
         files = self._config_files(f"{name}-config", args.shell, args.depends_on)
         self.written = files.written
-        self.image = image_name(args.base_image)
-        self.built = self._image(f"{name}-image", args.placement, args.depends_on)
-        self.mounts = [
-            docker.ContainerMountArgs(target=render.CONFIG_DIR, source=files.path, type="bind", read_only=True)
-        ]
+        self.sources = {BACKUP_CONFIG: MountSource(files.path)}
         if args.backup.repo == "posix":
             repo = docker.Volume(
                 f"{name}-repo",
@@ -72,8 +57,8 @@ class Backups(pulumi.ComponentResource):
                 labels=[docker.VolumeLabelArgs(label=COMPONENT_LABEL, value="backup-repo")],
                 opts=args.placement.options(self, []).merge(pulumi.ResourceOptions(protect=True)),
             )
-            self.mounts.append(docker.ContainerMountArgs(target=render.POSIX_REPO, source=repo.name, type="volume"))
-        self.register_outputs({"image": self.image})
+            self.sources[BACKUP_REPO] = MountSource(repo.name, "volume")
+        self.register_outputs({})
 
     def activate(self, postgres: pulumi.Resource) -> None:
         """Once Postgres runs: the stanza (idempotent) and a check; on a host with systemd, the timers."""
@@ -94,13 +79,10 @@ class Backups(pulumi.ComponentResource):
                     )
                 )
 
-    def on_host(
-        self, name: str, placement: Placement, shell: HostShell, depends_on: Sequence[pulumi.Resource]
-    ) -> tuple[str, docker.Image, pulumi.Resource]:
-        """The same image and repository config on another host (a standby restores from the repository
-        and fetches WAL with it): (its config directory, the image, the written config)."""
-        files = self._config_files(f"{name}-config", shell, depends_on)
-        return files.path, self._image(f"{name}-image", placement, depends_on), files.written
+    def on_host(self, name: str, shell: HostShell, depends_on: Sequence[pulumi.Resource]) -> ConfigFiles:
+        """The same repository config on another host (a standby restores from the repository and
+        fetches WAL with it)."""
+        return self._config_files(f"{name}-config", shell, depends_on)
 
     def _config_files(self, name: str, shell: HostShell, depends_on: Sequence[pulumi.Resource]) -> ConfigFiles:
         pgbackrest = ConfigFileArgs("pgbackrest.conf", "0600", self._conf)
@@ -109,16 +91,4 @@ class Backups(pulumi.ComponentResource):
             name,
             ConfigFilesArgs(shell, "pgbackrest", POSTGRES_UID, [pgbackrest], reload="true", depends_on=depends_on),
             opts=pulumi.ResourceOptions(parent=self),
-        )
-
-    def _image(self, name: str, placement: Placement, depends_on: Sequence[pulumi.Resource]) -> docker.Image:
-        return docker.Image(
-            name,
-            image_name=self.image,
-            build=docker.DockerBuildArgs(
-                context=str(IMAGE_CONTEXT),
-                args={"BASE": self._args.base_image, "PGBACKREST": f"{PGBACKREST_VERSION}-1"},
-            ),
-            skip_push=True,
-            opts=placement.options(self, list(depends_on)),
         )

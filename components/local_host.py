@@ -5,14 +5,15 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from postgres_platform.model.names import COMPONENT_LABEL, PGDATA
+from postgres_platform.model.names import COMPONENT_LABEL
+from postgres_platform.render.containers import MountSource
 
 
 class LocalHost(pulumi.ComponentResource):
     """A private bridge network for Postgres and PgBouncer (ports published on loopback only), and PGDATA."""
 
     network_name: pulumi.Output[str]
-    data: docker.ContainerMountArgs
+    data: MountSource[pulumi.Input[str]]
 
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:LocalHost", name, None, opts)
@@ -29,5 +30,5 @@ class LocalHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),  # a developer's scratch data: not protected
         )
         self.network_name = network.name
-        self.data = docker.ContainerMountArgs(target=PGDATA, source=volume.name, type="volume")
+        self.data = MountSource(volume.name, "volume")
         self.register_outputs({"networkName": self.network_name})

@@ -15,19 +15,18 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
-from components.postgres import Placement, Publish, ServerTls
-from postgres_platform.model import names
-from postgres_platform.model.names import COMPONENT_LABEL, PGBOUNCER_CONFIG_DIR, PGBOUNCER_PORT, PGBOUNCER_UID
+from components.postgres import Placement, Publish, ServerTls, container_image, container_settings
+from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.names import PGBOUNCER_PORT, PGBOUNCER_UID
 from postgres_platform.passwords import generated_password
+from postgres_platform.render.containers import CONFIG, MountSource, pgbouncer_container
 from postgres_platform.render.files import reload_if_running
 from postgres_platform.render.pgbouncer import AUTH_FILE, CONTAINER_TLS, HBA_FILE, INI_FILE, render_auth_file
-
-STOP_GRACE_SECONDS = 60
 
 
 @dataclass(frozen=True)
 class PgBouncerArgs:
-    image: str  # the literal reference, as for Postgres
+    config: PlatformConfig  # its image, limits and the base the image is built FROM
     ini: str  # render.pgbouncer.render_ini, with the container's paths
     hba: str  # render.pgbouncer.render_hba
     auth_password: pulumi.Input[str]  # the auth role's (secret)
@@ -59,31 +58,18 @@ class PgBouncer(pulumi.ComponentResource):
                 ConfigFileArgs(Path(CONTAINER_TLS.cert_file).name, "0644", args.tls.cert_pem),
                 ConfigFileArgs(Path(CONTAINER_TLS.key_file).name, "0600", args.tls.key_pem),
             ]
-        container_name = names.container_name(pulumi.get_stack(), "pgbouncer")
+        spec = pgbouncer_container(pulumi.get_stack(), args.config)
         config = ConfigFiles(
             f"{name}-config",
-            ConfigFilesArgs(args.shell, "pgbouncer", PGBOUNCER_UID, files, reload_if_running(container_name)),
+            ConfigFilesArgs(args.shell, "pgbouncer", PGBOUNCER_UID, files, reload_if_running(spec.name)),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        image = docker.RemoteImage(
-            f"{name}-image", name=args.image, keep_locally=True, opts=args.placement.options(self, [])
+        image = container_image(
+            f"{name}-image", spec.image, args.config.image_base, args.placement.options(self, []), args.depends_on
         )
         docker.Container(
             f"{name}-container",
-            name=container_name,
-            image=args.image,  # literal, as in PostgresContainer; pulled by `image` first
-            # Run the binary on our files directly: the image's entrypoint would write its own config.
-            entrypoints=["pgbouncer"],
-            command=[INI_FILE],
-            user=PGBOUNCER_UID,
-            mounts=[
-                docker.ContainerMountArgs(target=PGBOUNCER_CONFIG_DIR, source=config.path, type="bind", read_only=True)
-            ],
-            labels=[docker.ContainerLabelArgs(label=COMPONENT_LABEL, value="pgbouncer")],
-            restart="unless-stopped",
-            stop_signal="SIGINT",
-            stop_timeout=STOP_GRACE_SECONDS,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            **container_settings(spec, {CONFIG: MountSource(config.path)}),
             **args.placement.container_args("pgbouncer", args.publish, PGBOUNCER_PORT),
             opts=args.placement.options(self, [image, config.written, *args.depends_on]).merge(
                 pulumi.ResourceOptions(delete_before_replace=True)

@@ -1,4 +1,5 @@
-"""PostgresContainer (a primary or a standby) and PostgresServer (the primary, its superuser and provider).
+"""PostgresContainer (a primary or a standby) and PostgresServer (the primary, its superuser and provider);
+how any container of a ContainerSpec is declared and where its image comes from.
 
 A `Placement` says where containers run: on the local Docker's bridge network with ports published
 on loopback, or on a Hetzner host's own network (firewall and pg_hba guard it).
@@ -7,7 +8,8 @@ on loopback, or on a Hetzner host's own network (firewall and pg_hba guard it).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,17 +19,17 @@ import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 
 from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
-from postgres_platform.model import names
-from postgres_platform.model.names import COMPONENT_LABEL, POSTGRES_CONFIG_DIR, POSTGRES_PORT, POSTGRES_UID, SUPERUSER
+from postgres_platform.model.images import BUILDS
+from postgres_platform.model.names import COMPONENT_LABEL, POSTGRES_PORT, POSTGRES_UID, SUPERUSER
 from postgres_platform.passwords import generated_password
 from postgres_platform.render import sql
+from postgres_platform.render.containers import CONFIG, ContainerSpec, MountSource, exec_argv, postgres_healthcheck
 from postgres_platform.render.files import reload_if_running
 from postgres_platform.render.postgres import CERT_FILE, CONFIG_FILE, HBA_FILE, KEY_FILE, PASSWORD_FILE, SUPERUSER_SQL
 from postgres_platform.render.scram import stable_verifier
 
 # The provider's own pool runs as superuser: keep it inside adminHeadroom + reserved slots.
 PROVIDER_MAX_CONNECTIONS = 4
-STOP_GRACE_SECONDS = 120  # a fast shutdown ends sessions and checkpoints; past this Docker kills
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,57 @@ class Placement:
         return pulumi.ResourceOptions(parent=parent, provider=self.docker_provider, depends_on=list(depends_on))
 
 
+# A ContainerSpec (render.containers) as a docker.Container: the real-container tests start the same
+# spec with `ContainerSpec.docker_run`, so what they run is what `pulumi up` declares.
+def container_settings(spec: ContainerSpec, sources: Mapping[str, MountSource[pulumi.Input[str]]]) -> dict[str, Any]:
+    """docker.Container's arguments for the spec (all but network, health and options)."""
+    return {
+        "name": spec.name,
+        "image": spec.image,  # the literal reference: the pinned-images policy reads it at preview
+        "entrypoints": list(spec.entrypoint) if spec.entrypoint else None,
+        "command": list(spec.command),
+        "envs": list(spec.env) or None,
+        "user": spec.user,
+        "mounts": [
+            docker.ContainerMountArgs(
+                target=point.target, source=sources[key].source, type=sources[key].type, read_only=point.read_only
+            )
+            for key, point in spec.mounts.items()
+        ],
+        "labels": [docker.ContainerLabelArgs(label=COMPONENT_LABEL, value=spec.label)],
+        "ulimits": [docker.ContainerUlimitArgs(name="nofile", soft=spec.open_files, hard=spec.open_files)]
+        if spec.open_files
+        else None,
+        "restart": "unless-stopped",
+        "stop_signal": spec.stop_signal,
+        "stop_timeout": spec.stop_seconds,
+        "destroy_grace_seconds": spec.stop_seconds,  # unset, the provider's delete stops with a 0 s timeout
+    }
+
+
+def container_image(
+    name: str, reference: str, base: str, opts: pulumi.ResourceOptions, depends_on: Sequence[pulumi.Resource] = ()
+) -> pulumi.Resource:
+    """An image of images/ is built on the container's Docker host (FROM `base`, the pinned Debian
+    packages as build args), with the legacy builder and host network, as scripts/build_images.py
+    builds it for the tests; any other (pinned) image is pulled."""
+    build = BUILDS.get(reference)
+    if build is None:
+        return docker.RemoteImage(name, name=reference, keep_locally=True, opts=opts)
+    return docker.Image(
+        name,
+        image_name=reference,
+        build=docker.DockerBuildArgs(
+            context=str(build.directory),
+            args=build.args_with_base(base),
+            builder_version=docker.BuilderVersion.BUILDER_V1,
+            network="host",  # apt reaches the Debian mirror whether or not the host has a bridge
+        ),
+        skip_push=True,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(depends_on))),
+    )
+
+
 @dataclass(frozen=True)
 class ServerTls:
     cert_pem: pulumi.Input[str]
@@ -83,20 +136,16 @@ def server_files(hba: str | None, tls: ServerTls | None) -> list[ConfigFileArgs]
 
 @dataclass(frozen=True)
 class PostgresContainerArgs:
-    image: str  # the literal reference: the pinned-images policy reads it at preview
-    command: list[str]  # render.postgres.server_arguments: literals the connection-budget policy reads
+    spec: ContainerSpec  # render.containers.postgres_container: image, command, env, mount points
     config_file: str  # render.postgres.render_config_file: the reloadable settings
-    label: str  # COMPONENT_LABEL value and container role: "postgres" (a primary) or "postgres-replica"
+    image_base: str  # FROM what the image is built (the stack's imageBase)
     placement: Placement
     shell: HostShell  # where its config directory is written
-    data: docker.ContainerMountArgs  # PGDATA: a Docker volume, or a bind of the host's mounted data volume
+    sources: Mapping[str, MountSource[pulumi.Input[str]]]  # every mount but CONFIG (this component's)
     files: Sequence[ConfigFileArgs] = ()  # beyond postgresql.conf
     reload_steps: Sequence[str] = ()  # shell run in the running container's host before its SIGHUP
-    envs: Sequence[pulumi.Input[str]] = ()
     publish: Publish | None = None
     depends_on: Sequence[pulumi.Resource] = ()
-    mounts: Sequence[docker.ContainerMountArgs] = ()  # beyond PGDATA and the config directory
-    built_image: pulumi.Resource | None = None  # `image` was built on the host (else it is pulled)
 
 
 class PostgresContainer(pulumi.ComponentResource):
@@ -104,54 +153,37 @@ class PostgresContainer(pulumi.ComponentResource):
 
     Files change by reload; only the command line (settings read at start), image, data or envs
     change the container, and then it is replaced gracefully: SIGINT (fast shutdown: sessions end,
-    a checkpoint is written) with up to STOP_GRACE_SECONDS before Docker would kill it.
+    a checkpoint is written) with up to POSTGRES_STOP_SECONDS before Docker would kill it.
     """
 
     container: docker.Container
 
     def __init__(self, name: str, args: PostgresContainerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PostgresContainer", name, None, opts)
-        container_name = names.container_name(pulumi.get_stack(), args.label)
+        spec = args.spec
         config = ConfigFiles(
             f"{name}-config",
             ConfigFilesArgs(
                 shell=args.shell,
-                directory=args.label,
+                directory=spec.label,
                 owner=POSTGRES_UID,
                 files=[ConfigFileArgs(Path(CONFIG_FILE).name, "0644", args.config_file), *args.files],
-                reload=reload_if_running(container_name, *args.reload_steps),
+                reload=reload_if_running(spec.name, *args.reload_steps),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        image = args.built_image or docker.RemoteImage(
-            f"{name}-image", name=args.image, keep_locally=True, opts=args.placement.options(self, [])
+        image = container_image(
+            f"{name}-image", spec.image, args.image_base, args.placement.options(self, []), args.depends_on
         )
         self.container = docker.Container(
             f"{name}-container",
-            name=container_name,
-            image=args.image,
-            command=args.command,
-            envs=list(args.envs) or None,
-            labels=[docker.ContainerLabelArgs(label=COMPONENT_LABEL, value=args.label)],
-            mounts=[
-                args.data,
-                docker.ContainerMountArgs(target=POSTGRES_CONFIG_DIR, source=config.path, type="bind", read_only=True),
-                *args.mounts,
-            ],
+            **container_settings(spec, {**args.sources, CONFIG: MountSource(config.path)}),
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD-SHELL", f"pg_isready -U {SUPERUSER} -h 127.0.0.1"],
-                interval="5s",
-                timeout="3s",
-                retries=24,
-                start_period="10s",
+                tests=postgres_healthcheck(), interval="5s", timeout="3s", retries=24, start_period="10s"
             ),
             # Roles are created right after: wait until the server accepts connections.
             wait=True,
             wait_timeout=300,
-            restart="unless-stopped",
-            stop_signal="SIGINT",
-            stop_timeout=STOP_GRACE_SECONDS,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,  # unset, the provider's delete stops with a 0 s timeout
             **args.placement.container_args("postgres", args.publish, POSTGRES_PORT),
             opts=args.placement.options(self, [image, config.written, *args.depends_on]).merge(
                 # A fixed container name: the old container must go before the new one can start.
@@ -189,7 +221,7 @@ class AdminConnection:
 
 @dataclass(frozen=True)
 class PostgresServerArgs:
-    container: PostgresContainerArgs  # without envs: the server sets POSTGRES_PASSWORD_FILE itself
+    container: PostgresContainerArgs  # its spec with initdb_password: initdb reads PASSWORD_FILE
     admin: AdminAddress
 
 
@@ -216,16 +248,16 @@ class PostgresServer(pulumi.ComponentResource):
                 self.superuser_password.apply(lambda pw: sql.set_password(SUPERUSER, stable_verifier(SUPERUSER, pw))),
             ),
         ]
-        set_password = f"docker exec -u postgres {names.container_name(pulumi.get_stack(), args.container.label)} " + (
-            f"psql -X -q -v ON_ERROR_STOP=1 -d postgres -f {SUPERUSER_SQL}"
-        )
+        set_password = shlex.join(
+            exec_argv(args.container.spec.name, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres",
+                                                 "-f", SUPERUSER_SQL])
+        )  # fmt: skip
         server = PostgresContainer(
             name,
             dataclasses.replace(
                 args.container,
                 files=[*args.container.files, *files],
                 reload_steps=[*args.container.reload_steps, set_password],
-                envs=[f"POSTGRES_PASSWORD_FILE={PASSWORD_FILE}"],
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -67,7 +67,7 @@ class StreamingReplica(pulumi.ComponentResource):
         bootstrap = command.remote.Command(
             f"{name}-basebackup",
             connection=command.remote.ConnectionArgs(host=args.host.public_ip, user="root"),
-            create=bootstrap_script(args.container.image, args.primary_ip, args.backup_config_dir),
+            create=bootstrap_script(args.container.spec.image, args.primary_ip, args.backup_config_dir),
             stdin=pulumi.Output.all(secret, args.ca_cert_pem).apply(lambda v: f"{v[0]}\n{v[1]}"),  # secret via `secret`
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role, slot, args.host, *args.after]),
         )

@@ -18,6 +18,7 @@ from postgres_platform.model.load import ADMIN_PASSWORD_KEY, load_stack_values
 from postgres_platform.model.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_PORT, container_name
 from postgres_platform.render import pgbouncer
 from postgres_platform.render.backup import archive_settings
+from postgres_platform.render.containers import DATA, postgres_container
 from postgres_platform.render.dsn import Endpoint
 from postgres_platform.render.postgres import render_config_file, server_arguments
 from postgres_platform.targets import TARGETS, Site
@@ -57,7 +58,6 @@ def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
         "backups",
         BackupsArgs(
             backup=config.backup,
-            base_image=config.server_image(),
             placement=site.placement,
             shell=site.shell,
             container=container_name(pulumi.get_stack(), "postgres"),
@@ -78,18 +78,17 @@ def built_server(config: PlatformConfig, site: Site) -> tuple[PostgresServer, Ba
         "postgres",
         PostgresServerArgs(
             container=PostgresContainerArgs(
-                image=backups.image if backups else config.server_image(),
-                command=server_arguments(config, settings),
+                spec=postgres_container(
+                    pulumi.get_stack(), config, "postgres", server_arguments(config, settings), initdb_password=True
+                ),
                 config_file=render_config_file(config, settings),
-                label="postgres",
+                image_base=config.image_base,
                 placement=site.placement,
                 shell=site.shell,
-                data=site.data,
+                sources={DATA: site.data, **(backups.sources if backups else {})},
                 publish=site.postgres_publish,
                 files=server_files(site.hba, site.tls),
                 depends_on=[*site.ready, *([backups.written] if backups else [])],
-                mounts=backups.mounts if backups else (),
-                built_image=backups.built if backups else None,
             ),
             admin=site.admin,
         ),
@@ -139,7 +138,7 @@ def deploy(config: PlatformConfig) -> Deployed:
         bouncer = PgBouncer(
             "pgbouncer",
             PgBouncerArgs(
-                image=config.pgbouncer.image,
+                config=config,
                 ini=pgbouncer.render_ini(config, files),
                 hba=pgbouncer.render_hba(config),
                 auth_password=roles.passwords[AUTH_ROLE],

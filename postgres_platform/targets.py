@@ -35,8 +35,8 @@ from components.postgres import (
 from components.replica import StreamingReplica, StreamingReplicaArgs
 from components.tls import StackCertificates
 from postgres_platform.model.config import ExistingConfig, HetznerConfig, PlatformConfig, SettingValue
-from postgres_platform.model.names import PGBOUNCER_PORT, PGDATA, POSTGRES_PORT
-from postgres_platform.render.backup import CONFIG_DIR as BACKUP_CONFIG_DIR
+from postgres_platform.model.names import PGBOUNCER_PORT, POSTGRES_PORT
+from postgres_platform.render.containers import BACKUP_CONFIG, DATA, MountSource, postgres_container
 from postgres_platform.render.dsn import Endpoint
 from postgres_platform.render.hetzner import DATA_DIR
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
@@ -52,7 +52,7 @@ class Site:
 
     placement: Placement
     shell: HostShell  # where config directories are written and reloads run
-    data: docker.ContainerMountArgs | None  # PGDATA (None: an adopted server, not ours to run)
+    data: MountSource[pulumi.Input[str]] | None  # PGDATA (None: an adopted server, not ours to run)
     admin: AdminAddress  # the admin's way in, for the provider and the SQL steps
     direct: Endpoint  # apps to Postgres
     pooled: Endpoint  # apps to PgBouncer (where there is one)
@@ -110,11 +110,11 @@ class LocalTarget(Target):
         )
 
 
-def data_mount() -> docker.ContainerMountArgs:
+def data_mount() -> MountSource[pulumi.Input[str]]:
     """PGDATA on a host: a bind of the data directory on the mounted volume. A bind mount (unlike a
     `volumes` host path) fails when its source is missing, so a server whose volume did not mount
     does not start on an empty directory of the root disk."""
-    return docker.ContainerMountArgs(target=PGDATA, source=DATA_DIR, type="bind")
+    return MountSource(DATA_DIR, "bind")
 
 
 def wal_keep_megabytes(volume_gb: int) -> int:
@@ -232,24 +232,27 @@ class HetznerTarget(Target):
         settings = {**tls_and_hba_settings(), **standby_settings(self.hetzner.primary_ip())}
         placement = Placement(docker_provider=host.docker_provider)
         container = PostgresContainerArgs(
-            image=self.config.server_image(),
-            command=server_arguments(self.config, settings),
+            spec=postgres_container(
+                pulumi.get_stack(), self.config, "postgres-replica", server_arguments(self.config, settings),
+                initdb_password=False,
+            ),
             config_file=render_config_file(self.config, settings),
-            label="postgres-replica",
+            image_base=self.config.image_base,
             placement=placement,
             shell=host.shell,
-            data=data_mount(),
+            sources={DATA: data_mount()},
             files=server_files(self._hba, ServerTls(cert, key)),
             depends_on=[host],
-        )
+        )  # fmt: skip
         backup_dir = None
         if backups is not None:
-            # The standby restores from the repository (and fetches WAL with pgBackRest): its image and config.
-            backup_dir, built, written = backups.on_host("replica-backups", placement, host.shell, [host])
-            mount = docker.ContainerMountArgs(target=BACKUP_CONFIG_DIR, source=backup_dir, type="bind", read_only=True)
+            # The standby restores from the repository (and fetches WAL with pgBackRest): its config.
+            files = backups.on_host("replica-backups", host.shell, [host])
+            backup_dir = files.path
             container = dataclasses.replace(
-                container, image=backups.image, built_image=built, mounts=[mount], depends_on=[host, written]
-            )
+                container, sources={**container.sources, BACKUP_CONFIG: MountSource(files.path)},
+                depends_on=[host, files.written],
+            )  # fmt: skip
         StreamingReplica(
             "replica",
             StreamingReplicaArgs(

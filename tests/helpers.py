@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from postgres_platform.local_servers import missing_binaries
+from postgres_platform.model.images import PGBOUNCER_124, POSTGRES_17
 from postgres_platform.offline.program import ProgramRun, run_stack
 from postgres_platform.render.files import File, read_install_input
 from postgres_platform.stackfile import ROOT
@@ -18,8 +19,8 @@ BUILT_STACKS = [s for s in STACKS if "target: existing" not in (ROOT / f"Pulumi.
 
 VALID: dict[str, Any] = {
     "target": "local",
-    "postgres": {"image": "postgres:15.8-bookworm", "maxConnections": 100, "superuserReservedConnections": 3},
-    "pgbouncer": {"image": "edoburu/pgbouncer:v1.25.2-p0", "defaultPoolSize": 10, "reservePoolSize": 2},
+    "postgres": {"image": POSTGRES_17.reference, "maxConnections": 100, "superuserReservedConnections": 3},
+    "pgbouncer": {"image": PGBOUNCER_124.reference, "defaultPoolSize": 10, "reservePoolSize": 2},
     "databases": {
         "tracksolid_db": {"schemas": ["tracksolid", "reporting"]},
         "fleet_platform": {"schemas": ["public"]},

@@ -9,6 +9,7 @@ import pytest
 
 from postgres_platform.model import access
 from postgres_platform.model.config import ConfigError
+from postgres_platform.model.images import POSTGRES_17
 from postgres_platform.model.load import load_stack_values, parse
 from postgres_platform.offline.policies import evaluate
 from postgres_platform.offline.policy_config import policy_config
@@ -118,7 +119,7 @@ def test_the_admin_password_is_required_secret_config() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"postgres": {"image": "postgres:15.8-bookworm"}}, "postgres.image: must be absent for target existing"),
+        ({"postgres": {"image": POSTGRES_17.reference}}, "postgres.image: must be absent for target existing"),
         ({"postgres": {"settings": {"work_mem": "8MB"}}}, "postgres.settings: must be absent for target existing"),
         ({"backup": {"repo": "posix"}}, "backup: must be absent for target existing"),
         ({"pgbouncer": {"image": "edoburu/pgbouncer:v1.25.2-p0"}}, "existing.pgbouncerHost: is required"),

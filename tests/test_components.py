@@ -48,7 +48,7 @@ def test_pgbouncer_alone_mounts_its_config_directory_and_writes_its_auth_file() 
         PgBouncer(
             "pool",
             PgBouncerArgs(
-                image="edoburu/pgbouncer:v1.25.2-p0",
+                config=parse(valid_config()),
                 ini="[pgbouncer]\n",
                 hba="host all all 0.0.0.0/0 reject\n",
                 auth_password=pulumi.Output.secret("auth-secret"),

@@ -243,8 +243,9 @@ def test_all_problems_reported_together() -> None:
 
 
 def test_digest_and_tags_are_pinned_images() -> None:
-    for image in ("postgres:16.4", "registry.local:5000/postgres:16", "postgres@sha256:" + "a" * 64):
-        parse(changed("postgres.image", image))
+    for image in ("edoburu/pgbouncer:v1.25.2-p0", "registry.local:5000/pgbouncer:1.26.1",
+                  "edoburu/pgbouncer:v1.25.2-p0@sha256:" + "a" * 64):  # fmt: skip
+        parse(changed("pgbouncer.image", image))
 
 
 def test_hetzner_target_requires_hetzner_section_and_sane_network() -> None:
@@ -540,9 +541,10 @@ BACKUP_CASES = [
     ("s3 without a bucket", {"backup": {"repo": "s3"}}, "backup.s3: is required when backup.repo is s3, got null"),
     ("unknown repo", {"backup": {"repo": "gcs"}}, "backup.repo: must be 's3' or 'posix'"),
     ("no retention", {"backup": {"repo": "posix", "retentionFull": 0}}, "backup.retentionFull: must be an integer >= 1, got 0"),
-    ("PostgreSQL 16", {"backup": {"repo": "posix"}, "postgres": {"image": "postgres:16.4-bookworm"}},
-     'postgres.image: must show a PostgreSQL major <= 15 in its tag with backups: pgBackRest 2.45 supports no later one, got "postgres:16.4-bookworm"'),
-    ("a digest only", {"backup": {"repo": "posix"}, "postgres": {"image": "postgres@sha256:" + "a" * 64}}, "postgres.image: must show a PostgreSQL major"),
+    # The official image has no pgBackRest and another entrypoint: only the images this program builds.
+    ("an image not ours", {"backup": {"repo": "posix"}, "postgres": {"image": "postgres:17.6-trixie"}},
+     'postgres.image: must be an image this program builds from images/: postgres-platform/postgres:17.12-deb13u1, got "postgres:17.6-trixie"'),
+    ("a digest only", {"backup": {"repo": "posix"}, "postgres": {"image": "postgres@sha256:" + "a" * 64}}, "postgres.image: must be an image this program builds"),
 ]  # fmt: skip
 
 

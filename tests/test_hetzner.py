@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from postgres_platform.model.images import POSTGRES_17
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.offline.program import ProgramRun, Registered, run_program
 from postgres_platform.stackfile import read_stack_values, stack_file
@@ -194,7 +195,7 @@ def test_replica_streams_from_a_slot_and_serves_read_dsns() -> None:
     assert "-v /etc/postgres-platform/pgbackrest:/etc/pgbackrest:ro" in basebackup.inputs["create"]
     stanza = next(r for r in run.resources if r.name == "backups-stanza")
     assert stanza.urn in basebackup.dependencies  # after the stanza step, which makes sure a full backup exists
-    assert replica.inputs["image"] == "postgres-platform/postgres:15.8-bookworm-pgbackrest2.45"
+    assert replica.inputs["image"] == POSTGRES_17.reference
     assert "pgbackrest.conf" in config_files(run, "replica-backups-config")
     assert "stdin" in basebackup.secret_inputs  # the replication password never in the script
     hba = files_of(run, "postgres-config")["pg_hba.conf"]

@@ -9,10 +9,11 @@ import pytest
 
 from postgres_platform.deploy import StackConfigError
 from postgres_platform.model import access
+from postgres_platform.model.images import DEFAULT_BASE, PGBOUNCER_124, POSTGRES_17
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.offline.program import ProgramRun, RecordingMocks, fake_secret, run_program
 from postgres_platform.render.scram import stable_verifier
-from postgres_platform.stackfile import read_stack_values, stack_file
+from postgres_platform.stackfile import ROOT, read_stack_values, stack_file
 from tests.helpers import config_files, run_of
 
 ROLE = "postgresql:index/role:Role"
@@ -187,14 +188,14 @@ def test_local_publishes_on_loopback_only_with_configured_images() -> None:
             assert port["ip"] == "127.0.0.1"
     assert [p["external"] for p in containers["postgres"]["ports"]] == [5432]
     assert [p["external"] for p in containers["pgbouncer"]["ports"]] == [6432]
-    # With backups, Postgres runs the stack's image plus pgBackRest, built on the host from it.
-    assert containers["postgres"]["image"] == "postgres-platform/postgres:15.8-bookworm-pgbackrest2.45"
-    (built,) = run.of_type("docker:index/image:Image")
-    assert built.inputs["imageName"] == containers["postgres"]["image"] and built.inputs["skipPush"] is True
-    assert built.inputs["build"]["args"] == {"BASE": "postgres:15.8-bookworm", "PGBACKREST": "2.45-1"}
-    assert containers["pgbouncer"]["image"] == "edoburu/pgbouncer:v1.25.2-p0"
-    images = {i.inputs["name"] for i in run.of_type("docker:index/remoteImage:RemoteImage")}
-    assert images == {"edoburu/pgbouncer:v1.25.2-p0"}
+    # Both images are built on the host from images/, FROM the pinned base, with the pinned packages.
+    built = {i.inputs["imageName"]: i.inputs for i in run.of_type("docker:index/image:Image")}
+    assert set(built) == {containers["postgres"]["image"], containers["pgbouncer"]["image"]}
+    for build in (POSTGRES_17, PGBOUNCER_124):
+        assert built[build.reference]["skipPush"] is True
+        assert built[build.reference]["build"]["args"] == {"BASE": DEFAULT_BASE, **build.build_args}
+        assert built[build.reference]["build"]["context"] == str(ROOT / "images" / build.context)
+    assert run.of_type("docker:index/remoteImage:RemoteImage") == []
     command = containers["postgres"]["command"]
     assert "max_connections=100" in command and "superuser_reserved_connections=3" in command
 

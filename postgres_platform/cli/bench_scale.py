@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from postgres_platform.model.images import PGBOUNCER_124, POSTGRES_17
 from postgres_platform.stackfile import ROOT, stack_file
 
 LEVELS = ("read", "write", "write", "write", "read", "write", "read", "write", "read", "migrate")
@@ -40,8 +41,8 @@ def generated_stack(apps: int) -> dict[str, Any]:
     return {
         "config": {
             "postgres-platform:target": "local",
-            "postgres-platform:postgres": {"image": "postgres:15.8-bookworm", "maxConnections": max_connections},
-            "postgres-platform:pgbouncer": {"image": "edoburu/pgbouncer:v1.25.2-p0", "maxClientConn": 10 * apps},
+            "postgres-platform:postgres": {"image": POSTGRES_17.reference, "maxConnections": max_connections},
+            "postgres-platform:pgbouncer": {"image": PGBOUNCER_124.reference, "maxClientConn": 10 * apps},
             "postgres-platform:databases": {f"db_{d:03d}": {"schemas": ["public"]} for d in range(databases)},
             "postgres-platform:apps": app_config,
         }

@@ -19,7 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.backups import image_name
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import PGDATA, container_name
 from postgres_platform.render import backup as render
@@ -37,12 +36,12 @@ def commands(
     mounts = ["-v", f"{root}/pgbackrest:{render.CONFIG_DIR}:ro", "-v", f"{pg_path}:{PGDATA}"]
     if config.backup is not None and config.backup.repo == "posix":
         mounts += ["-v", f"postgres-platform-{stack}-pgbackrest:{render.POSIX_REPO}"]
-    base_image = config.server_image()
-    run = ["docker", "run", "--rm", "--network", "host", "-u", "postgres", *mounts, image_name(base_image), *restore]
+    image = config.server_image()
+    run = ["docker", "run", "--rm", "--network", "host", "-u", "postgres", *mounts, image, *restore]
     if standby:
         return [run]  # then start the replica's container again: it follows the primary
     start = ["docker", "run", "-d", "--name", f"{container_name(stack, 'postgres')}-restored", "-u", "postgres",
-             *mounts, image_name(base_image), "postgres", "-c", "archive_mode=off", "-c", "port=5433"]  # fmt: skip
+             *mounts, image, "postgres", "-c", "archive_mode=off", "-c", "port=5433"]  # fmt: skip
     return [run, start]
 
 

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from postgres_platform.model.images import is_pinned, pgbouncer_problem, tag_of
+from postgres_platform.model.images import BUILDS, DEFAULT_BASE, is_pinned, pgbouncer_problem
 from postgres_platform.model.names import (
     AUTH_ROLE,
     MAX_IDENTIFIER_BYTES,
@@ -129,6 +129,16 @@ def _pinned_image(value: str) -> str:
     return value
 
 
+def _built_postgres(value: str) -> str:
+    """The Postgres image is one this program builds (images/): its entrypoint, uid and pgBackRest are
+    what the components rely on."""
+    build = BUILDS.get(value)
+    if build is None or build.context != "postgres":
+        ours = ", ".join(b.reference for b in BUILDS.values() if b.context == "postgres")
+        raise PydanticCustomError("postgres_image", f"must be an image this program builds from images/: {ours}")
+    return value
+
+
 def _patched_pgbouncer(value: str) -> str:
     problem = pgbouncer_problem(value)
     if problem is not None:
@@ -168,7 +178,8 @@ class _Model(BaseModel):
 
 
 class PostgresConfig(_Model):
-    image: Image | None = None  # the server's image; None only for target existing (not ours to run)
+    # The server's image (built from images/); None only for target existing (not ours to run).
+    image: Annotated[Image, AfterValidator(_built_postgres)] | None = None
     max_connections: Connections = Field(100, alias="maxConnections")
     superuser_reserved_connections: Slots = Field(3, alias="superuserReservedConnections")
     admin_headroom: Slots = Field(5, alias="adminHeadroom")
@@ -323,18 +334,6 @@ class BackupConfig(_Model):
     archive_timeout: Annotated[int, _int_between(1, 3600)] = Field(60, alias="archiveTimeout")  # seconds
 
 
-# pgBackRest as Debian bookworm ships it (the image adds this version; the tests run it): it supports
-# PostgreSQL up to 15 (2.46 added 16), so a stack with backups runs 15.
-PGBACKREST_VERSION = "2.45"
-PGBACKREST_MAX_MAJOR = 15
-
-
-def postgres_major(image: str) -> int | None:
-    """`postgres:15.8-bookworm` -> 15; None where the tag shows no version (a digest alone)."""
-    match = re.match(r"^(\d+)", tag_of(image))
-    return int(match.group(1)) if match else None
-
-
 class PlatformConfig(_Model):
     target: Literal["local", "hetzner", "existing"]
     postgres: PostgresConfig
@@ -346,6 +345,8 @@ class PlatformConfig(_Model):
     hetzner: HetznerConfig | None = None  # only for target hetzner
     existing: ExistingConfig | None = None  # only for target existing
     backup: BackupConfig | None = None  # required for every Hetzner stack
+    # FROM what the images in images/ are built: Debian's official image, or scripts/base_image.sh's.
+    image_base: Image = Field(DEFAULT_BASE, alias="imageBase")
 
     def local_ports(self) -> LocalConfig:
         return self.local or LocalConfig()
@@ -658,12 +659,6 @@ def _backup_checks(config: PlatformConfig) -> list[str]:
     if backup.repo == "posix" and config.target == "hetzner":
         # A repository on the database host is lost with it: off-host object storage only.
         problems.append(_problem("backup.repo", "must be s3 on Hetzner (a posix repo dies with its host)", "posix"))
-    major = postgres_major(config.postgres.image or "")
-    if major is None or major > PGBACKREST_MAX_MAJOR:
-        problems.append(
-            _problem("postgres.image", f"must show a PostgreSQL major <= {PGBACKREST_MAX_MAJOR} in its tag with "
-                     f"backups: pgBackRest {PGBACKREST_VERSION} supports no later one", config.postgres.image)
-        )  # fmt: skip
     return problems
 
 

@@ -1,15 +1,66 @@
-"""Image references (pure): pinned or floating, and whether a PgBouncer image carries the CVE fixes."""
+"""Images (pure): what the images in images/ carry, which references are pinned, and which PgBouncer
+builds carry the CVE fixes.
+
+The stacks run two images this program builds from images/ (on the database host, `docker.Image`),
+FROM a pinned Debian base, with Debian packages at pinned versions: the binaries are the same in
+production, in the tests and in the end-to-end runs. BUILDS is the one table of those versions.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
-MIN_PGBOUNCER = (1, 25, 2)
+IMAGES_DIR = Path(__file__).resolve().parents[2] / "images"
+
+# Debian 13's official image, pinned by date: where a registry serves it. Without one, build a base of
+# the same suite with scripts/base_image.sh and name it in the stack's `imageBase` (README, Images).
+DEFAULT_BASE = "debian:trixie-20260406-slim"
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    reference: str  # what a stack names (postgres.image, pgbouncer.image) and the container runs
+    context: str  # its directory under images/
+    build_args: dict[str, str]  # the Dockerfile's ARGs: Debian package versions
+    versions: dict[str, str]  # the upstream versions it carries, as preflight reports them
+
+    def args_with_base(self, base: str) -> dict[str, str]:
+        return {"BASE": base, **self.build_args}
+
+    @property
+    def directory(self) -> Path:
+        return IMAGES_DIR / self.context
+
+
+# Debian 13 (trixie): PostgreSQL 17.12 with pgBackRest 2.55.1 (which supports PostgreSQL 17; 2.56 added 18).
+POSTGRES_17 = ImageBuild(
+    reference="postgres-platform/postgres:17.12-deb13u1",
+    context="postgres",
+    build_args={"POSTGRES_MAJOR": "17", "POSTGRESQL_VERSION": "17.12-0+deb13u1", "PGBACKREST_VERSION": "2.55.1-1"},
+    versions={"postgres": "17.12", "pgbackrest": "2.55.1"},
+)
+# Debian 13's PgBouncer 1.24.1-1+deb13u2: the fixes of 1.24.1 (CVE-2025-2291), deb13u1 (CVE-2025-12819)
+# and deb13u2 (CVE-2026-6664, -6665, -6666, -6667), read in the package's changelog.Debian: every CVE
+# fixed upstream through 1.25.2.
+PGBOUNCER_124 = ImageBuild(
+    reference="postgres-platform/pgbouncer:1.24.1-deb13u2",
+    context="pgbouncer",
+    build_args={"PGBOUNCER_VERSION": "1.24.1-1+deb13u2"},
+    versions={"pgbouncer": "1.24.1"},
+)
+BUILDS = {build.reference: build for build in (POSTGRES_17, PGBOUNCER_124)}
+
+MIN_PGBOUNCER = (1, 25, 2)  # upstream: the release with every CVE fix so far
+# Debian builds of older releases that carry those fixes as patches: (version, suite) -> first update.
+PATCHED_PGBOUNCER: dict[tuple[tuple[int, ...], int], int] = {((1, 24, 1), 13): 2}
 PGBOUNCER_CVES = (
     "CVE-2025-2291 (VALID UNTIL ignored with auth_query, fixed in 1.24.1), CVE-2025-12819 (search_path with "
     "auth_user, 1.25.1), CVE-2026-6664 and three more (1.25.2)"
 )
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+# `1.25.2`, `v1.25.2-p0`, or a Debian build `1.24.1-deb13u2` (the package's version, `+` being no tag character).
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-deb(\d+)u(\d+))?")
 
 
 def tag_of(image: str) -> str:
@@ -27,14 +78,25 @@ def is_pinned(image: str) -> bool:
 
 
 def pgbouncer_problem(image: str) -> str | None:
-    """Why this PgBouncer image is not acceptable, or None. The version is read from the tag
-    (`v1.25.2-p0`, `1.25.2`); a digest without a tag cannot show one."""
+    """Why this PgBouncer image is not acceptable, or None. The version is read from the tag: an
+    upstream release (`v1.25.2-p0`, `1.25.2`) from 1.25.2 on, or a Debian build listed in
+    PATCHED_PGBOUNCER at or after its fixing update; a digest without a tag cannot show one."""
     match = _VERSION.match(tag_of(image))
+    minimum = ".".join(map(str, MIN_PGBOUNCER))
     if match is None:
-        minimum = ".".join(map(str, MIN_PGBOUNCER))
         return f"its tag shows no PgBouncer version: pin `name:v{minimum}...` (a digest may follow the tag)"
-    version = tuple(int(part) for part in match.groups())
-    if version < MIN_PGBOUNCER:
-        return (f"PgBouncer {'.'.join(map(str, version))} is older than {'.'.join(map(str, MIN_PGBOUNCER))}, "
-                f"which fixes {PGBOUNCER_CVES}")  # fmt: skip
-    return None
+    version = tuple(int(part) for part in match.groups()[:3])
+    if version >= MIN_PGBOUNCER:
+        return None
+    if match.group(4) is not None:
+        first_fixed = PATCHED_PGBOUNCER.get((version, int(match.group(4))))
+        if first_fixed is not None and int(match.group(5)) >= first_fixed:
+            return None
+    shown = ".".join(map(str, version)) + (f"-deb{match.group(4)}u{match.group(5)}" if match.group(4) else "")
+    return f"PgBouncer {shown} is older than {minimum} and no Debian build with its fixes: {PGBOUNCER_CVES}"
+
+
+def postgres_major(image: str) -> int | None:
+    """`postgres-platform/postgres:17.12-deb13u1` -> 17; None where the tag shows no version."""
+    match = re.match(r"^(\d+)", tag_of(image))
+    return int(match.group(1)) if match else None
