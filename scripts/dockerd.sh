@@ -16,6 +16,10 @@ case "${1:-}" in
       command -v dockerd >/dev/null || { echo "dockerd.sh: dockerd is not installed (apt-get install docker.io)" >&2; exit 1; }
       mkdir -p "$run" "$cache/docker"
       rm -f "$pidfile" "$run/docker.sock"
+      # As Docker's systemd unit (LimitNOFILE=infinity): containers may ask for high file limits
+      # (PgBouncer's nofile is sized to maxClientConn), which cannot exceed the engine's own.
+      ulimit -Hn 1048576 2>/dev/null || true  # a sandbox may refuse: then its hard limit is the ceiling
+      ulimit -Sn "$(ulimit -Hn)"
       # --bridge=none: containers use the host network or networks the tests create themselves.
       setsid dockerd --storage-driver vfs --data-root "$cache/docker" --exec-root "$run/exec" \
         --pidfile "$pidfile" -H "$sock" --bridge=none >"$run/dockerd.log" 2>&1 < /dev/null &

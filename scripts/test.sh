@@ -4,16 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real-server tests need PostgreSQL 15 (initdb, pg_ctl, postgres), PgBouncer, pgBackRest and stunnel (the
-# loopback S3's TLS). As root (CI, these machines) install what is missing; elsewhere they are skipped
-# with the reason printed.
+# Real-server tests run the stacks' own images in containers: a Docker engine of the run's own
+# (scripts/dockerd.sh: vfs, its own socket, stopped at the end), a Debian base made with debootstrap
+# (scripts/base_image.sh, cached) and the images built from images/ (scripts/build_images.py, cached by
+# Docker). As root (CI, these machines) install what is missing; elsewhere those tests are skipped with
+# the reason printed. stunnel4 and openssl serve the loopback S3's TLS; moto comes from PyPI.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
-  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
-  command -v initdb >/dev/null || [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
-  command -v psql >/dev/null || missing+=(postgresql-client-15)
-  command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v stunnel4 >/dev/null || missing+=(stunnel4)
+  command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
@@ -24,5 +25,16 @@ python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt  #
 python3 -m ruff check .
 python3 -m ruff format --check .
 python3 -m mypy .
+if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null; then
+  DOCKER_HOST=$(bash scripts/dockerd.sh start)
+  export DOCKER_HOST
+  trap 'bash scripts/dockerd.sh stop' EXIT
+  # Containers a killed run left behind (the engine's data root is kept for its image cache).
+  docker ps -aq --filter label=postgres-platform.component | xargs -r docker rm -f >/dev/null
+  started=$(date +%s)
+  base=$(bash scripts/base_image.sh | tail -n 1)
+  python3 scripts/build_images.py --base "$base"
+  echo "images ready in $(( $(date +%s) - started )) s (FROM $base)"
+fi
 # Two workers (the machines have 2 cores); a module's tests stay on one worker (its servers are shared).
 python3 -m pytest -rs -n 2 --dist loadfile "$@"

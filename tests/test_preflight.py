@@ -13,7 +13,7 @@ import pytest
 
 from postgres_platform.cli import preflight
 from postgres_platform.stackfile import ROOT
-from tests.helpers import STACKS
+from tests.helpers import BUILT_STACKS, STACKS
 
 PREFLIGHT = [sys.executable, str(ROOT / "scripts" / "preflight.py")]
 
@@ -37,7 +37,12 @@ def test_json_report_contract(stack: str) -> None:
     result = run(stack, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)  # stdout holds only the JSON
-    assert set(report) == {"stack", "servers", "resources", "policies"}
+    assert set(report) == {"stack", "servers", "resources", "policies", "versions"}
+    # What the stack's images carry: the figures the real-container tests check the running servers report.
+    if stack in BUILT_STACKS:
+        assert report["versions"] == {"postgres": "17.12", "pgbackrest": "2.55.1", "pgbouncer": "1.24.1"}
+    else:  # an adopted server runs its own Postgres: nothing this program ships
+        assert "postgres" not in report["versions"]
     assert report["stack"] == stack
     for server in report["servers"]:
         assert set(server) == {"name", "maxConnections", "superuserReserved", "headroom", "entries", "total", "free"}

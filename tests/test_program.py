@@ -161,8 +161,7 @@ def test_each_app_gets_direct_and_pooled_dsns(stack_run: ProgramRun) -> None:
             assert forms[kind]["uri"].startswith(f"postgresql://{app}:{password}@")
             assert forms[kind]["uri"].split("?")[0].endswith(f"/{database}")
             assert forms[kind]["pgpass"].endswith(f":{database}:{app}:{password}")
-        assert "prepareThreshold=0" in forms["pooled"]["jdbc"]
-        assert "prepareThreshold" not in forms["direct"]["jdbc"]
+        assert all("prepareThreshold" not in forms[kind]["jdbc"] for kind in ("pooled", "direct"))
         assert forms["direct"]["uri"] != forms["pooled"]["uri"]
 
 

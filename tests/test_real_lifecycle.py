@@ -101,10 +101,11 @@ class Client:
             self.failures.append(f"connect: {exc}")
 
 
-def state(servers: Servers) -> tuple[Any, int]:
+def state(servers: Servers) -> tuple[Any, ...]:
     with psycopg.connect(servers.superuser_dsn()) as admin:
         row = admin.execute("SELECT pg_postmaster_start_time()").fetchone()
-    return (row[0] if row else None), int((servers.root / "pgbouncer.pid").read_text())
+    containers = (servers.postgres_container, servers.pgbouncer_container)
+    return (row[0] if row else None), *(servers.container_state(c) for c in containers)
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +156,10 @@ def test_a_routine_up_restarts_nothing_and_fails_no_transaction(servers: Servers
         assert client.failures == [], (
             client.app,
             client.failures[:3],
-            (servers.root / "pgbouncer.log").read_text()[-1500:],
+            servers.logs(servers.pgbouncer_container)[-1500:],
         )
         assert client.transactions > 20, client.app
-    assert state(servers) == before  # same postmaster start time, same PgBouncer process
+    assert state(servers) == before  # same postmaster start time, same containers (ids and start times)
 
     with psycopg.connect(servers.superuser_dsn("tracksolid_db")) as admin:
         ids = {row[0] for row in admin.execute("SELECT id FROM tracksolid.trips")}

@@ -143,7 +143,8 @@ def test_every_app_is_refused_on_the_other_database(servers: Servers, app: str) 
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
         psycopg.connect(servers.dsn(app, other, pooled=False)).close()
     other_pool = next(a for a, spec in PROD.apps.items() if spec.database == other)
-    with pytest.raises(psycopg.OperationalError, match="login rejected"):  # PgBouncer's HBA: not its pool
+    # PgBouncer's HBA has no line for this app on that pool (1.24 says so in these words; 1.18 said "login rejected").
+    with pytest.raises(psycopg.OperationalError, match="no authentication method is found"):
         psycopg.connect(servers.dsn(app, other_pool, pooled=True)).close()
 
 
@@ -340,7 +341,7 @@ def test_pgbouncer_pools_in_transaction_mode_and_caps_each_app(servers: Servers)
         thread.join(60)
     stop.set()
     sampler.join()
-    assert errors == [], (servers.root / "pgbouncer.log").read_text()[-2000:]  # the pooler says why
+    assert errors == [], servers.logs(servers.pgbouncer_container)[-2000:]  # the pooler says why
     assert 1 <= peak[0] <= limit
     mine = [p for p in console(servers, "SHOW POOLS") if p["database"] == app and p["user"] == app]
     assert mine and mine[0]["pool_mode"] == "transaction"

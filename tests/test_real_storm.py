@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from postgres_platform.local_servers import Servers
+from postgres_platform.model.images import versions_of
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.stackfile import ROOT, read_stack_values, stack_file
 from tests.helpers import skip_without_real_servers
@@ -30,7 +31,8 @@ def test_storm_of_50_clients_is_absorbed_by_the_pool() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"clients", "backendBudget", "pooled", "direct"}
+    assert set(report) == {"clients", "backendBudget", "pooled", "direct", "versions"}
+    assert report["versions"] == versions_of(PROD.postgres.image, PROD.bouncer().image)  # shipped == what ran
     assert report["clients"] == 50
     assert report["backendBudget"] == sum(min(15, s.connection_limit) for s in PROD.apps.values())
     pooled = report["pooled"]

@@ -117,7 +117,7 @@ def test_dsn_forms() -> None:
         dsn.uri("app", "p@ss:w/rd", "db", direct)
         == "postgresql://app:p%40ss%3Aw%2Frd@10.0.1.10:5432/db?sslmode=require"
     )
-    assert dsn.jdbc("app", "pw", "db", pooled).endswith("?user=app&password=pw&sslmode=require&prepareThreshold=0")
+    assert dsn.jdbc("app", "pw", "db", pooled).endswith("?user=app&password=pw&sslmode=require")
     assert "prepareThreshold" not in dsn.jdbc("app", "pw", "db", direct)
     assert dsn.pgpass("app", "a:b\\c", "db", direct) == "10.0.1.10:5432:db:app:a\\:b\\\\c"
     assert dsn.uri("app", "pw", "db", dsn.Endpoint("::1", 5432, "disable", False)).startswith(

@@ -5,8 +5,9 @@
 Starts a real PostgreSQL and PgBouncer with the stack's config (postgres_platform/local_servers.py), spreads N
 concurrent clients over the pooled apps, each connecting at once and running short transactions;
 then the same storm at Postgres directly, as the seeds' apps did. --json prints only
-{"clients", "backendBudget", "pooled": {"errors", "maxBackends", "tps"}, "direct": {...}}, where
-backendBudget is the most server connections the config lets the pooled apps hold.
+{"clients", "backendBudget", "pooled": {"errors", "maxBackends", "tps"}, "direct": {...}, "versions":
+{"postgres", "pgbouncer", "pgbackrest"}}, where backendBudget is the most server connections the config
+lets the pooled apps hold and versions is what the servers it ran report.
 A benchmark, not a test: tests/test_real_storm.py runs it small and checks the invariants.
 """
 
@@ -115,12 +116,14 @@ def run(config: PlatformConfig, clients: int, transactions: int) -> dict[str, An
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, clients * 2 + 256)), hard))
     servers = Servers(config).start()
     try:
+        versions = servers.versions()
         pooled = asyncio.run(storm(servers, clients, pooled=True, transactions=transactions))
         asyncio.run(_settle(servers, [pool.app for pool in pools(config)]))
         direct = asyncio.run(storm(servers, clients, pooled=False, transactions=transactions))
     finally:
         servers.stop()
-    return {"clients": clients, "backendBudget": backend_budget(config), "pooled": pooled, "direct": direct}
+    return {"clients": clients, "backendBudget": backend_budget(config), "pooled": pooled, "direct": direct,
+            "versions": versions}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"{args.clients} clients, {args.transactions} transactions each; backend budget {result['backendBudget']}"
+            f"; {', '.join(f'{k} {v}' for k, v in result['versions'].items())}"
         )
         for path in ("pooled", "direct"):
             r = result[path]

@@ -22,6 +22,7 @@ from typing import Any
 
 from postgres_platform.model import budget
 from postgres_platform.model.config import ConfigError, PlatformConfig
+from postgres_platform.model.images import versions_of
 from postgres_platform.offline import impact
 from postgres_platform.offline.policies import PolicyResult, evaluate
 from postgres_platform.offline.policy_config import policy_config
@@ -35,6 +36,8 @@ def report(stack: str, config: PlatformConfig, run: ProgramRun, policies: list[P
         "servers": [server.as_dict() for server in budget.compute(config)],
         "resources": run.counts(),
         "policies": [p.as_dict() for p in policies],
+        # What the stack's images carry (model/images.py); bench_pool.py --json reports what servers say.
+        "versions": versions_of(config.postgres.image, config.pgbouncer.image if config.pgbouncer else None),
     }
 
 

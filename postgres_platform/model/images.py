@@ -63,6 +63,15 @@ PGBOUNCER_CVES = (
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-deb(\d+)u(\d+))?")
 
 
+def versions_of(*images: str | None) -> dict[str, str]:
+    """What these images carry, where they are builds of images/: {"postgres", "pgbackrest", "pgbouncer"}."""
+    versions: dict[str, str] = {}
+    for image in images:
+        if image in BUILDS:
+            versions |= BUILDS[image].versions
+    return versions
+
+
 def tag_of(image: str) -> str:
     """`name:tag@sha256:...` -> tag; no tag -> ''."""
     last = image.split("@", 1)[0].rsplit("/", 1)[-1]

@@ -62,6 +62,15 @@ class ContainerSpec:
     stop_seconds: int = POSTGRES_STOP_SECONDS
     open_files: int | None = None  # RLIMIT_NOFILE, soft and hard
 
+    def mount_args(self, sources: Mapping[str, MountSource[str]]) -> list[str]:
+        """`--mount` options for these sources, by the spec's keys."""
+        argv = []
+        for key, point in self.mounts.items():
+            source = sources[key]
+            argv += ["--mount", f"type={source.type},source={source.source},target={point.target}"
+                     + (",readonly" if point.read_only else "")]  # fmt: skip
+        return argv
+
     def docker_run(
         self, sources: Mapping[str, MountSource[str]], *, network: Sequence[str] = ("--network", "host"),
         extra_args: Sequence[str] = (),
@@ -69,10 +78,7 @@ class ContainerSpec:
         """`docker run -d` of this container with these sources (the tests' and drills' way to start it)."""
         argv = ["docker", "run", "-d", "--name", self.name, *network, "--label", f"{COMPONENT_LABEL}={self.label}",
                 "--stop-signal", self.stop_signal, "--stop-timeout", str(self.stop_seconds)]  # fmt: skip
-        for key, point in self.mounts.items():
-            source = sources[key]
-            argv += ["--mount", f"type={source.type},source={source.source},target={point.target}"
-                     + (",readonly" if point.read_only else "")]  # fmt: skip
+        argv += self.mount_args(sources)
         for variable in self.env:
             argv += ["--env", variable]
         if self.user is not None:
@@ -111,9 +117,10 @@ def postgres_healthcheck() -> list[str]:
 def pgbouncer_open_files(config: PlatformConfig) -> int:
     """A descriptor per client and per server connection, and some to spare: below it PgBouncer logs
     `accept() failed: Too many open files` and refuses clients under max_client_conn."""
-    # Never below 65536, so that an ordinary change of max_connections or maxClientConn (a reload)
-    # does not change the container's limit, which would replace the container.
-    return max(65536, config.bouncer().max_client_conn + 2 * config.postgres.max_connections + 64)
+    # Rounded up to a power of two (at least 4096), so that an ordinary change of max_connections or
+    # maxClientConn (a reload) leaves the limit, a container setting whose change replaces it, alone.
+    needed = config.bouncer().max_client_conn + 2 * config.postgres.max_connections + 64
+    return max(4096, 1 << (needed - 1).bit_length())
 
 
 def pgbouncer_container(stack: str, config: PlatformConfig) -> ContainerSpec:

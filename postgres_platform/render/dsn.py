@@ -30,11 +30,9 @@ def uri(user: str, password: str, database: str, endpoint: Endpoint) -> str:
 
 
 def jdbc(user: str, password: str, database: str, endpoint: Endpoint) -> str:
+    # Pooled too, pgJDBC keeps its server-side prepared statements: PgBouncer tracks them across
+    # transaction pooling (max_prepared_statements in render.pgbouncer).
     params = {"user": user, "password": password, **endpoint.tls_params()}
-    if endpoint.pooled:
-        # Transaction pooling hands each transaction any server connection: server-side prepared
-        # statements would vanish between transactions, so pgJDBC must not create them.
-        params["prepareThreshold"] = "0"
     return f"jdbc:postgresql://{_host(endpoint.host)}:{endpoint.port}/{database}?{urlencode(params)}"
 
 

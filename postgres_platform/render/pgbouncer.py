@@ -107,6 +107,9 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
         "reserve_pool_size": bouncer.reserve_pool_size,
         "reserve_pool_timeout": 3,
         "server_reset_query": "DISCARD ALL",
+        # Protocol-level prepared statements survive transaction pooling (PgBouncer >= 1.21 tracks them;
+        # every accepted build is 1.24.1 or later), so JDBC and asyncpg clients need no workaround.
+        "max_prepared_statements": 200,
         # JDBC sends extra_float_digits at startup; PgBouncer would refuse the login otherwise.
         "ignore_startup_parameters": "extra_float_digits",
         "server_login_retry": 1,
