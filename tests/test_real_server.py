@@ -23,6 +23,7 @@ from postgres_platform.model import access
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.load import load_stack_values, parse
 from postgres_platform.render import sql
+from postgres_platform.render.postgres import RESTART_SETTINGS
 from postgres_platform.render.scram import stable_verifier
 from postgres_platform.stackfile import ROOT, read_stack_values, stack_file
 from tests.helpers import skip_without_real_servers
@@ -390,3 +391,11 @@ def test_the_sql_route_sets_verifiers_from_a_variables_file_and_apps_log_in_dire
     with psycopg.connect(servers.superuser_dsn()) as admin:
         stored = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = 'worker_app'").fetchone()
     assert stored is not None and stored[0] == stable_verifier("worker_app", new)  # stored as is
+
+
+def test_the_settings_read_at_start_are_exactly_the_shipped_servers(servers: Servers) -> None:
+    """A postmaster setting in postgresql.conf would be ignored on reload; a name the server lacks on
+    the command line would stop it starting: the list must be the shipped PostgreSQL's own."""
+    with psycopg.connect(servers.superuser_dsn()) as admin:
+        rows = admin.execute("SELECT name FROM pg_settings WHERE context = 'postmaster'").fetchall()
+    assert {row[0] for row in rows} == RESTART_SETTINGS

@@ -17,8 +17,8 @@ KEY_FILE = f"{POSTGRES_CONFIG_DIR}/server.key"
 PASSWORD_FILE = f"{POSTGRES_CONFIG_DIR}/superuser.password"  # POSTGRES_PASSWORD_FILE: read at initdb only
 SUPERUSER_SQL = f"{POSTGRES_CONFIG_DIR}/superuser.sql"  # ALTER ROLE with the verifier: how a new password lands
 
-# Settings of context `postmaster`: read at server start only (PostgreSQL 15's pg_settings, plus 16's
-# reserved_connections). Everything else takes effect on reload.
+# Settings of context `postmaster`: read at server start only: exactly PostgreSQL 17's pg_settings
+# (the shipped server; tests/test_real_server.py compares them). Everything else takes effect on reload.
 RESTART_SETTINGS = frozenset(
     {
         "archive_mode",
@@ -28,9 +28,11 @@ RESTART_SETTINGS = frozenset(
         "bonjour",
         "bonjour_name",
         "cluster_name",
+        "commit_timestamp_buffers",
         "config_file",
         "data_directory",
         "data_sync_retry",
+        "debug_io_direct",
         "dynamic_shared_memory_type",
         "event_source",
         "external_pid_file",
@@ -47,13 +49,16 @@ RESTART_SETTINGS = frozenset(
         "max_files_per_process",
         "max_locks_per_transaction",
         "max_logical_replication_workers",
+        "max_notify_queue_pages",
         "max_pred_locks_per_transaction",
         "max_prepared_transactions",
         "max_replication_slots",
         "max_wal_senders",
         "max_worker_processes",
         "min_dynamic_shared_memory",
-        "old_snapshot_threshold",
+        "multixact_member_buffers",
+        "multixact_offset_buffers",
+        "notify_buffers",
         "port",
         "recovery_target",
         "recovery_target_action",
@@ -64,12 +69,16 @@ RESTART_SETTINGS = frozenset(
         "recovery_target_timeline",
         "recovery_target_xid",
         "reserved_connections",
+        "serializable_buffers",
         "shared_buffers",
         "shared_memory_type",
         "shared_preload_libraries",
+        "subtransaction_buffers",
         "superuser_reserved_connections",
+        "trace_connection_negotiation",
         "track_activity_query_size",
         "track_commit_timestamp",
+        "transaction_buffers",
         "unix_socket_directories",
         "unix_socket_group",
         "unix_socket_permissions",
