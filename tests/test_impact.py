@@ -136,7 +136,7 @@ def test_preflight_against_reports_changes_in_json_and_refuses_data_loss(tmp_pat
     report = json.loads(capsys.readouterr().out)
     assert {"resource": "access-reports", "type": "postgresql:index/database:Database", "action": "create",
             "dataLoss": False, "interruption": False} in report["changes"]  # fmt: skip
-    assert set(report) == {"stack", "servers", "resources", "policies", "changes"}
+    assert set(report) == {"stack", "servers", "resources", "policies", "versions", "changes"}
 
     assert preflight.main(["--stack-file", str(old), "--against", str(new), "--json"]) == 1  # the reverse drops it
     captured = capsys.readouterr()
