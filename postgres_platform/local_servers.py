@@ -82,7 +82,7 @@ def docker(*args: str, timeout: float = 120, check: bool = True, stdin: str | No
     return done
 
 
-def missing_binaries() -> list[str]:
+def missing_for_real_servers() -> list[str]:
     """What a real-server run needs and this machine lacks: a Docker engine with the stacks' images
     (scripts/test.sh starts one and builds them: scripts/build_images.py)."""
     if shutil.which("docker") is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from postgres_platform.local_servers import missing_binaries
+from postgres_platform.local_servers import missing_for_real_servers
 from postgres_platform.model.images import PGBOUNCER_124, POSTGRES_17
 from postgres_platform.offline.program import ProgramRun, run_stack
 from postgres_platform.render.files import File, read_install_input
@@ -50,7 +50,7 @@ def run_of(stack: str) -> ProgramRun:
 
 def skip_without_real_servers() -> None:
     """Real-server modules call this at import: skip them, saying what is missing, where it is."""
-    missing = missing_binaries()
+    missing = missing_for_real_servers()
     if missing:
         pytest.skip(f"real-server tests need {', '.join(missing)} on this machine", allow_module_level=True)
 

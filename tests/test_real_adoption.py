@@ -1,4 +1,4 @@
-"""Adopting a running server on a real PostgreSQL 15 (issue 12's proof).
+"""Adopting a running server in a container of the shipped PostgreSQL 17 image (issue 12's proof, moved to containers).
 
 A "legacy" server as the runbooks found it: tracksolid_db (tracksolid, reporting, and a
 _timescaledb_catalog schema standing in for the extension's) and fleet_platform (public), every

@@ -1,4 +1,4 @@
-"""A routine `pulumi up` on a live server, on real PostgreSQL 15 and PgBouncer: nothing restarts, no app fails.
+"""A routine `pulumi up` on a live server, in containers of the shipped PostgreSQL and PgBouncer images: nothing restarts, no app fails.
 
 Config v1 runs with pooled and direct clients looping transactions; v2 is applied the way the program
 applies it (the access plan's SQL, the removed app retired, the rendered files installed by the

@@ -1,4 +1,4 @@
-"""scripts/live_budget.py against a real PostgreSQL 15: who holds the slots, and every drift named."""
+"""scripts/live_budget.py against a PostgreSQL 17 container of the shipped image: who holds the slots, and every drift named."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The SQL steps as the engine runs them: serialized by the SDK, loaded and called in a fresh process,
-against a real PostgreSQL 15 over TLS with verify-full (the Hetzner stacks' connection)."""
+against a real PostgreSQL 17 container over TLS with verify-full (the Hetzner stacks' connection)."""
 
 from __future__ import annotations
 

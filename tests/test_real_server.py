@@ -1,7 +1,8 @@
-"""On a real PostgreSQL 15 and PgBouncer 1.18, with the prod stack's plan and rendered configs applied.
+"""In containers of the shipped images (PostgreSQL 17.12, PgBouncer 1.24.1), with the prod stack's plan and
+rendered configs applied.
 
 Each app works over its direct and its pooled DSN exactly as its level allows; limits hold; the
-PgBouncer lookup function gives nothing away. Skipped, with the reason, where the binaries are missing.
+PgBouncer lookup function gives nothing away. Skipped, with the reason, without a Docker engine and the images.
 """
 
 from __future__ import annotations

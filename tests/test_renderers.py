@@ -49,7 +49,7 @@ def test_each_app_has_a_pool_capped_at_its_connection_limit() -> None:
         "worker_app": "host=postgres port=5432 dbname=tracksolid_db pool_size=5 reserve_pool=0 max_db_connections=5",
         "gateway_app": "host=postgres port=5432 dbname=fleet_platform pool_size=10 reserve_pool=2 max_db_connections=12",
     }
-    # Apps are never listed under [users]: PgBouncer 1.18 skips auth_query for users listed there.
+    # Apps are not listed under [users]: their pool databases cap them (before 1.23 a listed user could not log in).
     # The auth role (from the auth file) is, one below its limit of 3 pools + 1.
     assert dict(ini()["users"]) == {"pgbouncer_auth": "max_user_connections=3"}
 

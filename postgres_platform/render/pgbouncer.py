@@ -1,4 +1,4 @@
-"""pgbouncer.ini, its HBA and auth file, rendered from the config (pure; works on PgBouncer 1.18+).
+"""pgbouncer.ini, its HBA and auth file, rendered from the config (pure; for PgBouncer 1.24.1 and later: the builds the config accepts).
 
 PgBouncer logs in to Postgres as each app's own role with the SCRAM secret that auth_query returns,
 so only two users ever appear in the auth file: the auth role (plain password: PgBouncer must log in
@@ -66,9 +66,9 @@ def pools(config: PlatformConfig) -> list[Pool]:
     """Per pooled app, server connections capped at its role's CONNECTION LIMIT.
 
     The pooler must never reach that wall: a refused server login fails clients instead of queueing
-    them. Not `[users] app = max_user_connections=N`: on PgBouncer 1.18 a user listed there is never
-    looked up with auth_query and cannot log in at all (pgbouncer#484; tests/test_real_server.py).
-    A pool database per app caps the same on every version; the HBA file keeps each app to its own.
+    them. A pool database per app (not `[users] app = max_user_connections=N`, which before 1.23 kept
+    the user from logging in with auth_query at all, pgbouncer#484) caps it with no `[users]` entry,
+    on any version; the HBA file keeps each app to its own.
     """
     bouncer = config.bouncer()
     result = []
