@@ -1,4 +1,4 @@
-"""pgbouncer.ini, its HBA and auth file, rendered from the config (pure; for PgBouncer 1.24.1 and later: the builds the config accepts).
+"""pgbouncer.ini, its HBA and auth file, rendered from the config (pure; PgBouncer 1.24.1 and later).
 
 PgBouncer logs in to Postgres as each app's own role with the SCRAM secret that auth_query returns,
 so only two users ever appear in the auth file: the auth role (plain password: PgBouncer must log in
