@@ -25,16 +25,7 @@ python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt  #
 python3 -m ruff check .
 python3 -m ruff format --check .
 python3 -m mypy .
-if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null; then
-  DOCKER_HOST=$(bash scripts/dockerd.sh start)
-  export DOCKER_HOST
-  trap 'bash scripts/dockerd.sh stop' EXIT
-  # Containers a killed run left behind (the engine's data root is kept for its image cache).
-  docker ps -aq --filter label=postgres-platform.component | xargs -r docker rm -f >/dev/null
-  started=$(date +%s)
-  base=$(bash scripts/base_image.sh | tail -n 1)
-  python3 scripts/build_images.py --base "$base"
-  echo "images ready in $(( $(date +%s) - started )) s (FROM $base)"
-fi
+# shellcheck source=scripts/containers.sh
+source scripts/containers.sh
 # Two workers (the machines have 2 cores); a module's tests stay on one worker (its servers are shared).
 python3 -m pytest -rs -n 2 --dist loadfile "$@"
