@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from postgres_platform.cli import preflight
+from postgres_platform.model.images import BUILDS, POSTGRES_17
 from postgres_platform.offline.impact import Change, compare
 from postgres_platform.offline.program import RecordingMocks, run_program
 from postgres_platform.stackfile import read_stack_values, stack_file
@@ -110,6 +112,22 @@ def test_a_restart_setting_restarts_postgres_gracefully_and_a_reloadable_one_doe
     }
     assert not [c for c in restarted if c.data_loss]
     harmless(changes("prod", more_work_mem))
+
+
+@pytest.mark.parametrize(("tag", "major", "lost"), [("18.1-deb14u1", "18", True), ("17.13-deb13u1", "17", False)])
+def test_a_new_postgres_major_is_refused_as_data_loss_and_a_minor_is_not(
+    monkeypatch: pytest.MonkeyPatch, tag: str, major: str, lost: bool
+) -> None:
+    """A server of another major cannot open the data directory (and the old container is gone first)."""
+    build = dataclasses.replace(POSTGRES_17, reference=f"postgres-platform/postgres:{tag}",
+                                build_args={**POSTGRES_17.build_args, "POSTGRES_MAJOR": major})  # fmt: skip
+    monkeypatch.setitem(BUILDS, build.reference, build)
+
+    def upgrade(config: dict[str, Any]) -> None:
+        config["postgres-platform:postgres"]["image"] = build.reference
+
+    found = {(c.resource, c.action, c.data_loss) for c in changes("prod", upgrade) if c.type == CONTAINER}
+    assert found == {("postgres-container", "replace", lost), ("replica-container", "replace", lost)}
 
 
 def test_renaming_a_database_is_data_loss() -> None:

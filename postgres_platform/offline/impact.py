@@ -7,10 +7,12 @@ A resource's `ignore_changes` inputs are left out, as the engine leaves them out
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from postgres_platform.model.images import postgres_major
 from postgres_platform.offline.program import ProgramRun, Registered
 
 Action = Literal["create", "update", "replace", "delete"]
@@ -132,6 +134,15 @@ def _change(resource: Registered, action: Action, changed: tuple[str, ...] = ())
     return Change(resource.name, resource.type, action, loses, _interrupts(resource, action, changed), changed)
 
 
+def _new_major(old: Registered, new: Registered) -> bool:
+    """A Postgres container on another major: the new server cannot open the old data directory (its
+    container restarts in a loop while the old one is gone); that takes pg_upgrade or a restore first."""
+    if new.type != CONTAINER or _label(new) not in ("postgres", "postgres-replica"):
+        return False
+    before, after = (postgres_major(str(r.inputs.get("image", ""))) for r in (old, new))
+    return before is not None and after is not None and before != after
+
+
 def compare(old: ProgramRun, new: ProgramRun) -> list[Change]:
     """Every resource that changes from `old` to `new`, with what the change costs."""
     before = {(r.type, r.name): r for r in old.resources if _managed(r)}
@@ -146,7 +157,10 @@ def compare(old: ProgramRun, new: ProgramRun) -> list[Change]:
         changed = tuple(sorted(k for k in keys if previous.inputs.get(k) != resource.inputs.get(k)))
         if changed:
             replace = any(_forces_replacement(resource.type, k) for k in changed)
-            changes.append(_change(resource, "replace" if replace else "update", changed))
+            change = _change(resource, "replace" if replace else "update", changed)
+            if _new_major(previous, resource):
+                change = dataclasses.replace(change, data_loss=True)
+            changes.append(change)
     changes += [_change(resource, "delete") for resource in before.values()]
     return changes
 
