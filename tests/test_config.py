@@ -203,6 +203,20 @@ CASES = [
         {"database": "fleet_platform", "access": "read", "connectionLimit": 1},
         "apps.fleet_platform: an app may not be named like a database",
     ),
+    # A template database is copied into every new one (template1) or refuses connections (template0).
+    (
+        "template1 as a database",
+        "databases.template1",
+        {"schemas": ["public"]},
+        "databases.template1: is a template database: every new database is copied from template1",
+    ),
+    (
+        "template0 as a database",
+        "databases.template0",
+        {"schemas": ["public"]},
+        "databases.template0: is a template database",
+    ),
+    ("postgres as a database", "databases.postgres", {"schemas": ["public"]}, "databases.postgres: is a reserved name"),
     (
         "unknown app key",
         "apps.worker_app.connectionlimit",
@@ -577,3 +591,52 @@ def test_s3_keys_are_secret_config_never_plain_yaml() -> None:
     ]
     config = load_stack_values(values, secret_keys=["postgres-platform:backupS3Key"])
     assert "AKIAPLAIN" not in config.model_dump_json()  # secrets never reach the models
+
+
+SETTING_CASES = [
+    # Each would stop the server from starting (or be ignored): refused before anything is declared.
+    ("wrk_mem", "4MB", 'postgres.settings.wrk_mem: is not a PostgreSQL setting (did you mean work_mem?), got "4MB"'),
+    ("work_mem", "lots", 'postgres.settings.work_mem: must be a number (with a unit such as kB), got "lots"'),
+    ("work_mem", "4 parsecs", "postgres.settings.work_mem: has no unit 'parsecs' (its unit is kB)"),
+    ("work_mem", "1kB", "postgres.settings.work_mem: must be between 64 and 2147483647 kB"),
+    ("shared_buffers", 1, "postgres.settings.shared_buffers: must be between 16 and 1073741823 8kB, got 1"),
+    ("log_line_prefix", "x\ny = 'z", "postgres.settings.log_line_prefix: must be one line"),
+    ("wal_level", "maximal", "postgres.settings.wal_level: must be one of minimal, replica, logical"),
+    ("fsync", "maybe", 'postgres.settings.fsync: must be on or off, got "maybe"'),
+    ("statement_timeout", True, "postgres.settings.statement_timeout: must be a number, not a boolean"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), SETTING_CASES, ids=[f"{c[0]}={c[1]!r}" for c in SETTING_CASES])
+def test_a_setting_the_shipped_server_would_refuse_is_one_line(name: str, value: Any, expected: str) -> None:
+    lines = errors_of(changed(f"postgres.settings.{name}", value))
+    assert [line for line in lines if line.startswith(expected)], lines
+
+
+@pytest.mark.parametrize(("name", "value"), [("work_mem", "16MB"), ("work_mem", 4096), ("shared_buffers", "1GB"),
+                                             ("fsync", True), ("wal_level", "Logical"), ("statement_timeout", "30s"),
+                                             ("random_page_cost", 1.1), ("log_line_prefix", "%m [%p] '%u' ")])  # fmt: skip
+def test_settings_as_postgres_reads_them_are_accepted(name: str, value: Any) -> None:
+    assert parse(changed(f"postgres.settings.{name}", value)).postgres.settings[name] == value
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "fsync",
+            "off",
+            'postgres.settings.fsync: must stay on on a Hetzner stack: a crash can corrupt the database, got "off"',
+        ),
+        ("full_page_writes", False, "postgres.settings.full_page_writes: must stay on on a Hetzner stack"),
+        ("password_encryption", "md5", "postgres.settings.password_encryption: must be scram-sha-256"),
+    ],
+)
+def test_a_hetzner_stack_keeps_durability_and_scram(name: str, value: Any, expected: str) -> None:
+    config = valid_config()
+    config.update(target="hetzner", hetzner=HETZNER, backup=S3_BACKUP)
+    config["postgres"]["settings"] = {name: value}
+    assert [line for line in errors_of(config) if line.startswith(expected)], errors_of(config)
+    config["target"], config["local"] = "local", None  # a developer's scratch server may trade them
+    del config["hetzner"]
+    assert parse(config).postgres.settings == {name: value}

@@ -35,6 +35,7 @@ from postgres_platform.model.names import (
     owner_role,
 )
 from postgres_platform.model.networks import is_private, too_wide
+from postgres_platform.model.settings import setting_problem
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Ours and Postgres' (postgres, public, none and the role keywords), and the keywords of pg_hba.conf and
@@ -113,6 +114,15 @@ def _not_reserved(value: str) -> str:
     return value
 
 
+def _not_template(value: str) -> str:
+    if value in ("template0", "template1"):
+        raise PydanticCustomError(
+            "reserved", "is a template database: every new database is copied from template1 (an app's owner "
+            "and lookup function would reach them all), template0 takes no connections"
+        )  # fmt: skip
+    return value
+
+
 def _schema_name(value: str) -> str:
     if value in RESERVED_SCHEMAS or value.startswith(EXTENSION_SCHEMA_PREFIXES):
         raise PydanticCustomError(
@@ -162,7 +172,7 @@ def _cidr(value: str) -> str:
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
 RoleName = Annotated[str, AfterValidator(_identifier), AfterValidator(_not_reserved)]
-DatabaseName = RoleName
+DatabaseName = Annotated[RoleName, AfterValidator(_not_template)]
 SchemaName = Annotated[str, AfterValidator(_identifier), AfterValidator(_schema_name)]
 Image = Annotated[str, AfterValidator(_pinned_image)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
@@ -546,7 +556,7 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
     if config.target == "existing":
         problems += _existing_checks(config)
     else:
-        problems += _built_server_checks(config) + _backup_checks(config)
+        problems += _built_server_checks(config) + _backup_checks(config) + _settings_checks(config)
     if config.target == "hetzner":
         if config.hetzner is None:
             problems.append(_problem("hetzner", "is required when target is hetzner", None))
@@ -644,6 +654,36 @@ def _existing_checks(config: PlatformConfig) -> list[str]:
             problems.append(_problem(f"existing.keepOwners[{i}]", "must be database.schema.object", kept))
         elif parts[0] not in config.databases or parts[1] not in config.databases[parts[0]].schemas:
             problems.append(_problem(f"existing.keepOwners[{i}]", "names no declared database and schema", kept))
+    return problems
+
+
+# On a host that holds real data (every Hetzner stack), what may lose it or weaken logins: value -> why.
+UNSAFE_ON_HOSTS = {
+    "fsync": ("off", "a crash can corrupt the database"),
+    "full_page_writes": ("off", "a crash can leave torn pages"),
+}
+
+
+def _settings_checks(config: PlatformConfig) -> list[str]:
+    """Each extra setting as the shipped server would read it (model/settings.py, its pg_settings);
+    on Hetzner, none that trades durability or login security away."""
+    settings = config.postgres.settings
+    problems = [
+        _problem(f"postgres.settings.{name}", problem, value)
+        for name, value in settings.items()
+        if (problem := setting_problem(name, value)) is not None
+    ]
+    if config.target != "hetzner":
+        return problems
+    for name, (unsafe, why) in UNSAFE_ON_HOSTS.items():
+        if name in settings and str(settings[name]).lower() in (unsafe, "false", "no", "0"):
+            problems.append(
+                _problem(f"postgres.settings.{name}", f"must stay on on a Hetzner stack: {why}", settings[name])
+            )
+    encryption = settings.get("password_encryption", "scram-sha-256")
+    if str(encryption).lower() != "scram-sha-256":
+        problems.append(_problem("postgres.settings.password_encryption", "must be scram-sha-256 (PgBouncer's "
+                                 "auth_query and the stable verifiers rely on it)", encryption))  # fmt: skip
     return problems
 
 

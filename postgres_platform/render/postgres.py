@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from postgres_platform.model.config import PlatformConfig, SettingValue
 from postgres_platform.model.names import POSTGRES_CONFIG_DIR
+from postgres_platform.model.settings import restart_settings
 
 CONFIG_FILE = f"{POSTGRES_CONFIG_DIR}/postgresql.conf"
 HBA_FILE = f"{POSTGRES_CONFIG_DIR}/pg_hba.conf"
@@ -17,77 +18,9 @@ KEY_FILE = f"{POSTGRES_CONFIG_DIR}/server.key"
 PASSWORD_FILE = f"{POSTGRES_CONFIG_DIR}/superuser.password"  # POSTGRES_PASSWORD_FILE: read at initdb only
 SUPERUSER_SQL = f"{POSTGRES_CONFIG_DIR}/superuser.sql"  # ALTER ROLE with the verifier: how a new password lands
 
-# Settings of context `postmaster`: read at server start only: exactly PostgreSQL 17's pg_settings
-# (the shipped server; tests/test_real_server.py compares them). Everything else takes effect on reload.
-RESTART_SETTINGS = frozenset(
-    {
-        "archive_mode",
-        "autovacuum_freeze_max_age",
-        "autovacuum_max_workers",
-        "autovacuum_multixact_freeze_max_age",
-        "bonjour",
-        "bonjour_name",
-        "cluster_name",
-        "commit_timestamp_buffers",
-        "config_file",
-        "data_directory",
-        "data_sync_retry",
-        "debug_io_direct",
-        "dynamic_shared_memory_type",
-        "event_source",
-        "external_pid_file",
-        "hba_file",
-        "hot_standby",
-        "huge_page_size",
-        "huge_pages",
-        "ident_file",
-        "ignore_invalid_pages",
-        "jit_provider",
-        "listen_addresses",
-        "logging_collector",
-        "max_connections",
-        "max_files_per_process",
-        "max_locks_per_transaction",
-        "max_logical_replication_workers",
-        "max_notify_queue_pages",
-        "max_pred_locks_per_transaction",
-        "max_prepared_transactions",
-        "max_replication_slots",
-        "max_wal_senders",
-        "max_worker_processes",
-        "min_dynamic_shared_memory",
-        "multixact_member_buffers",
-        "multixact_offset_buffers",
-        "notify_buffers",
-        "port",
-        "recovery_target",
-        "recovery_target_action",
-        "recovery_target_inclusive",
-        "recovery_target_lsn",
-        "recovery_target_name",
-        "recovery_target_time",
-        "recovery_target_timeline",
-        "recovery_target_xid",
-        "reserved_connections",
-        "serializable_buffers",
-        "shared_buffers",
-        "shared_memory_type",
-        "shared_preload_libraries",
-        "subtransaction_buffers",
-        "superuser_reserved_connections",
-        "trace_connection_negotiation",
-        "track_activity_query_size",
-        "track_commit_timestamp",
-        "transaction_buffers",
-        "unix_socket_directories",
-        "unix_socket_group",
-        "unix_socket_permissions",
-        "wal_buffers",
-        "wal_decode_buffer_size",
-        "wal_level",
-        "wal_log_hints",
-    }
-)
+# Settings of context `postmaster` in the shipped server's pg_settings: read at start only. Everything
+# else takes effect on reload.
+RESTART_SETTINGS = restart_settings()
 
 
 def _setting(value: SettingValue) -> str:
