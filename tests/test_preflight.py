@@ -50,8 +50,9 @@ def test_json_report_contract(stack: str) -> None:
         free = server["maxConnections"] - server["superuserReserved"] - server["headroom"] - server["total"]
         assert server["free"] == free >= 0
         for entry in server["entries"]:
-            assert set(entry) == {"role", "database", "limit", "kind"}
+            assert set(entry) == {"role", "database", "limit", "kind", "direct"}
             assert entry["kind"] in ("app", "external", "system")
+            assert entry["direct"] is None or (entry["kind"] == "app" and entry["direct"] >= 0)
     assert report["resources"]["postgresql:index/role:Role"] >= 1
     assert all(isinstance(n, int) and n > 0 for n in report["resources"].values())
     names = [p["name"] for p in report["policies"]]

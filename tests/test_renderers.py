@@ -7,7 +7,10 @@ import configparser
 import hashlib
 import hmac
 
+import pytest
+
 from postgres_platform.model import access
+from postgres_platform.model.config import ConfigError
 from postgres_platform.model.load import parse
 from postgres_platform.render import dsn, sql
 from postgres_platform.render.pgbouncer import (
@@ -52,6 +55,21 @@ def test_each_app_has_a_pool_capped_at_its_connection_limit() -> None:
     # Apps are not listed under [users]: their pool databases cap them (before 1.23 a listed user could not log in).
     # The auth role (from the auth file) is, one below its limit of 3 pools + 1.
     assert dict(ini()["users"]) == {"pgbouncer_auth": "max_user_connections=3"}
+
+
+def test_the_pool_leaves_a_migrate_app_its_direct_slots() -> None:
+    config = valid_config()
+    config["pgbouncer"].update(defaultPoolSize=15, reservePoolSize=5)  # would take all 15 of gateway_app's
+    by_app = {p.app: p for p in pools(parse(config))}
+    assert by_app["gateway_app"].max_server_connections == 14  # one kept for its migrations' direct DSN
+    assert by_app["webhook_app"].max_server_connections == 10  # a write app connects through the pool
+    config["apps"]["gateway_app"]["directConnections"] = 3
+    config["apps"]["webhook_app"]["directConnections"] = 2
+    by_app = {p.app: p for p in pools(parse(config))}
+    assert (by_app["gateway_app"].max_server_connections, by_app["webhook_app"].max_server_connections) == (12, 8)
+    config["apps"]["gateway_app"]["directConnections"] = 15
+    with pytest.raises(ConfigError, match=r"apps\.gateway_app\.directConnections: must leave the pool at least one"):
+        parse(config)
 
 
 def test_unpooled_app_gets_no_pool() -> None:

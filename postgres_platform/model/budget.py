@@ -27,6 +27,7 @@ class Entry:
     database: str | None
     limit: int
     kind: EntryKind
+    direct: int | None = None  # an app's slots the pool never takes (directConnections)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class ServerBudget:
             "superuserReserved": self.superuser_reserved,
             "headroom": self.headroom,
             "entries": [
-                {"role": e.role, "database": e.database, "limit": e.limit, "kind": e.kind} for e in self.entries
+                {"role": e.role, "database": e.database, "limit": e.limit, "kind": e.kind, "direct": e.direct}
+                for e in self.entries
             ],
             "total": self.total,
             "free": self.free,
@@ -68,7 +70,7 @@ class ServerBudget:
 def entries(config: PlatformConfig) -> tuple[Entry, ...]:
     # Both alternating logins of an app are valid at once (that is the point): both hold its limit.
     apps = [
-        Entry(login.role, spec.database, spec.connection_limit, "app")
+        Entry(login.role, spec.database, spec.connection_limit, "app", spec.direct_slots() if spec.pooled else None)
         for app, spec in config.apps.items()
         for login in config.logins(app)
     ]
@@ -108,14 +110,17 @@ def reserved_connections(config: PlatformConfig) -> int:
 
 def render_table(server: ServerBudget) -> str:
     """A plain-text table for people: one row per role, then the totals."""
-    rows: list[tuple[str, str, str, str]] = [(e.role, e.database or "-", e.kind, str(e.limit)) for e in server.entries]
-    rows += [
-        ("admin headroom", "-", "reserve", str(server.headroom)),
-        ("superuser reserved", "-", "reserve", str(server.superuser_reserved)),
-        *([("reserved_connections", "-", "reserve", str(server.reserved))] if server.reserved else []),
+    rows: list[tuple[str, ...]] = [
+        (e.role, e.database or "-", e.kind, str(e.limit), "-" if e.direct is None else str(e.direct))
+        for e in server.entries
     ]
-    header = ("role", "database", "kind", "limit")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    rows += [
+        ("admin headroom", "-", "reserve", str(server.headroom), "-"),
+        ("superuser reserved", "-", "reserve", str(server.superuser_reserved), "-"),
+        *([("reserved_connections", "-", "reserve", str(server.reserved), "-")] if server.reserved else []),
+    ]
+    header = ("role", "database", "kind", "limit", "direct")  # direct: of the limit, kept from the pool
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
 
     def line(row: tuple[str, ...]) -> str:
         return "  ".join(

@@ -207,6 +207,9 @@ class PgBouncerConfig(_Model):
     # The auth role's slots. PgBouncer keeps one idle lookup connection per pool database (one pool
     # per app) and opens a new one while an old one is still closing; fewer locks apps out.
     auth_connection_limit: PoolSize | None = Field(None, alias="authConnectionLimit")
+    # How long a pooled client waits for a server connection before PgBouncer fails it with its own
+    # message (PgBouncer's default, 120 s, is a hang to an app and its user).
+    query_wait_timeout: Annotated[int, _int_between(1, 3600)] = Field(15, alias="queryWaitTimeout")
 
 
 class DatabaseConfig(_Model):
@@ -234,6 +237,14 @@ class AppConfig(_Model):
     # Alternating logins: set (from 0) to give the app two login roles, <app>_a and <app>_b; each +1
     # makes the other one active with a new password while the old one keeps working (README).
     rotation: NonNegativeInt | None = None
+    # Slots of the limit the pool never takes: a migration's direct DSN gets in while pooled clients are
+    # busy. None: one for a migrate app, none for the others (they connect through the pool).
+    direct_connections: NonNegativeInt | None = Field(None, alias="directConnections")
+
+    def direct_slots(self) -> int:
+        if self.direct_connections is not None:
+            return self.direct_connections
+        return 1 if self.access == "migrate" else 0
 
 
 @dataclass(frozen=True)
@@ -533,6 +544,10 @@ def _cross_checks(config: PlatformConfig) -> list[str]:
                     )
                 )
     explicit_auth_limit = config.pgbouncer.auth_connection_limit if config.pgbouncer is not None else None
+    for app, spec in config.apps.items():
+        if spec.pooled and config.pgbouncer is not None and spec.direct_slots() >= spec.connection_limit:
+            problems.append(_problem(f"apps.{app}.directConnections", f"must leave the pool at least one of its "
+                                     f"connectionLimit {spec.connection_limit}", spec.direct_slots()))  # fmt: skip
     if explicit_auth_limit is not None and explicit_auth_limit < config.minimum_auth_role_limit():
         problems.append(
             _problem(

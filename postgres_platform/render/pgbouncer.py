@@ -74,8 +74,10 @@ def pools(config: PlatformConfig) -> list[Pool]:
     result = []
     for app in config.pooled_apps():
         spec = config.apps[app]
-        pool_size = min(bouncer.default_pool_size, spec.connection_limit)
-        reserve = min(bouncer.reserve_pool_size, spec.connection_limit - pool_size)
+        # The pool stops short of the limit by the app's direct slots (a migration gets in).
+        poolable = spec.connection_limit - spec.direct_slots()
+        pool_size = min(bouncer.default_pool_size, poolable)
+        reserve = min(bouncer.reserve_pool_size, poolable - pool_size)
         users = tuple(login.role for login in config.logins(app))
         result.append(Pool(app, app, users, spec.database, pool_size, reserve))
     return result
@@ -103,6 +105,7 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
         "stats_users": PGBOUNCER_ADMIN,
         "pool_mode": bouncer.pool_mode,
         "max_client_conn": bouncer.max_client_conn,
+        "query_wait_timeout": bouncer.query_wait_timeout,
         "default_pool_size": bouncer.default_pool_size,
         "reserve_pool_size": bouncer.reserve_pool_size,
         "reserve_pool_timeout": 3,
