@@ -14,16 +14,33 @@ project's `pip install -e .` makes importable wherever the program runs.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+
+# A step never queues behind an open migration (an ALTER waiting for a lock blocks every query behind
+# it): it gives up after LOCK_TIMEOUT, tries ATTEMPTS times, then says who holds the lock.
+LOCK_TIMEOUT = "5s"
+ATTEMPTS = 3
+# Sessions of this database in a transaction that hold a lock another session waits for, or failing
+# that the oldest open transactions: who to ask (pid, user, application, the first words of the query).
+BLOCKERS = """
+SELECT a.pid, a.usename, a.application_name, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60),
+       date_trunc('second', now() - a.xact_start)
+FROM pg_stat_activity a
+WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL
+ORDER BY a.pid = ANY (SELECT unnest(pg_blocking_pids(w.pid)) FROM pg_stat_activity w) DESC, a.xact_start
+LIMIT 3
+"""
 
 
 def _connect(conn: dict[str, Any], database: str) -> Any:
     import psycopg  # imported where the provider runs, not where the program is planned
 
     return psycopg.connect(
+        options=f"-c lock_timeout={LOCK_TIMEOUT}",
         host=conn["host"],
         port=int(conn["port"]),
         user=conn["user"],
@@ -42,10 +59,33 @@ def _same_except_connection(olds: dict[str, Any], news: dict[str, Any]) -> bool:
     return all(olds.get(k) == news.get(k) for k in keys)
 
 
+def run_bounded(conn: dict[str, Any], database: str, statements: str) -> None:
+    """Run `statements` (idempotent) with lock_timeout, retrying; past the last try, one line naming
+    what holds the lock."""
+    import psycopg
+
+    for attempt in range(1, ATTEMPTS + 1):
+        with _connect(conn, database) as session:
+            try:
+                session.execute(statements)
+                return
+            except psycopg.errors.LockNotAvailable:
+                if attempt < ATTEMPTS:
+                    time.sleep(attempt)
+                    continue
+                held = "; ".join(
+                    f"pid {pid} ({user}, {app or 'no application_name'}: {query!r}, open {age})"
+                    for pid, user, app, query, age in session.execute(BLOCKERS).fetchall()
+                )
+                raise RuntimeError(
+                    f"SQL step in {database}: no lock within lock_timeout {LOCK_TIMEOUT}, {ATTEMPTS} tries; "
+                    f"held by {held or 'a session that has ended since'}"
+                ) from None
+
+
 class SqlApplyProvider(ResourceProvider):
     def _run(self, props: dict[str, Any]) -> None:
-        with _connect(props["connection"], props["database"]) as session:
-            session.execute(props["sql"])
+        run_bounded(props["connection"], props["database"], props["sql"])
 
     def in_place(self, props: dict[str, Any]) -> bool:
         """The check query: True when what `sql` establishes is all there."""
@@ -112,8 +152,7 @@ class RoleRetirementProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         for database, statements in props["statements"].items():
-            with _connect(props["connection"], database) as session:
-                session.execute(statements)
+            run_bounded(props["connection"], database, statements)
 
 
 class RoleRetirement(Resource, module="postgres-platform", name="RoleRetirement"):

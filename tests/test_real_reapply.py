@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import psycopg
@@ -122,3 +123,26 @@ def test_retiring_an_app_moves_what_it_owns_to_the_owner_before_its_role_is_drop
                             "WHERE tablename = 'left_behind'").fetchone()  # fmt: skip
     assert row == ("fleet_platform_owner", 1)
     engine(RoleRetirementProvider(), "delete", "leaving_app", props)  # a retried delete: the role is gone, no error
+
+
+def test_a_step_behind_an_open_migration_gives_up_in_one_line_and_succeeds_once_it_ends(servers: Servers) -> None:
+    """A migration's ALTER TABLE left open: the re-apply step does not queue behind it (which would
+    block every query behind the step too); it names who holds the lock, then runs once it is gone."""
+    servers.psql("SET ROLE tracksolid_db_owner; CREATE TABLE IF NOT EXISTS tracksolid.schema_migrations (v text);",
+                 database="tracksolid_db")  # fmt: skip
+    props = reapply_props(servers, "tracksolid_db")
+    with psycopg.connect(servers.superuser_dsn("tracksolid_db")) as migration:
+        migration.execute("SET application_name = 'alembic'")
+        (pid,) = migration.execute("SELECT pg_backend_pid()").fetchone() or (None,)
+        migration.execute("ALTER TABLE tracksolid.schema_migrations ADD COLUMN IF NOT EXISTS applied date")
+        started = time.monotonic()
+        with pytest.raises(RuntimeError) as refused:
+            SqlApplyProvider().create(props)
+        message = str(refused.value)
+        assert (
+            "\n" not in message
+            and f"pid {pid} (postgres, alembic: 'ALTER TABLE tracksolid.schema_migrations" in message
+        )
+        assert "lock_timeout 5s, 3 tries" in message and time.monotonic() - started < 60
+        migration.rollback()
+    SqlApplyProvider().create(props)  # the lock is gone: the step runs
