@@ -228,9 +228,10 @@ class PostgresServerArgs:
 class PostgresServer(pulumi.ComponentResource):
     """The primary: its container, its superuser password, and the postgresql provider for its roles.
 
-    The password reaches the image as a file (POSTGRES_PASSWORD_FILE, read once by initdb), never in
-    the container's environment; a new password is set with ALTER ROLE (a SCRAM verifier, from a file
-    in the config directory) in the running server, so rotating it recreates nothing.
+    The password reaches the image as its SCRAM verifier in a file (POSTGRES_PASSWORD_FILE, read once by
+    initdb, which stores a verifier as it is), never in the container's environment and never as
+    plaintext on the host; a new password is set with ALTER ROLE (the verifier, from a file in the
+    config directory) in the running server, so rotating it recreates nothing.
     """
 
     superuser_password: pulumi.Output[str]
@@ -240,13 +241,10 @@ class PostgresServer(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PostgresServer", name, None, opts)
         self.superuser_password = generated_password(f"{name}-superuser-password", self)
+        verifier = self.superuser_password.apply(lambda pw: stable_verifier(SUPERUSER, pw))
         files = [
-            ConfigFileArgs(Path(PASSWORD_FILE).name, "0600", self.superuser_password),
-            ConfigFileArgs(
-                Path(SUPERUSER_SQL).name,
-                "0600",
-                self.superuser_password.apply(lambda pw: sql.set_password(SUPERUSER, stable_verifier(SUPERUSER, pw))),
-            ),
+            ConfigFileArgs(Path(PASSWORD_FILE).name, "0600", verifier),
+            ConfigFileArgs(Path(SUPERUSER_SQL).name, "0600", verifier.apply(lambda v: sql.set_password(SUPERUSER, v))),
         ]
         set_password = shlex.join(
             exec_argv(args.container.spec.name, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres",

@@ -183,7 +183,7 @@ class Servers:
         """What the program writes into each config directory, by directory: (owner uid, container, files)."""
         postgres = [
             File("postgresql.conf", "0644", render_config_file(self.config, self._server_extra())),
-            File(Path(PASSWORD_FILE).name, "0600", self.superuser_password),
+            File(Path(PASSWORD_FILE).name, "0600", stable_verifier(SUPERUSER, self.superuser_password)),
         ]
         if self.tls:
             hba = render_pg_hba(self.config, HbaSources(app_cidrs=("127.0.0.0/8",), admin_cidrs=(f"{LOOPBACK}/32",)))
@@ -358,12 +358,13 @@ class Servers:
         login: tuple[str, str] | None = None,  # (user, password); None: the superuser
     ) -> str:
         """psql of the shipped image, inside the Postgres container, over TCP as `login`; the password
-        reaches it through the environment (`docker exec -e NAME`), never an argument."""
+        reaches it through the environment (`docker exec -e NAME`) and variables on standard input,
+        never an argument."""
         user, password = login or (SUPERUSER, self.superuser_password)
         command = ["psql", "-X", "-q", "-h", LOOPBACK, "-p", str(self.pg_port), "-U", user, "-d", database,
                    "-v", "ON_ERROR_STOP=1"]  # fmt: skip
-        for name, value in (variables or {}).items():
-            command += ["-v", f"{name}={value}"]
+        # Variables (SCRAM verifiers) as \set lines on standard input, never in an argument list.
+        script = "".join(f"\\set {name} {sql.literal(value)}\n" for name, value in (variables or {}).items()) + script
         env = {"PGPASSWORD": password}
         if self.tls:
             env |= {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": CONTAINER_CA}

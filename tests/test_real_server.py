@@ -7,6 +7,7 @@ PgBouncer lookup function gives nothing away. Skipped, with the reason, without 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import subprocess
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -402,3 +404,34 @@ def test_the_settings_table_is_the_shipped_servers_own(servers: Servers) -> None
     reports: stale for a new image, it fails here (regenerate: scripts/pg_settings.py)."""
     assert read_table(servers.superuser_dsn()) == json.loads(TABLE_FILE.read_text())
     assert {"transaction_buffers", "max_connections"} <= RESTART_SETTINGS and "work_mem" not in RESTART_SETTINGS
+
+
+def test_no_secret_on_a_command_line_or_as_plaintext_on_disk(servers: Servers) -> None:
+    """While the plan is applied (psql in the container, verifiers as variables), no process's argv
+    holds a password or verifier; the superuser's password file holds only its verifier."""
+    secret_values = [*servers.passwords.values(), servers.superuser_password,
+                     *(stable_verifier(role, pw) for role, pw in servers.passwords.items())]  # fmt: skip
+    seen: list[str] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                with contextlib.suppress(OSError):
+                    seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        for _ in range(3):
+            servers.apply_plan()
+    finally:
+        done.set()
+        sampler.join(30)
+    assert any("psql" in line for line in seen)  # the sampler saw the plan's processes
+    assert not [line for line in seen if any(value in line for value in secret_values)]
+    on_disk = (servers.root / "postgres" / "superuser.password").read_text()
+    assert (
+        on_disk == stable_verifier("postgres", servers.superuser_password) and servers.superuser_password not in on_disk
+    )

@@ -15,7 +15,8 @@ CONFIG_FILE = f"{POSTGRES_CONFIG_DIR}/postgresql.conf"
 HBA_FILE = f"{POSTGRES_CONFIG_DIR}/pg_hba.conf"
 CERT_FILE = f"{POSTGRES_CONFIG_DIR}/server.crt"
 KEY_FILE = f"{POSTGRES_CONFIG_DIR}/server.key"
-PASSWORD_FILE = f"{POSTGRES_CONFIG_DIR}/superuser.password"  # POSTGRES_PASSWORD_FILE: read at initdb only
+# POSTGRES_PASSWORD_FILE, read at initdb only: the superuser's SCRAM verifier (initdb stores it as is).
+PASSWORD_FILE = f"{POSTGRES_CONFIG_DIR}/superuser.password"
 SUPERUSER_SQL = f"{POSTGRES_CONFIG_DIR}/superuser.sql"  # ALTER ROLE with the verifier: how a new password lands
 
 # Settings of context `postmaster` in the shipped server's pg_settings: read at start only. Everything
