@@ -6,6 +6,7 @@ The rendered pgBackRest config, archiving settings and command lines (render.bac
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from postgres_platform import local_s3
 from postgres_platform.cli import backup_drill
 from postgres_platform.local_servers import Servers
 from postgres_platform.model.load import load_stack_values
-from postgres_platform.render.backup import RepoSecrets, command
+from postgres_platform.render.backup import RepoSecrets, command, repo_precheck
 from postgres_platform.stackfile import read_stack_values, stack_file
 from tests.helpers import skip_without_real_servers
 
@@ -130,3 +131,20 @@ def test_s3_point_in_time_restore_with_encryption_and_a_wrong_passphrase_reads_n
         assert "status: error" in text and "unable to load info file" in text, text
     finally:
         servers.stop()
+
+
+def test_a_repository_it_cannot_write_is_named_before_pgbackrest_runs(posix: Servers) -> None:
+    """The stanza step's first line (render.backup.repo_precheck), in the server's container."""
+    backup = posix.config.backup
+    assert backup is not None
+    (precheck,) = repo_precheck(posix.postgres_container, backup)
+    posix.repo.chmod(0o555)
+    try:
+        started = time.monotonic()
+        done = subprocess.run(["sh", "-c", precheck], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and time.monotonic() - started < 10
+        assert done.stderr.strip() == ("pgBackRest repository /var/lib/pgbackrest: not writable by postgres (a "
+                                       "read-only mount, its owner or its mode)")  # fmt: skip
+    finally:
+        posix.repo.chmod(0o750)
+    assert subprocess.run(["sh", "-c", precheck], capture_output=True, timeout=60).returncode == 0

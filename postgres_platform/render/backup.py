@@ -83,10 +83,30 @@ def in_container(container: str, argv: list[str]) -> str:
     return shlex.join(["docker", "exec", "-u", "postgres", container, *argv])
 
 
+MIN_FREE_KB = 1024 * 1024  # a posix repository with less than this free fails before pgBackRest starts
+
+
+def repo_precheck(container: str, backup: BackupConfig) -> list[str]:
+    """A posix repository writable by the server's user and with room, said in those words (pgBackRest
+    itself reports a read-only repository only as WAL "not archived before the timeout", a minute
+    later). An S3 repository's own errors already name the bucket and the refusal."""
+    if backup.repo != "posix":
+        return []
+    repo = shlex.quote(POSIX_REPO)
+    probe = (
+        f'test -w {repo} || {{ echo "pgBackRest repository {POSIX_REPO}: not writable by $(id -un) (a read-only '
+        f"mount, its owner or its mode)\" >&2; exit 1; }}; free=$(df -Pk {repo} | awk 'NR == 2 {{print $4}}'); "
+        f'[ "$free" -ge {MIN_FREE_KB} ] || {{ echo "pgBackRest repository {POSIX_REPO}: only $free kB free '
+        f'(needs {MIN_FREE_KB} kB)" >&2; exit 1; }}'
+    )
+    return [in_container(container, ["sh", "-c", probe])]
+
+
 def stanza_script(container: str, backup: BackupConfig) -> str:
     """Idempotent: stanza-create accepts an existing matching stanza; check proves archiving works; a
     first full backup when there is none (a base for point-in-time recovery and for new standbys)."""
     steps = [
+        *repo_precheck(container, backup),
         in_container(container, command("stanza-create")),
         in_container(container, command("check")),
         f'if ! {in_container(container, command("info", "--output=json"))} | grep -q \'"type":"full"\'; then',
