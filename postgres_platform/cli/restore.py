@@ -14,9 +14,11 @@ the repository (--type=standby) and streams from the primary once caught up.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from postgres_platform.model.config import PlatformConfig
@@ -24,6 +26,34 @@ from postgres_platform.model.names import PGDATA, container_name
 from postgres_platform.render import backup as render
 from postgres_platform.render.hetzner import CONFIG_ROOT
 from postgres_platform.stackfile import add_stack_arguments, load_chosen
+
+# A point in time with its zone: ISO 8601 (`T` or a space), seconds and a fraction optional, `Z` or an offset.
+# Without a zone pgBackRest and Postgres would each read it in their own local time.
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}([.,]\d{1,6})?)?(Z|[+-]\d{2}(:?[0-5]\d)?)", re.ASCII)
+LSN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}", re.ASCII)  # a WAL position as Postgres prints it
+
+
+def target_time(value: str) -> str:
+    """`--to-time` as pgBackRest reads it whole (it picks the backup set by it): `YYYY-MM-DD HH:MM:SS+00:00`, in UTC.
+
+    Anything else is a ValueError naming the flag and the value: "yesterday" or a time without a zone would
+    restore to a moment nobody chose.
+    """
+    shape = "must be a timestamp with its zone, e.g. '2026-11-21 09:30:00+00' or '2026-11-21T09:30:00Z'"
+    if not TIMESTAMP.fullmatch(value):
+        raise ValueError(f"--to-time: {shape}, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # month 13, hour 24, an offset of a day or more, before year 1 in UTC
+        raise ValueError(f"--to-time: {shape} ({exc}), got {value!r}") from None
+    return moment.isoformat(sep=" ")
+
+
+def target_lsn(value: str) -> str:
+    if not LSN.fullmatch(value):
+        raise ValueError(f"--to-lsn: must be a WAL position such as 0/3000060 (hex/hex, 8 digits each at most), "
+                         f"got {value!r}")  # fmt: skip
+    return value
 
 
 def commands(
@@ -49,12 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
     goal = parser.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--to-time", help="a timestamp with its zone, e.g. '2026-11-21 09:30:00+00'")
+    goal.add_argument("--to-time", help="a timestamp with its zone (ISO 8601), e.g. '2026-11-21 09:30:00+00'")
     goal.add_argument("--to-lsn", help="a WAL position, e.g. 0/3000060")
     goal.add_argument("--standby", action="store_true", help="rebuild a replica's data directory")
     parser.add_argument("--pg-path", required=True, help="the (empty) data directory on the host")
     parser.add_argument("--run", action="store_true", help="run the commands here instead of printing them")
     args = parser.parse_args(argv)
+    try:
+        to_time = target_time(args.to_time) if args.to_time is not None else None
+        lsn = target_lsn(args.to_lsn) if args.to_lsn is not None else None
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     chosen = load_chosen(args)
     if chosen is None:
         return 1
@@ -62,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.backup is None:
         print(f"{path}: the stack has no backup section", file=sys.stderr)
         return 1
-    steps = commands(stack, config, args.pg_path, target=args.to_time, lsn=args.to_lsn, standby=args.standby)
+    steps = commands(stack, config, args.pg_path, target=to_time, lsn=lsn, standby=args.standby)
     for step in steps:
         print(shlex.join(step))
         if args.run:

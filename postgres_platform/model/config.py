@@ -474,7 +474,7 @@ def validate(raw: Mapping[str, Any]) -> PlatformConfig:
     try:
         config = PlatformConfig.model_validate(dict(raw))
     except ValidationError as exc:
-        lines: list[str] = []
+        lines: dict[str, None] = {}  # in order, without repeats (a dict: linear in the number of errors)
         for error in exc.errors():
             if error["type"] == "missing":
                 got = "nothing"
@@ -482,10 +482,8 @@ def validate(raw: Mapping[str, Any]) -> PlatformConfig:
                 got = _describe(error["loc"][-2])  # a bad mapping key: the key is the value
             else:
                 got = _describe(error["input"])
-            line = f"{_path(error['loc'])}: {_message(error)}, got {got}"
-            if line not in lines:
-                lines.append(line)
-        raise ConfigError(lines) from None
+            lines[f"{_path(error['loc'])}: {_message(error)}, got {got}"] = None
+        raise ConfigError(list(lines)) from None
     problems = _cross_checks(config)
     if problems:
         raise ConfigError(problems)
