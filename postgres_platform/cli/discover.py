@@ -1,6 +1,7 @@
 """Discover what a running server's clients do, before adopting it (runbook step 1).
 
     python scripts/discover.py --dsn "$ADMIN_DSN" [--sample-seconds N] [--json]
+    python scripts/discover.py --dsn-file admin.dsn ...     # the password out of the process list
 
 Reports who is connected now (role, database, application_name, client address, state, count); per
 table, the rows inserted/updated/deleted during the sample window (pg_stat_user_tables deltas: no
@@ -17,6 +18,7 @@ import dataclasses
 import json
 
 from postgres_platform import discover
+from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
 
 
 def render(found: discover.Discovery, apps: dict[str, dict[str, object]]) -> str:
@@ -38,11 +40,14 @@ def render(found: discover.Discovery, apps: dict[str, dict[str, object]]) -> str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", required=True, help="an admin connection to the server")
+    add_connection_arguments(parser, "an admin connection to the server")
     parser.add_argument("--sample-seconds", type=float, default=60.0, help="the window (default 60)")
     parser.add_argument("--json", action="store_true", help="print only the JSON report")
     args = parser.parse_args(argv)
-    found = discover.sample(args.dsn, args.sample_seconds)
+    dsn = chosen_dsn(args)
+    if dsn is None:
+        return 1
+    found = discover.sample(dsn, args.sample_seconds)
     apps = discover.suggest(found)
     if args.json:
         report = {

@@ -1,0 +1,44 @@
+"""The admin connection of the tools that talk to a live server: `--dsn` or `--dsn-file`.
+
+The password belongs in PGPASSWORD, ~/.pgpass (or a service file) or the file `--dsn-file` names, where
+libpq finds it: a password inside `--dsn` is in the process list (`ps`, /proc/*/cmdline) for as long as
+the tool runs (`--watch`: hours), so the tools say so on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import psycopg
+
+WARNING = ("warning: --dsn holds a password, which any user of this machine sees in the process list: "
+           "use PGPASSWORD, ~/.pgpass or --dsn-file")  # fmt: skip
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--dsn", help=f"{what} (libpq keywords or a URI; the password from PGPASSWORD or ~/.pgpass)")
+    group.add_argument("--dsn-file", type=Path, help="a file holding that DSN, password included (mode 0600)")
+
+
+def chosen_dsn(args: argparse.Namespace) -> str | None:
+    """The DSN, or None after one line on stderr (an unreadable file, a DSN that does not parse)."""
+    if args.dsn_file is not None:
+        try:
+            dsn: str = args.dsn_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"--dsn-file: cannot read {args.dsn_file}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            return None
+        source = f"--dsn-file {args.dsn_file}"
+    else:
+        dsn, source = str(args.dsn), "--dsn"
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        print(f"{source}: not a connection string: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return None
+    if args.dsn_file is None and parts.get("password"):
+        print(WARNING, file=sys.stderr)
+    return dsn
