@@ -1,6 +1,7 @@
 """The live budget: a running server's slots against the stack's declared budget.
 
     python scripts/live_budget.py prod --dsn "$ADMIN_DSN" [--json] [--watch SECONDS]
+    python scripts/live_budget.py prod --dsn-file admin.dsn ...   # the password out of the process list
 
 Who is connected now (client backends), per role: kind (app, external, system, superuser, undeclared),
 the declared limit, the server's CONNECTION LIMIT, its connections; the superuser's sessions by
@@ -10,10 +11,15 @@ as configured, more connections than usable, a role at its limit. Exit 1 when th
 
     python scripts/live_budget.py prod --dsn "$ADMIN_DSN" --check-grants [--json]
 
-Instead, the diagnosis of runbook 004: every declared role's attributes and memberships; per table and
-sequence of each group's schemas, its effective privileges against the plan (has_table_privilege);
-the default privileges; the migration-table revokes. Each failure with its fix; exit 1 when any.
---json: {"failures": [{"problem": str, "fix": str}]}.
+Instead, the diagnosis of runbook 004, against the plan: every declared role's attributes and
+memberships; what the plan grants and the server lacks (each group's level on every table and sequence
+of its schemas, database, schema and function privileges, default privileges, the migration-table
+revokes); everything the plan's roles (owner, group and login roles) and PUBLIC hold beyond it, read
+from the catalogs' ACLs (tables, views, sequences, columns, schemas, databases, functions, default
+privileges, memberships); the PgBouncer lookup function (present, as rendered, owned by a superuser,
+SECURITY DEFINER, search_path pinned). A few queries per database, however many tables. Each failure
+with its fix (the SQL that removes what is beyond the plan; re-applying the plan removes it too);
+exit 1 when any. --json: {"failures": [{"problem": str, "fix": str}]}.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from typing import Any
 
 from postgres_platform import live
+from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
 from postgres_platform.stackfile import add_stack_arguments, load_chosen
 
 
@@ -45,7 +52,7 @@ def render(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
-    parser.add_argument("--dsn", required=True, help="a superuser (or pg_monitor) connection to the server")
+    add_connection_arguments(parser, "a superuser (or pg_monitor) connection to the server")
     parser.add_argument("--json", action="store_true", help="print only the JSON report")
     parser.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted")
     parser.add_argument(
@@ -53,18 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     chosen = load_chosen(args)
-    if chosen is None:
+    dsn = chosen_dsn(args)
+    if chosen is None or dsn is None:
         return 1
     config = chosen.config
     if args.check_grants:
-        failures = live.check_grants(config, args.dsn)
+        failures = live.check_grants(config, dsn)
         if args.json:
             print(json.dumps({"failures": failures}))
         else:
             print("\n".join(f"{f['problem']}\n  fix: {f['fix']}" for f in failures) or "grants as planned")
         return 1 if failures else 0
     while True:
-        report = live.assess(config, live.snapshot(args.dsn))
+        report = live.assess(config, live.snapshot(dsn))
         print(json.dumps(report) if args.json else render(report), flush=True)
         if args.watch is None:
             return 1 if report["problems"] else 0

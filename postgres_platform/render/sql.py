@@ -7,6 +7,9 @@ server Pulumi cannot reach. Both read the same AccessPlan the Pulumi resources a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Literal
+
 from postgres_platform.model.access import (
     MIGRATION_TABLE_REVOKES,
     AccessPlan,
@@ -17,7 +20,7 @@ from postgres_platform.model.access import (
     Role,
     auth_function_body,
 )
-from postgres_platform.model.names import AUTH_FUNCTION, AUTH_SCHEMA, SUPERUSER
+from postgres_platform.model.names import AUTH_FUNCTION, AUTH_ROLE, AUTH_SCHEMA, SUPERUSER
 
 
 def ident(name: str) -> str:
@@ -58,14 +61,19 @@ def revoke_migration_writes(revokes: list[MigrationRevoke]) -> str:
 
 
 def reapply_script(plan: AccessPlan, database: str) -> str:
-    """What the SqlApply step runs in one database on every up (and render_script runs there too)."""
+    """What the SqlApply step runs in one database on every up (and render_script runs there too): the
+    lookup function's search_path, the migration-table revokes, and every privilege beyond the plan
+    revoked (revoke_excess), in one transaction (psycopg sends it as one simple query)."""
     revokes = revoke_migration_writes([r for r in plan.migration_revokes if r.database == database])
-    return "\n".join(s for s in (harden_auth_function() if plan.pooler else "", revokes) if s)
+    steps = (harden_auth_function() if plan.pooler else "", revokes, revoke_excess(plan, database))
+    return "\n".join(s for s in steps if s)
 
 
 def reapply_check(plan: AccessPlan, database: str) -> str:
-    """One read-only query: true when everything reapply_script establishes is in place."""
-    conditions = ["true"]
+    """One read-only query: true when everything reapply_script establishes is in place (so a preview
+    shows the step again when a privilege beyond the plan appeared since the last up)."""
+    cluster = database == plan.databases[0].name
+    conditions = [f"NOT EXISTS (\n{excess_query(plan, database, cluster=cluster, mode='revoke')}\n)"]
     if plan.pooler:
         conditions.append(
             f"coalesce((SELECT 'search_path=pg_catalog, pg_temp' = ANY(proconfig) FROM pg_catalog.pg_proc "
@@ -273,13 +281,27 @@ def default_privilege_statements(default: DefaultPrivilege) -> list[str]:
     ]
 
 
+AUTH_FUNCTION_ARGUMENTS = "p_usename text"  # as pg_get_function_arguments shows them
+AUTH_FUNCTION_RESULT = "TABLE(usename text, passwd text)"  # as pg_get_function_result shows it
+
+
 def auth_function_statements() -> list[str]:
+    """The lookup function as rendered, owned by the superuser. A function of that signature that CREATE
+    OR REPLACE cannot replace (another result, argument name or kind) is dropped first."""
+    incompatible = (
+        f"SELECT 1 FROM pg_catalog.pg_proc WHERE oid = pg_catalog.to_regprocedure({literal(AUTH_FUNCTION_SIGNATURE)}) "
+        f"AND (prokind <> 'f' OR pg_catalog.pg_get_function_result(oid) <> {literal(AUTH_FUNCTION_RESULT)} "
+        f"OR pg_catalog.pg_get_function_arguments(oid) <> {literal(AUTH_FUNCTION_ARGUMENTS)})"
+    )
     return [
         f"CREATE SCHEMA IF NOT EXISTS {ident(AUTH_SCHEMA)} AUTHORIZATION {ident(SUPERUSER)};",
         f"ALTER SCHEMA {ident(AUTH_SCHEMA)} OWNER TO {ident(SUPERUSER)};",
-        f"CREATE OR REPLACE FUNCTION {AUTH_FUNCTION_SIGNATURE.replace('(text)', '(p_usename text)')}\n"
-        "RETURNS TABLE(usename text, passwd text)\nLANGUAGE sql STABLE SECURITY DEFINER\n"
+        f"DO $replaceable$ BEGIN IF EXISTS ({incompatible}) THEN DROP ROUTINE {AUTH_FUNCTION_SIGNATURE}; END IF; "
+        "END $replaceable$;",
+        f"CREATE OR REPLACE FUNCTION {AUTH_FUNCTION_SIGNATURE.replace('(text)', f'({AUTH_FUNCTION_ARGUMENTS})')}\n"
+        f"RETURNS {AUTH_FUNCTION_RESULT}\nLANGUAGE sql STABLE SECURITY DEFINER\n"
         f"AS $function${auth_function_body()}$function$;",
+        f"ALTER FUNCTION {AUTH_FUNCTION_SIGNATURE} OWNER TO {ident(SUPERUSER)};",
         harden_auth_function(),
     ]
 
@@ -299,6 +321,9 @@ def render_script(plan: AccessPlan) -> str:
         f"-- Run as {plan.admin}{'' if plan.admin_superuser else ' (CREATEROLE, not a superuser)'}.",
         "\\set ON_ERROR_STOP 1",
         "SET client_min_messages = warning;",
+        # Never queue behind an open migration (a waiting ALTER blocks every query behind it): the
+        # script stops with "canceling statement due to lock timeout"; run it again once that ends.
+        "SET lock_timeout = '5s';",
         "BEGIN;",
     ]
     for role in plan.roles:
@@ -338,8 +363,378 @@ def render_script(plan: AccessPlan) -> str:
         revoke = revoke_migration_writes([r for r in plan.migration_revokes if r.database == db.name])
         if revoke:
             out.append(revoke)
+        # What the roles hold beyond the plan, in the grants' transaction: the re-apply step's revokes,
+        # then the ones it may not run (an option to pass a privilege on, another grantor's grant).
+        out.append(revoke_excess(plan, db.name))
+        out.append(revoke_excess(plan, db.name, mode="rest"))
         out.append("COMMIT;")
         for move in plan.ownership:
             if move.database == db.name:
                 out.append(ownership_script(move, plan.admin_superuser))
     return "\n".join(out) + "\n"
+
+
+# --- beyond the plan ---------------------------------------------------------------------------------
+# What the roles the plan manages (owners, groups, logins) and PUBLIC hold that the plan does not give
+# them, read from the catalogs' ACLs: one query per database, each row a problem and the SQL that takes
+# it away. The same query is the check (live.check_grants), the re-apply step's condition and, in a DO
+# block, its revokes: they cannot disagree. No fix names a privilege the plan gives, so run after the
+# plan's grants, in their transaction, the fixes take nothing a live app uses.
+
+# "revoke": the fixes that are a plain REVOKE (all the SqlApply step may run: policy sql-steps); "rest":
+# the others (the option to pass a planned privilege on; what another grantor gave, revoked as that
+# grantor); "all": both, as the check reports them.
+ExcessMode = Literal["revoke", "rest", "all"]
+BOOTSTRAP_SUPERUSER_OID = 10  # PostgreSQL 16+ records a superuser's role grants as this role's
+SHOWN_OBJECTS = 5  # how many objects a problem names (its fix names them all)
+_USER_SCHEMA = "n.nspname <> 'information_schema' AND pg_catalog.left(n.nspname, 3) <> 'pg_'"
+_WHY = {
+    "owner": "an owner role holds only what it owns",
+    "login": "a login holds nothing directly, only its memberships",
+    "auth": "the auth role may only connect and run the lookup function",
+    "public": "every role holds what PUBLIC holds",
+}
+# An ACL item of an object (each source below yields these columns).
+_ACL = "keyword, schema, name, object, grantee, grantee_sql, why, grantor, chained, privilege, grantable"
+_GRANTEE = "g.grantee, g.grantee_sql, g.why, a.grantor"
+_NOUN = (
+    "CASE keyword WHEN 'ROUTINE' THEN 'function' WHEN 'TABLE' THEN 'table' WHEN 'SEQUENCE' THEN 'sequence' "
+    "WHEN 'SCHEMA' THEN 'schema' ELSE 'database' END"
+)
+_DEFAULT_OBJECTS = (
+    "CASE objtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS' WHEN 'T' THEN 'TYPES' "
+    "WHEN 'n' THEN 'SCHEMAS' ELSE 'LARGE OBJECTS' END"
+)
+_EXTENSION_MEMBER = (
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+    "AND e.objid = c.oid AND e.deptype = 'e')"
+)
+_PRIVILEGES = "pg_catalog.array_to_string(privileges, ', ')"
+_NO_PROBLEM = "NULL::pg_catalog.text"
+
+
+def _rows(columns: tuple[str, ...], rows: Iterable[tuple[str | None, ...]]) -> str:
+    """A literal relation of text columns (no rows: an empty one)."""
+    values = ", ".join("(" + ", ".join("NULL" if v is None else literal(v) for v in row) + ")" for row in rows)
+    if not values:
+        return "SELECT " + ", ".join(f"NULL::pg_catalog.text AS {c}" for c in columns) + " WHERE false"
+    return f"SELECT * FROM (VALUES {values}) AS v ({', '.join(columns)})"
+
+
+def _texts(values: Iterable[str]) -> str:
+    return f"ARRAY[{', '.join(literal(v) for v in values)}]::pg_catalog.text[]"
+
+
+def _managed(plan: AccessPlan, why: bool) -> list[tuple[str | None, ...]]:
+    """(role, kind, why it may hold no more: only with `why`) for every role the plan manages."""
+    levels = {g.name: g.level for db in plan.databases for g in db.groups}
+    rows = [(r.name, "owner", _WHY["owner"]) for r in plan.owners]
+    rows += [(r.name, "group", f"its level is {levels[r.name]}") for r in plan.groups]
+    for login in plan.logins:
+        kind = "auth" if login.name == AUTH_ROLE else "login"
+        rows.append((login.name, kind, _WHY[kind]))
+    return [(name, kind, reason if why else None) for name, kind, reason in rows]
+
+
+def _planned(plan: AccessPlan, database: str | None) -> list[tuple[str | None, ...]]:
+    """(kind, database, schema, object, grantee, privilege) the plan grants: every database's database
+    privileges, the others in `database` only."""
+    return [
+        (g.object_type, g.database, g.schema, obj, "PUBLIC" if g.role == "public" else g.role, privilege)
+        for g in plan.grants
+        if g.object_type == "database" or g.database == database
+        for privilege in g.privileges
+        for obj in g.objects or (None,)
+    ]
+
+
+def _listed(array: str) -> str:
+    """SQL: an array's first elements as a list, and how many more."""
+    n = SHOWN_OBJECTS
+    return (
+        f"CASE WHEN pg_catalog.cardinality({array}) > {n} THEN pg_catalog.array_to_string({array}[1:{n}], ', ') || "
+        f"pg_catalog.format(' and %s more', pg_catalog.cardinality({array}) - {n}) "
+        f"ELSE pg_catalog.array_to_string({array}, ', ') END"
+    )
+
+
+def _fix(mode: ExcessMode, privileges: str, target: str) -> str:
+    """SQL: a unit's REVOKE `privileges` ON `target` FROM its grantee; outside mode "revoke" also the
+    option to pass a planned privilege on, and what another grantor gave (revoked as that grantor)."""
+    revoke = f"pg_catalog.format('%s ON %s FROM %s CASCADE;', {privileges}, {target}, grantee_sql)"
+    if mode == "revoke":
+        return f"'REVOKE ' || {revoke}"
+    return (
+        "CASE WHEN chained THEN pg_catalog.format('SET ROLE %I; ', pg_catalog.pg_get_userbyid(grantor)) ELSE '' END\n"
+        "    || CASE WHEN action = 'option' THEN 'REVOKE GRANT OPTION FOR ' ELSE 'REVOKE ' END\n"
+        f"    || {revoke}\n    || CASE WHEN chained THEN ' RESET ROLE;' ELSE '' END"
+    )
+
+
+def _problem(mode: ExcessMode, where: str, privileges: str, what: str) -> str:
+    """SQL: "<where><grantee> holds <privileges> on <what>, beyond the plan (<why>)"."""
+    if mode == "revoke":
+        return _NO_PROBLEM
+    return (
+        f"pg_catalog.format('%s%s holds %s%s on %s%s, beyond the plan (%s)', {where}, grantee, {privileges},\n"
+        f"    CASE WHEN action = 'option' THEN ' WITH GRANT OPTION' ELSE '' END, {what},\n"
+        "    CASE WHEN chained THEN ' (given by ' || pg_catalog.pg_get_userbyid(grantor) || ')' ELSE '' END, why)"
+    )
+
+
+def _units(name: str, source: str, match: str, mode: ExcessMode) -> str:
+    """CTE: the ACL items of `source` beyond the plan (to revoke) or planned but passable on (option),
+    per grantee, grantor and action their privileges, and the objects with the same ones together."""
+    where = {
+        "revoke": "NOT chained AND NOT planned",
+        "rest": "chained OR (planned AND grantable)",
+        "all": "chained OR NOT planned OR grantable",
+    }[mode]
+    return (
+        f"{name} AS (\n  SELECT keyword, schema, grantee, grantee_sql, why, grantor, chained, action, privileges, "
+        "pg_catalog.array_agg(object ORDER BY object) AS objects\n"
+        "  FROM (SELECT keyword, schema, object, grantee, grantee_sql, why, grantor, chained, action,\n"
+        "      pg_catalog.array_agg(privilege ORDER BY privilege) AS privileges\n"
+        "    FROM (SELECT *, CASE WHEN chained OR NOT planned THEN 'revoke' ELSE 'option' END AS action\n"
+        f"      FROM (SELECT s.*, EXISTS (SELECT 1 FROM planned p WHERE {match}) AS planned\n"
+        f"        FROM ({source}) AS s ({_ACL})) x\n"
+        f"      WHERE {where}) u\n"
+        "    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) o\n"
+        "  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9)"
+    )
+
+
+def _object_units(name: str, source: str, match: str, mode: ExcessMode, where: str) -> tuple[str, str]:
+    """(CTE, SELECT) of the problems and fixes for the ACL items of `source`."""
+    target = "keyword || ' ' || pg_catalog.array_to_string(objects, ', ')"
+    what = f"{_NOUN} || CASE WHEN pg_catalog.cardinality(objects) > 1 THEN 's ' ELSE ' ' END || {_listed('objects')}"
+    select = f"SELECT {_problem(mode, where, _PRIVILEGES, what)},\n  {_fix(mode, _PRIVILEGES, target)}\nFROM {name}"
+    return _units(name, source, match, mode), select
+
+
+def _relations(public: str) -> str:
+    """ACL items of tables, views and sequences (PUBLIC's in `public` schemas, an extension's objects aside)."""
+    return (
+        "SELECT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, n.nspname::pg_catalog.text, "
+        "c.relname::pg_catalog.text,\n"
+        "          pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),\n"
+        f"          {_GRANTEE}, a.grantor <> c.relowner, a.privilege_type, a.is_grantable\n"
+        "        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace\n"
+        "        CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a JOIN grantee g ON g.oid = a.grantee\n"
+        f"        WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND {_USER_SCHEMA}\n"
+        "          AND a.grantee <> c.relowner\n"
+        f"          AND (a.grantee <> 0 OR (n.nspname = ANY ({public}) AND NOT {_EXTENSION_MEMBER}))"
+    )
+
+
+def _schemas(public: str) -> str:
+    return (
+        "SELECT 'SCHEMA', NULL::pg_catalog.text, n.nspname::pg_catalog.text, pg_catalog.quote_ident(n.nspname),\n"
+        f"          {_GRANTEE}, a.grantor <> n.nspowner, a.privilege_type, a.is_grantable\n"
+        "        FROM pg_catalog.pg_namespace n\n"
+        "        CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner)))\n"
+        "          AS a JOIN grantee g ON g.oid = a.grantee\n"
+        f"        WHERE {_USER_SCHEMA} AND a.grantee <> n.nspowner AND (a.grantee <> 0 OR n.nspname = ANY ({public}))"
+    )
+
+
+def _functions(auth: str) -> str:
+    """ACL items of functions: in the lookup function's schema everyone's, elsewhere only a login's
+    (EXECUTE is PUBLIC's by default, and a group's there is the apps' own design)."""
+    return (
+        "SELECT 'ROUTINE', n.nspname::pg_catalog.text, p.proname::pg_catalog.text,\n"
+        "          pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || '(' || "
+        "pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',\n"
+        f"          {_GRANTEE}, a.grantor <> p.proowner, a.privilege_type, a.is_grantable\n"
+        "        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace\n"
+        "        CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner)))\n"
+        "          AS a JOIN grantee g ON g.oid = a.grantee\n"
+        f"        WHERE {_USER_SCHEMA} AND a.grantee <> p.proowner\n"
+        f"          AND (p.proacl IS NOT NULL OR n.nspname = ANY ({auth}))\n"
+        f"          AND (n.nspname = ANY ({auth}) OR g.kind IN ('login', 'auth'))"
+    )
+
+
+def _databases(public: str) -> str:
+    return (
+        "SELECT 'DATABASE', NULL::pg_catalog.text, d.datname::pg_catalog.text, pg_catalog.quote_ident(d.datname),\n"
+        f"          {_GRANTEE}, a.grantor <> d.datdba, a.privilege_type, a.is_grantable\n"
+        "        FROM pg_catalog.pg_database d\n"
+        "        CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) a\n"
+        "        JOIN grantee g ON g.oid = a.grantee\n"
+        f"        WHERE a.grantee <> d.datdba AND (a.grantee <> 0 OR d.datname = ANY ({public}))"
+    )
+
+
+def _columns(mode: ExcessMode, public: str, where: str) -> tuple[str, str]:
+    """Column privileges: the plan gives none (and a REVOKE on a table takes its columns' along)."""
+    chained = {"revoke": "NOT chained", "rest": "chained", "all": "true"}[mode]
+    cte = (
+        "column_units AS (\n  SELECT object, grantee, grantee_sql, why, grantor, chained, 'revoke'::pg_catalog.text "
+        "AS action, privilege,\n    pg_catalog.array_agg(col ORDER BY attnum) AS columns\n"
+        "  FROM (SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS object,\n"
+        f"      {_GRANTEE}, a.grantor <> c.relowner AS chained, a.privilege_type AS privilege,\n"
+        "      pg_catalog.quote_ident(att.attname) AS col, att.attnum\n"
+        "    FROM pg_catalog.pg_attribute att JOIN pg_catalog.pg_class c ON c.oid = att.attrelid\n"
+        "    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace\n"
+        "    CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a JOIN grantee g ON g.oid = a.grantee\n"
+        f"    WHERE att.attacl IS NOT NULL AND att.attnum > 0 AND NOT att.attisdropped AND {_USER_SCHEMA}\n"
+        "      AND a.grantee <> c.relowner\n"
+        f"      AND (a.grantee <> 0 OR (n.nspname = ANY ({public}) AND NOT {_EXTENSION_MEMBER}))) x\n"
+        f"  WHERE {chained}\n  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)"
+    )
+    privileges = "privilege || ' (' || pg_catalog.array_to_string(columns, ', ') || ')'"
+    what = (
+        "'column' || CASE WHEN pg_catalog.cardinality(columns) > 1 THEN 's ' ELSE ' ' END || "
+        "pg_catalog.array_to_string(columns, ', ') || ' of ' || object"
+    )
+    fix = _fix(mode, privileges, "'TABLE ' || object")
+    return cte, f"SELECT {_problem(mode, where, 'privilege', what)},\n  {fix}\nFROM column_units"
+
+
+def _defaults(plan: AccessPlan, database: str, mode: ExcessMode, where: str) -> tuple[str, str]:
+    """Default privileges: the plan's (owner or creator, schema, tables or sequences, group) and no others;
+    of functions and types only a login's are beyond it (as for the objects)."""
+    planned = [
+        (d.owner, d.schema, "r" if d.object_type == "table" else "S", d.role, privilege)
+        for d in plan.default_privileges
+        if d.database == database
+        for privilege in d.privileges
+    ]
+    units = {"revoke": "NOT planned", "rest": "planned AND grantable", "all": "NOT planned OR grantable"}[mode]
+    cte = (
+        f"planned_default AS ({_rows(('creator', 'schema', 'objtype', 'grantee', 'privilege'), planned)}),\n"
+        "default_units AS (\n  SELECT creator, schema, objtype, grantee, grantee_sql, why, action,\n"
+        "    pg_catalog.array_agg(privilege ORDER BY privilege) AS privileges\n"
+        "  FROM (SELECT *, CASE WHEN planned THEN 'option' ELSE 'revoke' END AS action\n"
+        "    FROM (SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::pg_catalog.text AS creator,\n"
+        "        n.nspname::pg_catalog.text AS schema, d.defaclobjtype::pg_catalog.text AS objtype, g.grantee,\n"
+        "        g.grantee_sql, g.why, a.privilege_type AS privilege, a.is_grantable AS grantable,\n"
+        "        EXISTS (SELECT 1 FROM planned_default p WHERE p.creator = pg_catalog.pg_get_userbyid(d.defaclrole)\n"
+        "          AND p.schema = n.nspname AND p.objtype = d.defaclobjtype::pg_catalog.text\n"
+        "          AND p.grantee = g.grantee AND p.privilege = a.privilege_type) AS planned\n"
+        "      FROM pg_catalog.pg_default_acl d LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace\n"
+        "      CROSS JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) a JOIN grantee g ON g.oid = a.grantee\n"
+        "      WHERE a.grantee <> d.defaclrole\n"
+        "        AND (d.defaclobjtype IN ('r', 'S', 'n') OR g.kind IN ('login', 'auth'))\n"
+        f"        AND (a.grantee <> 0 OR {'false' if plan.adopted else 'true'})) x\n"
+        f"    WHERE {units}) u\n  GROUP BY 1, 2, 3, 4, 5, 6, 7)"
+    )
+    if mode == "revoke":
+        problem, revoke = _NO_PROBLEM, "'REVOKE '"
+    else:
+        problem = (
+            f"pg_catalog.format('%s%s gets %s%s on new %s of %s%s, beyond the plan (%s)', {where}, grantee,\n"
+            f"    {_PRIVILEGES}, CASE WHEN action = 'option' THEN ' WITH GRANT OPTION' ELSE '' END,\n"
+            f"    pg_catalog.lower({_DEFAULT_OBJECTS}), creator,\n"
+            "    CASE WHEN schema IS NULL THEN '' ELSE ' in ' || schema END, why)"
+        )
+        revoke = "CASE WHEN action = 'option' THEN 'REVOKE GRANT OPTION FOR ' ELSE 'REVOKE ' END"
+    select = (
+        f"SELECT {problem},\n"
+        "  pg_catalog.format('ALTER DEFAULT PRIVILEGES FOR ROLE %I', creator)\n"
+        "    || CASE WHEN schema IS NULL THEN '' ELSE pg_catalog.format(' IN SCHEMA %I', schema) END || ' '\n"
+        f"    || {revoke}\n"
+        f"    || pg_catalog.format('%s ON %s FROM %s;', {_PRIVILEGES}, {_DEFAULT_OBJECTS}, grantee_sql)\n"
+        "FROM default_units"
+    )
+    return cte, select
+
+
+def _memberships(plan: AccessPlan, mode: ExcessMode) -> tuple[str, str]:
+    """A managed role's memberships beyond its own; anyone's in an owner role (DDL) or a login (acting as
+    the app); the option to hand a managed role on. A role from elsewhere in a group is the business of
+    whoever manages it (README: GRANT <db>_read TO grafana_ro); the plan's admin is left as it is."""
+    planned = [(group, role.name) for role in plan.roles for group in role.member_of]
+    cte = f"planned_member AS ({_rows(('role', 'member'), planned)})"
+    given_by = f"m.grantor <> {BOOTSTRAP_SUPERUSER_OID}"
+    problem = (
+        _NO_PROBLEM
+        if mode == "revoke"
+        else "pg_catalog.format('role %s is a member of %s%s%s, beyond the plan', m.member, m.role,\n"
+        "    CASE WHEN p.role IS NULL THEN '' ELSE ' WITH ADMIN OPTION' END,\n"
+        f"    CASE WHEN {given_by} THEN ' (given by ' || pg_catalog.pg_get_userbyid(m.grantor) || ')' ELSE '' END)"
+    )
+    owners_and_logins = _texts([r.name for r in (*plan.owners, *plan.logins)])
+    select = (
+        f"SELECT {problem},\n"
+        "  'REVOKE ' || CASE WHEN p.role IS NULL THEN '' ELSE 'ADMIN OPTION FOR ' END\n"
+        "    || pg_catalog.format('%I FROM %I', m.role, m.member)\n"
+        f"    || CASE WHEN {given_by} THEN pg_catalog.format(' GRANTED BY %I', pg_catalog.pg_get_userbyid(m.grantor))"
+        " ELSE '' END\n"
+        "    || ' CASCADE;'\n"
+        "FROM (SELECT pg_catalog.pg_get_userbyid(a.roleid)::pg_catalog.text AS role,\n"
+        "    pg_catalog.pg_get_userbyid(a.member)::pg_catalog.text AS member, a.grantor, a.admin_option\n"
+        "  FROM pg_catalog.pg_auth_members a) m\n"
+        "LEFT JOIN planned_member p ON p.role = m.role AND p.member = m.member\n"
+        f"WHERE m.member <> {literal(plan.admin)} AND (p.role IS NULL OR m.admin_option)\n"
+        f"  AND (m.member IN (SELECT rolname FROM managed) OR m.role = ANY ({owners_and_logins})\n"
+        "    OR (m.admin_option AND m.role IN (SELECT rolname FROM managed)))"
+    )
+    return cte, select
+
+
+def excess_query(plan: AccessPlan, database: str | None, *, cluster: bool, mode: ExcessMode = "all") -> str:
+    """One read-only query, rows (problem, fix): what the plan's roles and PUBLIC hold beyond the plan.
+
+    In `database` (None: in none): on its tables, views, sequences and their columns (in every schema
+    but the system's), its schemas, functions and default privileges. With `cluster`: on every
+    database, and the memberships. Never reported: what a role holds as an object's owner; PUBLIC where
+    the plan leaves it alone (an adopted server's databases and app schemas, functions outside the
+    lookup function's schema, an extension's objects). In mode "revoke" the problems are NULL.
+    """
+    auth = [AUTH_SCHEMA] if plan.pooler else []
+    app_schemas = [s for db in plan.databases if db.name == database for s in db.schemas]
+    # Where PUBLIC is the plan's: on an adopted server only in the lookup function's schema (its own).
+    public_relations = _texts(auth + ([] if plan.adopted else app_schemas))
+    public_schemas = _texts(auth + ([] if plan.adopted else [*app_schemas, "public"]))
+    public_databases = _texts([] if plan.adopted else [db.name for db in plan.databases])
+    ctes = [
+        f"managed AS ({_rows(('rolname', 'kind', 'why'), _managed(plan, why=mode != 'revoke'))})",
+        "grantee AS (\n  SELECT r.oid, m.rolname AS grantee, pg_catalog.quote_ident(m.rolname) AS grantee_sql, "
+        "m.kind, m.why\n  FROM managed m JOIN pg_catalog.pg_roles r ON r.rolname = m.rolname\n"
+        f"  UNION ALL SELECT 0::pg_catalog.oid, 'PUBLIC', 'PUBLIC', 'public', {literal(_WHY['public'])})",
+        f"planned AS ({_rows(('kind', 'db', 'schema', 'object', 'grantee', 'privilege'), _planned(plan, database))})",
+    ]
+    same = "p.grantee = s.grantee AND p.privilege = s.privilege"
+    in_schema = f"p.schema = s.schema AND (p.object IS NULL OR p.object = s.name) AND {same}"
+    parts: list[tuple[str, str]] = []
+    if database is not None:
+        where = literal(f"{database}: ")
+        relations = _relations(public_relations)
+        parts.append(_object_units("relation_units", relations, f"p.kind = pg_catalog.lower(s.keyword) AND {in_schema}",
+                                   mode, where))  # fmt: skip
+        schemas = _schemas(public_schemas)
+        parts.append(_object_units("schema_units", schemas, f"p.kind = 'schema' AND p.schema = s.name AND {same}",
+                                   mode, where))  # fmt: skip
+        functions = _functions(_texts(auth))
+        parts.append(_object_units("function_units", functions, f"p.kind = 'function' AND {in_schema}", mode, where))
+        parts += [_columns(mode, public_relations, where), _defaults(plan, database, mode, where)]
+    if cluster:
+        databases = _databases(public_databases)
+        parts.append(_object_units("database_units", databases, f"p.kind = 'database' AND p.db = s.name AND {same}",
+                                   mode, "''"))  # fmt: skip
+        if mode != "rest":  # a membership's fixes are all plain revokes
+            parts.append(_memberships(plan, mode))
+    if not parts:
+        return f"SELECT {_NO_PROBLEM} AS problem, {_NO_PROBLEM} AS fix WHERE false"
+    ctes += [cte for cte, _ in parts]
+    with_ctes = "WITH " + ",\n".join(ctes)
+    union = "\nUNION ALL\n".join(select for _, select in parts)
+    return f"{with_ctes}\nSELECT problem, fix FROM (\n{union}\n) AS beyond (problem, fix)\nORDER BY 1, 2"
+
+
+def revoke_excess(plan: AccessPlan, database: str, mode: ExcessMode = "revoke") -> str:
+    """A DO block that runs each fix of excess_query in `database`; the database privileges and the
+    memberships with the plan's first database only (one step: no two re-apply steps revoke them at once).
+
+    A fix the admin may not run (a managed server's admin, an object it has no rights on) is skipped with
+    a WARNING that names it; the check keeps reporting it.
+    """
+    cluster = database == plan.databases[0].name
+    query = excess_query(plan, database, cluster=cluster, mode=mode).replace("\n", "\n    ")
+    return (
+        f"DO $beyond$\nDECLARE\n  excess record;\nBEGIN\n  FOR excess IN\n    {query}\n  LOOP\n    BEGIN\n"
+        "      EXECUTE excess.fix;\n    EXCEPTION WHEN insufficient_privilege THEN\n"
+        "      RAISE WARNING 'not revoked (%): %', SQLERRM, excess.fix;\n    END;\n  END LOOP;\nEND\n$beyond$;"
+    )
