@@ -71,7 +71,7 @@ class DatabaseAccess(pulumi.ComponentResource):
                 f"{name}-{db.name}-reapply",
                 connection=admin,
                 database=db.name,
-                purpose="auth function search_path, migration-table revokes",
+                purpose="auth function search_path, migration-table revokes, privileges beyond the plan",
                 sql=sql.reapply_script(args.plan, db.name),
                 check=sql.reapply_check(args.plan, db.name),
                 # After every grant: a table-wide GRANT would otherwise re-add what this revokes.

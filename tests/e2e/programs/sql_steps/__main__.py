@@ -32,7 +32,7 @@ for db in plan.databases:
         f"access-{db.name}-reapply",
         connection=connection,
         database=db.name,
-        purpose="auth function search_path, migration-table revokes",
+        purpose="auth function search_path, migration-table revokes, privileges beyond the plan",
         sql=sql.reapply_script(plan, db.name) + extra,
         check=sql.reapply_check(plan, db.name),
     )
