@@ -73,10 +73,8 @@ LOOPBACK = "127.0.0.1"
 CONTAINER_CA = "/etc/postgresql/client-ca.crt"  # the stack CA, for psql run inside the container
 
 
-def docker(*args: str, timeout: float = 120, check: bool = True, stdin: str | None = None,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    done = subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
         raise RuntimeError(f"docker {args[0]} failed: {(done.stderr or done.stdout).strip()}")
     return done

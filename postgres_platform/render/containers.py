@@ -71,12 +71,11 @@ class ContainerSpec:
                      + (",readonly" if point.read_only else "")]  # fmt: skip
         return argv
 
-    def docker_run(
-        self, sources: Mapping[str, MountSource[str]], *, network: Sequence[str] = ("--network", "host"),
-        extra_args: Sequence[str] = (),
-    ) -> list[str]:  # fmt: skip
-        """`docker run -d` of this container with these sources (the tests' and drills' way to start it)."""
-        argv = ["docker", "run", "-d", "--name", self.name, *network, "--label", f"{COMPONENT_LABEL}={self.label}",
+    def docker_run(self, sources: Mapping[str, MountSource[str]], *, extra_args: Sequence[str] = ()) -> list[str]:
+        """`docker run -d` of this container on the host network with these sources (the tests' and
+        drills' way to start it)."""
+        argv = ["docker", "run", "-d", "--name", self.name, "--network", "host",
+                "--label", f"{COMPONENT_LABEL}={self.label}",
                 "--stop-signal", self.stop_signal, "--stop-timeout", str(self.stop_seconds)]  # fmt: skip
         argv += self.mount_args(sources)
         for variable in self.env:
@@ -93,7 +92,7 @@ class ContainerSpec:
 def postgres_container(
     stack: str, config: PlatformConfig, label: str, command: Sequence[str], *, initdb_password: bool
 ) -> ContainerSpec:
-    """A primary (`initdb_password`: initdb reads the superuser password from its file) or a standby.
+    """A primary (`initdb_password`: initdb reads the superuser's verifier from its file) or a standby.
     With backups, pgBackRest (in the image) reads its config directory, and a posix repository."""
     mounts = {DATA: MountPoint(PGDATA, read_only=False), CONFIG: MountPoint(POSTGRES_CONFIG_DIR, read_only=True)}
     if config.backup is not None:
