@@ -12,12 +12,12 @@ import pulumi
 import pulumi_postgresql as postgresql
 
 from components.postgres import AdminConnection
+from components.resources.passwords import generated_password
+from components.resources.sql_apply import RoleRetirement, SqlApply
 from postgres_platform.model.access import AccessPlan, Database, Role, auth_function_body
 from postgres_platform.model.names import AUTH_FUNCTION, AUTH_SCHEMA, SUPERUSER
-from postgres_platform.passwords import generated_password
 from postgres_platform.render import sql
 from postgres_platform.render.scram import stable_verifier
-from postgres_platform.sql_apply import RoleRetirement, SqlApply
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ import pulumi_docker as docker
 
 from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
 from components.postgres import Placement
+from components.resources.passwords import generated_password
 from postgres_platform.model.config import BackupConfig
 from postgres_platform.model.names import COMPONENT_LABEL, PGDATA, POSTGRES_UID
-from postgres_platform.passwords import generated_password
 from postgres_platform.render import backup as render
 from postgres_platform.render.containers import BACKUP_CONFIG, BACKUP_REPO, MountSource
 

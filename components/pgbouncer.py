@@ -16,9 +16,9 @@ import pulumi_docker as docker
 
 from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
 from components.postgres import Placement, Publish, ServerTls, container_image, container_settings
+from components.resources.passwords import generated_password
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import PGBOUNCER_PORT, PGBOUNCER_UID
-from postgres_platform.passwords import generated_password
 from postgres_platform.render.containers import CONFIG, MountSource, pgbouncer_container
 from postgres_platform.render.files import reload_if_running
 from postgres_platform.render.pgbouncer import AUTH_FILE, CONTAINER_TLS, HBA_FILE, INI_FILE, render_auth_file

@@ -19,9 +19,9 @@ import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 
 from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
+from components.resources.passwords import generated_password
 from postgres_platform.model.images import BUILDS
 from postgres_platform.model.names import COMPONENT_LABEL, POSTGRES_PORT, POSTGRES_UID, SUPERUSER
-from postgres_platform.passwords import generated_password
 from postgres_platform.render import sql
 from postgres_platform.render.containers import CONFIG, ContainerSpec, MountSource, exec_argv, postgres_healthcheck
 from postgres_platform.render.files import reload_if_running

@@ -21,8 +21,8 @@ import pulumi_postgresql as postgresql
 from components.config_files import ConfigFileArgs
 from components.hetzner import DatabaseHost
 from components.postgres import PostgresContainer, PostgresContainerArgs
+from components.resources.passwords import generated_password
 from postgres_platform.model.names import REPLICATION_ROLE
-from postgres_platform.passwords import generated_password
 from postgres_platform.render.replica import CA_FILE, PASSFILE, SLOT, bootstrap_script, passfile
 from postgres_platform.render.scram import stable_verifier
 

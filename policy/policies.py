@@ -482,7 +482,7 @@ def check_secret_sources(args: StackValidationArgs, report: ReportViolation) -> 
     """What the SDK can see: every password input flows from a RandomPassword, none is a literal.
 
     The analyzer unwraps secrets before policies run, so whether a stack output is marked secret is
-    invisible here; tests/test_program.py proves that instead (README, "Policies").
+    invisible here; tests/program/test_program.py proves that instead (README, "Policies").
     """
     for resource in args.resources:
         if resource.resource_type == ROLE and is_login(resource.props) and not _generated(resource, "password"):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from postgres_platform.local_servers import missing_for_real_servers
+from postgres_platform.harness.servers import missing_for_real_servers
 from postgres_platform.model.images import PGBOUNCER_124, POSTGRES_17
+from postgres_platform.model.stackfile import ROOT
 from postgres_platform.offline.program import ProgramRun, run_stack
 from postgres_platform.render.files import File, read_install_input
-from postgres_platform.stackfile import ROOT
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
 # Stacks whose server the program runs (and backs up); the others adopt a running server (target existing).
@@ -49,10 +51,34 @@ def run_of(stack: str) -> ProgramRun:
 
 
 def skip_without_real_servers() -> None:
-    """Real-server modules call this at import: skip them, saying what is missing, where it is."""
+    """Skip the calling test, saying what is missing (for tests outside the integration tier)."""
+    reason = missing_real_servers()
+    if reason:
+        pytest.skip(reason)
+
+
+def tier(conftest: str, marker: str, skip_reason: Callable[[], str | None] = lambda: None) -> Any:
+    """A tier's collection hook: every test under its directory gets the tier's marker, and the skip once.
+
+    `tryfirst`, so `-m` (pytest's own hook, later) sees the marker. Every conftest's hook sees every item,
+    hence the filter by directory."""
+    here = Path(conftest).parent
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+        mine = [item for item in items if item.path.is_relative_to(here)]
+        reason = skip_reason() if mine else None
+        for item in mine:
+            item.add_marker(getattr(pytest.mark, marker))
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+    return pytest_collection_modifyitems
+
+
+def missing_real_servers() -> str | None:
     missing = missing_for_real_servers()
-    if missing:
-        pytest.skip(f"real-server tests need {', '.join(missing)} on this machine", allow_module_level=True)
+    return f"real-server tests need {', '.join(missing)} on this machine" if missing else None
 
 
 def config_files(run: ProgramRun, component: str) -> dict[str, File]:

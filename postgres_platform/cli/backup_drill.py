@@ -19,12 +19,12 @@ from typing import Any, Literal
 
 import psycopg
 
-from postgres_platform.local_s3 import ACCESS_KEY, SECRET_KEY, LocalS3
-from postgres_platform.local_servers import Servers
+from postgres_platform.harness.s3 import ACCESS_KEY, SECRET_KEY, LocalS3
+from postgres_platform.harness.servers import Servers
 from postgres_platform.model.config import BackupConfig, PlatformConfig, S3RepoConfig
 from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.stackfile import read_stack_values, stack_file
 from postgres_platform.render.backup import RepoSecrets, command
-from postgres_platform.stackfile import read_stack_values, stack_file
 
 Repo = Literal["posix", "s3"]
 ROWS_BEFORE, ROWS_AFTER = 1000, 500

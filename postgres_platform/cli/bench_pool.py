@@ -2,13 +2,13 @@
 
     python scripts/bench_pool.py --clients 500 [--json] [--transactions 5] [--stack prod]
 
-Starts a real PostgreSQL and PgBouncer with the stack's config (postgres_platform/local_servers.py), spreads N
+Starts a real PostgreSQL and PgBouncer with the stack's config (postgres_platform/harness/servers.py), spreads N
 concurrent clients over the pooled apps, each connecting at once and running short transactions;
 then the same storm at Postgres directly, as the seeds' apps did. --json prints only
 {"clients", "backendBudget", "pooled": {"errors", "maxBackends", "tps"}, "direct": {...}, "versions":
 {"postgres", "pgbouncer", "pgbackrest"}}, where backendBudget is the most server connections the config
 lets the pooled apps hold and versions is what the servers it ran report.
-A benchmark, not a test: tests/test_real_storm.py runs it small and checks the invariants.
+A benchmark, not a test: tests/integration/test_storm.py runs it small and checks the invariants.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Any
 
 import psycopg
 
-from postgres_platform.local_servers import Servers
+from postgres_platform.harness.servers import Servers
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.stackfile import read_stack_values, stack_file
 from postgres_platform.render.pgbouncer import pools
-from postgres_platform.stackfile import read_stack_values, stack_file
 
 SAMPLE_EVERY = 0.01  # seconds between pg_stat_activity samples
 

@@ -6,7 +6,7 @@ Per N: resources declared, resources per app, the marginal resources of one more
 database's default schemas, preflight seconds and peak memory (each preflight in its own process,
 measured with wait4), and the time as a multiple of the prod stack's preflight in the same run.
 --project runs another checkout's scripts/preflight.py (e.g. an older commit, for before/after).
-A benchmark, not a test: tests/test_bench_scale.py runs it small and checks its arithmetic.
+A benchmark, not a test: tests/unit/test_bench_scale.py runs it small and checks its arithmetic.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from postgres_platform.model.images import PGBOUNCER_124, POSTGRES_17
-from postgres_platform.stackfile import ROOT, stack_file
+from postgres_platform.model.stackfile import ROOT, stack_file
 
 LEVELS = ("read", "write", "write", "write", "read", "write", "read", "write", "read", "migrate")
 

@@ -17,8 +17,8 @@ import argparse
 import dataclasses
 import json
 
-from postgres_platform import discover
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
+from postgres_platform.ops import discover
 
 
 def render(found: discover.Discovery, apps: dict[str, dict[str, object]]) -> str:

@@ -29,9 +29,9 @@ import json
 import time
 from typing import Any
 
-from postgres_platform import live
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
-from postgres_platform.stackfile import add_stack_arguments, load_chosen
+from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
+from postgres_platform.ops import live
 
 
 def render(report: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
     python scripts/pg_settings.py          # starts a container of the stack image, reads pg_settings
 
 Stack settings are checked against that table (model/settings.py): names, types, units, ranges, enum
-values, and whether a change needs a restart (context `postmaster`). tests/test_real_server.py fails
+values, and whether a change needs a restart (context `postmaster`). tests/integration/test_server.py fails
 when the table is stale for the shipped image.
 """
 
@@ -14,10 +14,10 @@ import sys
 
 import psycopg
 
-from postgres_platform.local_servers import Servers
+from postgres_platform.harness.servers import Servers
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.model.settings import TABLE_FILE
-from postgres_platform.stackfile import read_stack_values, stack_file
+from postgres_platform.model.stackfile import read_stack_values, stack_file
 
 QUERY = "SELECT name, vartype, unit, min_val, max_val, enumvals, context FROM pg_settings ORDER BY name"
 

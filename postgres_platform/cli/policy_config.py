@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.offline.policy_config import policy_config
-from postgres_platform.stackfile import add_stack_arguments, load_chosen
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,14 +20,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.model import budget
 from postgres_platform.model.config import ConfigError, PlatformConfig
 from postgres_platform.model.images import versions_of
+from postgres_platform.model.stackfile import load_stack_file
 from postgres_platform.offline import impact
 from postgres_platform.offline.policies import PolicyResult, evaluate
 from postgres_platform.offline.policy_config import policy_config
 from postgres_platform.offline.program import ProgramRun, run_program
-from postgres_platform.stackfile import add_stack_arguments, load_chosen, load_stack_file
 
 
 def report(stack: str, config: PlatformConfig, run: ProgramRun, policies: list[PolicyResult]) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.model import access
 from postgres_platform.render import sql
 from postgres_platform.render.scram import stable_verifier
-from postgres_platform.stackfile import add_stack_arguments, load_chosen
 
 
 def main(argv: list[str] | None = None) -> int:

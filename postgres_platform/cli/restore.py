@@ -21,11 +21,11 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import PGDATA, container_name
 from postgres_platform.render import backup as render
 from postgres_platform.render.hetzner import CONFIG_ROOT
-from postgres_platform.stackfile import add_stack_arguments, load_chosen
 
 # A point in time with its zone: ISO 8601 (`T` or a space), seconds and a fraction optional, `Z` or an offset.
 # Without a zone pgBackRest and Postgres would each read it in their own local time.

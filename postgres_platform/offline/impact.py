@@ -50,7 +50,7 @@ REPLACE_ON: dict[str, frozenset[str]] = {
     # create script or stdin runs the command again (Update).
     "command:local:Command": frozenset({"triggers"}),
     "command:remote:Command": frozenset({"triggers"}),
-    # Our dynamic providers (postgres_platform/sql_apply.py) never ask for a replacement.
+    # Our dynamic providers (components/resources/sql_apply.py) never ask for a replacement.
     "pulumi-python:dynamic/postgres-platform:SqlApply": frozenset(),
     "pulumi-python:dynamic/postgres-platform:RoleRetirement": frozenset(),
 }

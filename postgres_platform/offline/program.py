@@ -21,8 +21,8 @@ import pulumi
 
 from postgres_platform.model.load import SECRET_KEYS
 from postgres_platform.model.names import NAMESPACE
+from postgres_platform.model.stackfile import ROOT, read_stack_values, stack_file
 from postgres_platform.offline import sdk
-from postgres_platform.stackfile import ROOT, read_stack_values, stack_file
 
 PROJECT = "postgres-platform"
 

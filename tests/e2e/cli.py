@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from postgres_platform.stackfile import ROOT
+from postgres_platform.model.stackfile import ROOT
 
 PASSPHRASE = "e2e-only-passphrase"
 

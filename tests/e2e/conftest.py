@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cli import Engine
+from tests.helpers import tier
+
+pytest_collection_modifyitems = tier(__file__, "e2e")
 
 
 @pytest.fixture(scope="session")

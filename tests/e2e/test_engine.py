@@ -13,13 +13,11 @@ import psycopg
 import pytest
 import yaml
 
-from postgres_platform.local_servers import Servers
+from postgres_platform.harness.servers import Servers
 from postgres_platform.model.load import load_stack_values
-from postgres_platform.stackfile import ROOT, read_stack_values, stack_file
+from postgres_platform.model.stackfile import ROOT, read_stack_values, stack_file
 from tests.e2e.cli import Engine
 from tests.helpers import skip_without_real_servers
-
-pytestmark = pytest.mark.e2e
 
 PROD = load_stack_values(read_stack_values(stack_file("prod")))
 SQL_STEPS = Path(__file__).parent / "programs" / "sql_steps"

@@ -9,12 +9,12 @@ while it is true), extraSql (appended to every step: the policy pack's test).
 
 import pulumi
 
+from components.resources.sql_apply import RoleRetirement, SqlApply
 from postgres_platform.model import access
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.model.names import SUPERUSER, owner_role
+from postgres_platform.model.stackfile import read_stack_values, stack_file
 from postgres_platform.render import sql
-from postgres_platform.sql_apply import RoleRetirement, SqlApply
-from postgres_platform.stackfile import read_stack_values, stack_file
 
 config = pulumi.Config("e2e")
 plan = access.plan(load_stack_values(read_stack_values(stack_file("prod"))))

@@ -1,0 +1,163 @@
+"""The whole program: stack config in, components declared once for any target, what outputs need out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi.runtime.config as runtime_config
+
+from components.access import DatabaseAccess, DatabaseAccessArgs
+from components.adopted import AdoptedServer, AdoptedServerArgs
+from components.backups import Backups, BackupsArgs
+from components.pgbouncer import PgBouncer, PgBouncerArgs
+from components.postgres import PostgresContainerArgs, PostgresServer, PostgresServerArgs, server_files
+from postgres_platform.model import access
+from postgres_platform.model.config import ConfigError, PlatformConfig
+from postgres_platform.model.load import ADMIN_PASSWORD_KEY, load_stack_values
+from postgres_platform.model.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_PORT, container_name
+from postgres_platform.program.targets import TARGETS, Site
+from postgres_platform.render import pgbouncer
+from postgres_platform.render.backup import archive_settings
+from postgres_platform.render.containers import DATA, postgres_container
+from postgres_platform.render.dsn import Endpoint
+from postgres_platform.render.postgres import render_config_file, server_arguments
+
+
+class StackConfigError(pulumi.RunError):
+    """Ends `pulumi up/preview` with the config problems only: no traceback, nothing declared."""
+
+
+def load_config() -> PlatformConfig:
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    try:
+        return load_stack_values(values, secret_keys=[k for k in values if runtime_config.is_config_secret(k)])
+    except ConfigError as exc:
+        raise StackConfigError("invalid stack config:\n" + str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Deployed:
+    passwords: dict[str, pulumi.Output[str]]  # login role -> password
+    admin_user: str  # the superuser, or an adopted server's admin
+    admin_password: pulumi.Output[str]
+    direct: Endpoint  # where apps reach Postgres
+    admin: pulumi.Output[Endpoint]  # where the operator reaches Postgres
+    pooled: Endpoint | None = None  # where apps reach PgBouncer (where there is one)
+    pgbouncer_admin_password: pulumi.Output[str] | None = None
+    replica: Endpoint | None = None  # read-only DSNs for read apps
+    ca_cert_pem: pulumi.Output[str] | None = None
+
+
+def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
+    if config.backup is None:
+        return None
+    secrets = pulumi.Config(NAMESPACE)
+    s3 = config.backup.repo == "s3"
+    return Backups(
+        "backups",
+        BackupsArgs(
+            backup=config.backup,
+            placement=site.placement,
+            shell=site.shell,
+            container=container_name(pulumi.get_stack(), "postgres"),
+            s3_key=secrets.require_secret("backupS3Key") if s3 else None,
+            s3_key_secret=secrets.require_secret("backupS3KeySecret") if s3 else None,
+            timers=site.shell.ssh is not None,
+            depends_on=site.ready,
+        ),
+    )
+
+
+def built_server(config: PlatformConfig, site: Site) -> tuple[PostgresServer, Backups | None]:
+    """The primary the program runs (local, Hetzner): its container, superuser and backups."""
+    assert site.data is not None  # every target but existing has PGDATA
+    backups = backups_of(config, site)
+    settings = {**site.server_settings, **(archive_settings(config.backup) if config.backup else {})}
+    postgres = PostgresServer(
+        "postgres",
+        PostgresServerArgs(
+            container=PostgresContainerArgs(
+                spec=postgres_container(
+                    pulumi.get_stack(), config, "postgres", server_arguments(config, settings), initdb_password=True
+                ),
+                config_file=render_config_file(config, settings),
+                image_base=config.image_base,
+                placement=site.placement,
+                shell=site.shell,
+                sources={DATA: site.data, **(backups.sources if backups else {})},
+                publish=site.postgres_publish,
+                files=server_files(site.hba, site.tls),
+                depends_on=[*site.ready, *([backups.written] if backups else [])],
+            ),
+            admin=site.admin,
+        ),
+    )
+    if backups is not None:
+        backups.activate(postgres)
+    return postgres, backups
+
+
+def adopted_server(config: PlatformConfig, site: Site) -> AdoptedServer:
+    """A running server (target existing): only the provider, as the admin the stack names."""
+    assert config.existing is not None
+    return AdoptedServer(
+        "postgres",
+        AdoptedServerArgs(
+            address=site.admin,
+            admin_user=config.existing.admin_user,
+            admin_password=pulumi.Config(NAMESPACE).require_secret(ADMIN_PASSWORD_KEY),
+            superuser=config.existing.admin_superuser,
+        ),
+    )
+
+
+def deploy(config: PlatformConfig) -> Deployed:
+    target = TARGETS[config.target](config)
+    site = target.prepare()
+    backups = None
+    if config.adopted:
+        server: PostgresServer | AdoptedServer = adopted_server(config, site)
+    else:
+        server, backups = built_server(config, site)
+    generations = {login.role: login.generation for app in config.apps for login in config.logins(app)}
+    roles = DatabaseAccess(
+        "access", DatabaseAccessArgs(access.plan(config), server.provider, server.admin_connection, generations)
+    )
+    bouncer = None
+    if config.pgbouncer is not None:
+        files = pgbouncer.Endpoints(
+            listen_addr=site.pooler_listen,
+            listen_port=PGBOUNCER_PORT,
+            server_host=site.pooler_server_host,
+            server_port=site.pooler_server_port,
+            auth_file=pgbouncer.AUTH_FILE,
+            hba_file=pgbouncer.HBA_FILE,
+            tls=pgbouncer.CONTAINER_TLS if site.tls is not None else None,
+        )
+        bouncer = PgBouncer(
+            "pgbouncer",
+            PgBouncerArgs(
+                config=config,
+                ini=pgbouncer.render_ini(config, files),
+                hba=pgbouncer.render_hba(config),
+                auth_password=roles.passwords[AUTH_ROLE],
+                placement=site.placement,
+                shell=site.shell,
+                publish=site.pooler_publish,
+                tls=site.tls,
+                ca_cert_pem=site.ca_cert_pem,
+                depends_on=[server, *site.ready],
+            ),
+        )
+    return Deployed(
+        passwords=roles.passwords,
+        admin_user=server.admin_connection.user,
+        admin_password=server.admin_connection.password,
+        direct=site.direct,
+        admin=site.admin_endpoint,
+        pooled=site.pooled if bouncer is not None else None,
+        pgbouncer_admin_password=bouncer.admin_password if bouncer is not None else None,
+        replica=target.add_replicas(server, backups) if isinstance(server, PostgresServer) else None,
+        ca_cert_pem=site.ca_cert_pem,
+    )

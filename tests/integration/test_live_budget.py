@@ -1,0 +1,71 @@
+"""scripts/live_budget.py against a PostgreSQL 17 container of the shipped image: who holds the slots, and every drift named."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from postgres_platform.cli import live_budget
+from postgres_platform.harness.servers import Servers
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.stackfile import read_stack_values, stack_file
+
+# The local stack (no external roles exist on a test server), without its backups (not what this is about).
+LOCAL = load_stack_values(read_stack_values(stack_file("local"))).model_copy(update={"backup": None})
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    started = Servers(LOCAL).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def report(servers: Servers) -> tuple[int, dict[str, object]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = live_budget.main(["local", "--dsn", servers.superuser_dsn(), "--json"])
+    result: dict[str, object] = json.loads(out.getvalue())  # stdout holds only the JSON
+    return code, result
+
+
+def test_a_server_as_declared_has_no_problem_and_the_contract_holds(servers: Servers) -> None:
+    code, result = report(servers)
+    assert set(result) == {"maxConnections", "usable", "connected", "roles", "superuserSessions", "problems"}
+    assert (result["maxConnections"], result["usable"]) == (100, 97)
+    assert result["problems"] == [] and code == 0
+    roles = {r["role"]: r for r in result["roles"]}  # type: ignore[attr-defined]
+    assert roles["worker_app"] == {"role": "worker_app", "kind": "app", "declared": 5, "serverLimit": 5,
+                                   "connections": 0}  # fmt: skip
+    assert roles["pgbouncer_auth"]["kind"] == "system" and roles["postgres"]["kind"] == "superuser"
+
+
+def test_superuser_sessions_undeclared_roles_and_changed_limits_are_reported(servers: Servers) -> None:
+    servers.psql("ALTER ROLE worker_app CONNECTION LIMIT 4; DROP ROLE IF EXISTS rogue; CREATE ROLE rogue LOGIN "
+                 "PASSWORD 'x' CONNECTION LIMIT 1; GRANT CONNECT ON DATABASE fleet_platform TO rogue;")  # fmt: skip
+    admin = servers.superuser_dsn("fleet_platform") + " application_name=webhook-service"
+    held = [psycopg.connect(admin) for _ in range(3)]
+    held.append(psycopg.connect(servers.dsn("rogue", "fleet_platform", pooled=False, password="x")))
+    try:
+        code, result = report(servers)
+    finally:
+        for conn in held:
+            conn.close()
+        servers.psql("ALTER ROLE worker_app CONNECTION LIMIT 5;")
+    assert code == 1
+    assert {"database": "fleet_platform", "applicationName": "webhook-service", "clientAddr": "127.0.0.1",
+            "count": 3} in result["superuserSessions"]  # type: ignore[operator]  # fmt: skip
+    problems = result["problems"]
+    assert "role worker_app has CONNECTION LIMIT 4 on the server, 5 declared" in problems  # type: ignore[operator]
+    assert "role rogue is not declared but holds 1 connection(s)" in problems  # type: ignore[operator]
+    assert "role rogue is at its limit: 1 of 1" in problems  # type: ignore[operator]
+    rogue = next(r for r in result["roles"] if r["role"] == "rogue")  # type: ignore[attr-defined]
+    assert rogue == {"role": "rogue", "kind": "undeclared", "declared": None, "serverLimit": 1, "connections": 1}
+    assert result["connected"] >= 4  # type: ignore[operator]

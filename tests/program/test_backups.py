@@ -1,0 +1,93 @@
+"""Backups under mocks: what every stack declares for them, what the policy requires, where secrets never go."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from policy import policies
+from postgres_platform.cli import restore
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.stackfile import read_stack_values, stack_file
+from postgres_platform.offline.program import ProgramRun, fake_secret
+from tests.helpers import BUILT_STACKS, config_files, run_of
+from tests.program.test_policies import check_stack, resource
+
+COMMANDS = ("command:local:Command", "command:remote:Command")
+
+
+def commands(run: ProgramRun) -> dict[str, str]:
+    return {r.name: r.inputs["create"] for r in run.resources if r.type in COMMANDS}
+
+
+@pytest.mark.parametrize("stack", BUILT_STACKS)
+def test_every_stack_archives_into_an_encrypted_stanza(stack: str) -> None:
+    run = run_of(stack)
+    (postgres,) = [r for r in run.of_type("docker:index/container:Container") if r.name == "postgres-container"]
+    assert "archive_mode=on" in postgres.inputs["command"]  # read at start: on from the first boot
+    settings = config_files(run, "postgres-config")["postgresql.conf"].content
+    assert "archive_command = 'pgbackrest --stanza=main archive-push %p'" in settings
+    assert any(m["target"] == "/etc/pgbackrest" and m["readOnly"] for m in postgres.inputs["mounts"])
+    conf = config_files(run, "backups-config")["pgbackrest.conf"]
+    assert conf.mode == "0600" and "repo1-cipher-type=aes-256-cbc" in conf.content
+    assert "repo1-cipher-pass=" + fake_secret("backups-passphrase") in conf.content
+    (passphrase,) = [
+        r for r in run.of_type("random:index/randomPassword:RandomPassword") if r.name == "backups-passphrase"
+    ]
+    assert passphrase.protect and passphrase.inputs["length"] == 64  # backups made with it must stay readable
+    stanza = commands(run)["backups-stanza"]
+    assert "pgbackrest --stanza=main --repo1-cipher-type=aes-256-cbc stanza-create" in stanza and " check" in stanza
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_hetzner_stacks_back_up_to_s3_on_schedules_with_retention(stack: str) -> None:
+    run, config = run_of(stack), load_stack_values(read_stack_values(stack_file(stack)))
+    assert config.backup is not None and config.backup.s3 is not None
+    timers = commands(run)["backups-timers"]
+    assert f"OnCalendar={config.backup.schedule.full}" in timers and "OnCalendar=hourly" in timers
+    assert f"--repo1-type=s3 --repo1-retention-full={config.backup.retention_full}" in timers
+    assert "systemctl enable --now" in timers and "--type=diff backup" in timers
+    conf = config_files(run, "backups-config")["pgbackrest.conf"].content
+    assert "repo1-s3-uri-style=path" in conf and f"repo1-s3-bucket={config.backup.s3.bucket}" in conf
+    assert f"repo1-path=/{stack}" in conf
+    assert run.outputs["backup"]["path"] == f"/{stack}" and run.outputs["backup"]["encryption"] == "aes-256-cbc"
+
+
+@pytest.mark.parametrize("stack", BUILT_STACKS)
+def test_no_plain_output_or_file_holds_the_passphrase_or_the_s3_secret(stack: str) -> None:
+    run = run_of(stack)
+    secrets = [fake_secret("backups-passphrase"), "offline-backupS3KeySecret", "offline-backupS3Key"]
+    plain = {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}
+    text = json.dumps(plain)
+    assert "backup" in plain and not [s for s in secrets if s in text]
+    for declared in run.resources:
+        for key, value in declared.inputs.items():
+            if any(s in json.dumps(value) for s in secrets):
+                assert key in declared.secret_inputs, (declared.name, key)
+
+
+def test_the_policy_refuses_a_hetzner_stack_without_backups() -> None:
+    res = resource
+    server = res(policies.SERVER, "primary-server", {"serverType": "ccx13"})
+    postgres = res(policies.CONTAINER, "postgres-container", {"command": ["postgres", "-c", "max_connections=100"],
+                   "labels": [{"label": policies.COMPONENT_LABEL, "value": "postgres"}]})  # fmt: skip
+    found = check_stack(policies.backups_configured, [server, postgres])
+    assert any("archive_mode is not on" in v for v in found)
+    assert any("no pgBackRest stanza" in v for v in found)
+    assert any("no scheduled full backup" in v for v in found)
+    posix = res("command:remote:Command", "t", {"create": "pgbackrest --repo1-type=posix --type=full backup"})
+    found = check_stack(policies.backups_configured, [server, postgres, posix])
+    assert any("off the host (--repo1-type=s3)" in v for v in found) and any("no retention" in v for v in found)
+
+
+def test_restores_never_archive_into_production_and_standbys_follow_it() -> None:
+    config = load_stack_values(read_stack_values(stack_file("prod")))
+    copy, start = restore.commands("prod", config, "/mnt/pgdata/restored", target="2026-01-01 00:00:00+00", lsn=None,
+                                   standby=False)  # fmt: skip
+    assert "--archive-mode=off" in copy and "--type=time" in copy and "--target-action=promote" in copy
+    assert (
+        "archive_mode=off" in start and "-v" in copy and "/etc/postgres-platform/pgbackrest:/etc/pgbackrest:ro" in copy
+    )
+    (standby,) = restore.commands("prod", config, "/mnt/pgdata/data", target=None, lsn=None, standby=True)
+    assert "--type=standby" in standby and "--archive-mode=off" not in standby

@@ -1,0 +1,119 @@
+"""scripts/preflight.py as a user runs it: exit codes, the --json contract, the text report."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from postgres_platform.cli import preflight
+from postgres_platform.model.stackfile import ROOT
+from tests.helpers import BUILT_STACKS, STACKS
+
+PREFLIGHT = [sys.executable, str(ROOT / "scripts" / "preflight.py")]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """preflight's main in this process (the script itself: test_the_script_is_the_same_command)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = preflight.main(list(args))
+    return subprocess.CompletedProcess(["preflight", *args], code, out.getvalue(), err.getvalue())
+
+
+def test_the_script_is_the_same_command() -> None:
+    script = subprocess.run([*PREFLIGHT, "local", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert script.returncode == 0, script.stderr
+    assert json.loads(script.stdout) == json.loads(run("local", "--json").stdout)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_json_report_contract(stack: str) -> None:
+    result = run(stack, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # stdout holds only the JSON
+    assert set(report) == {"stack", "servers", "resources", "policies", "versions"}
+    # What the stack's images carry: the figures the real-container tests check the running servers report.
+    if stack in BUILT_STACKS:
+        assert report["versions"] == {"postgres": "17.12", "pgbackrest": "2.55.1", "pgbouncer": "1.24.1"}
+    else:  # an adopted server runs its own Postgres: nothing this program ships
+        assert "postgres" not in report["versions"]
+    assert report["stack"] == stack
+    for server in report["servers"]:
+        assert set(server) == {"name", "maxConnections", "superuserReserved", "headroom", "entries", "total", "free"}
+        assert server["total"] == sum(e["limit"] for e in server["entries"])
+        free = server["maxConnections"] - server["superuserReserved"] - server["headroom"] - server["total"]
+        assert server["free"] == free >= 0
+        for entry in server["entries"]:
+            assert set(entry) == {"role", "database", "limit", "kind", "direct"}
+            assert entry["kind"] in ("app", "external", "system")
+            assert entry["direct"] is None or (entry["kind"] == "app" and entry["direct"] >= 0)
+    assert report["resources"]["postgresql:index/role:Role"] >= 1
+    assert all(isinstance(n, int) and n > 0 for n in report["resources"].values())
+    names = [p["name"] for p in report["policies"]]
+    assert names == ["connection-budget", "bounded-roles", "no-public-database-ports", "pinned-images",
+                     "protected-data", "protected-databases", "secret-outputs", "role-memberships", "sql-steps",
+                     "host-network-listeners", "backups-configured"]  # fmt: skip
+    for policy in report["policies"]:
+        assert set(policy) == {"name", "enforcement", "violations"}
+        assert policy["enforcement"] in ("mandatory", "advisory")
+        if policy["enforcement"] == "mandatory":
+            assert policy["violations"] == []
+
+
+def test_prod_json_holds_seed_000_budget() -> None:
+    server, replica = json.loads(run("prod", "--json").stdout)["servers"]
+    assert replica["name"] == "replica" and replica["entries"] == server["entries"]
+    external = sum(e["limit"] for e in server["entries"] if e["kind"] == "external")
+    apps = sum(e["limit"] for e in server["entries"] if e["kind"] == "app")
+    assert (apps, external, server["total"], server["free"]) == (53, 28, 90, 2)  # 88 + pgBackRest's 2
+
+
+def test_text_report_lists_resources_and_budget() -> None:
+    result = run("local")
+    assert result.returncode == 0
+    assert "docker:index/container:Container" in result.stdout
+    assert "server primary: 70 of 100 max_connections promised, 30 free" in result.stdout
+
+
+def test_config_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.broken.yaml"
+    text = (ROOT / "Pulumi.local.yaml").read_text().replace("connectionLimit: 5}", "connectionLimit: -1}", 1)
+    stack.write_text(text)
+    result = run("--stack-file", str(stack), "--json")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == "apps.worker_app.connectionLimit: must be an integer >= 1, got -1"
+
+
+def test_missing_stack_file_exit_1() -> None:
+    result = run("--stack-file", "/nonexistent/Pulumi.x.yaml")
+    assert result.returncode == 1 and "no such stack file" in result.stderr
+
+
+def test_mandatory_violation_exits_1_advisory_does_not(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from postgres_platform.cli import preflight
+    from postgres_platform.offline.policies import PolicyResult
+
+    monkeypatch.setattr(preflight, "evaluate", lambda run, config: [PolicyResult("pinned-images", "advisory", ["x"])])
+    assert preflight.main(["local"]) == 0
+    monkeypatch.setattr(preflight, "evaluate", lambda run, config: [PolicyResult("pinned-images", "mandatory", ["x"])])
+    assert preflight.main(["local"]) == 1
+    assert "pinned-images              mandatory 1 violation(s)" in capsys.readouterr().out
+
+
+def test_markdown_has_budget_table_pie_and_policies() -> None:
+    result = run("prod", "--markdown")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "| webhook_app | tracksolid_db | app | 10 |" in text
+    assert "```mermaid\npie showData title primary: max_connections 100" in text
+    assert '    "free" : 2' in text
+    assert "| connection-budget | mandatory | pass |" in text

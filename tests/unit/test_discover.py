@@ -1,0 +1,53 @@
+"""discover's pure parts: what a statement does, role names from application names, the suggestion."""
+
+from __future__ import annotations
+
+import pytest
+
+from postgres_platform.model.load import parse
+from postgres_platform.ops.discover import Client, Discovery, app_name, apps_block, statement_kind, suggest
+from tests.helpers import valid_config
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [
+        ("SELECT * FROM t", "read"),
+        ("/* insert into x */ SELECT 1", "read"),
+        ("COPY (SELECT a FROM t) TO STDOUT", "read"),
+        ("insert into t values (1)", "write"),
+        ("WITH x AS (SELECT 1) UPDATE t SET a = 1", "write"),
+        ("DELETE FROM t WHERE id = 1", "write"),
+        ("COPY t FROM STDIN", "write"),
+        ("SELECT * FROM jobs FOR UPDATE SKIP LOCKED", "write"),
+        ("-- migrate\nCREATE TABLE t (id int)", "ddl"),
+        ("ALTER TABLE t ADD COLUMN a int", "ddl"),
+    ],
+)
+def test_statement_kind(query: str, kind: str) -> None:
+    assert statement_kind(query) == kind
+
+
+def test_app_names_are_valid_roles_and_unique() -> None:
+    taken: set[str] = set()
+    assert app_name("Webhook-Receiver", "db", taken) == "webhook_receiver"
+    assert app_name("webhook receiver", "db", taken) == "webhook_receiver_2"
+    assert app_name("", "fleet", taken) == "fleet_client"
+    assert app_name("postgres", "fleet", taken) == "fleet_client_2"  # reserved
+    assert app_name("9lives", "fleet", taken) == "fleet_client_3"  # not an identifier
+
+
+def test_the_suggestion_parses_as_the_apps_of_a_stack() -> None:
+    clients = [
+        Client("postgres", "tracksolid_db", "webhook", True, 3, {"read", "write"}),
+        Client("postgres", "tracksolid_db", "worker", True, 1, {"read"}),
+        Client("legacy_user", "tracksolid_db", "worker", False, 2, {"read"}),  # one service, two roles
+        Client("postgres", "fleet_platform", "gateway", True, 8, {"ddl", "write"}),
+    ]
+    apps = suggest(Discovery(1.0, [], clients, [], [], []))
+    assert {a: (s["access"], s["connectionLimit"]) for a, s in apps.items()} == {
+        "gateway": ("migrate", 10), "webhook": ("write", 5), "worker": ("read", 5)}  # fmt: skip
+    config = valid_config()
+    config["apps"] = {app: {k: s[k] for k in ("database", "access", "connectionLimit")} for app, s in apps.items()}
+    assert set(parse(config).apps) == set(apps)
+    assert "webhook: {database: tracksolid_db, access: write, connectionLimit: 5}  # seen: webhook" in apps_block(apps)
