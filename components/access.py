@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_postgresql as postgresql
 
-from components.postgres import AdminConnection
+from components.resources.admin import AdminConnection
 from components.resources.passwords import generated_password
 from components.resources.sql_apply import RoleRetirement, SqlApply
 from postgres_platform.model.access import AccessPlan, Database, Role, auth_function_body

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_postgresql as postgresql
 
-from components.postgres import PROVIDER_MAX_CONNECTIONS, AdminAddress, AdminConnection
+from components.resources.admin import AdminAddress, AdminConnection, admin_provider
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,6 @@ class AdoptedServer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AdoptedServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:AdoptedServer", name, None, opts)
-        a = args.address
-        self.admin_connection = AdminConnection(a, args.admin_user, args.admin_password)
-        self.provider = postgresql.Provider(
-            f"{name}-provider",
-            host=a.host,
-            port=a.port,
-            username=args.admin_user,
-            password=args.admin_password,
-            sslmode=a.sslmode,
-            sslrootcert=a.sslrootcert,
-            superuser=args.superuser,
-            max_connections=PROVIDER_MAX_CONNECTIONS,
-            connect_timeout=30,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.admin_connection = AdminConnection(args.address, args.admin_user, args.admin_password)
+        self.provider = admin_provider(f"{name}-provider", self.admin_connection, args.superuser, self)
         self.register_outputs({})

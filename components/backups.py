@@ -13,13 +13,14 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
-from components.postgres import Placement
+from components.config_files import ConfigFiles, ConfigFilesArgs, HostShell
+from components.resources.containers import Placement
 from components.resources.passwords import generated_password
 from postgres_platform.model.config import BackupConfig
 from postgres_platform.model.names import COMPONENT_LABEL, PGDATA, POSTGRES_UID
 from postgres_platform.render import backup as render
 from postgres_platform.render.containers import BACKUP_CONFIG, BACKUP_REPO, MountSource
+from postgres_platform.render.files import File
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Backups(pulumi.ComponentResource):
         return self._config_files(f"{name}-config", shell, depends_on)
 
     def _config_files(self, name: str, shell: HostShell, depends_on: Sequence[pulumi.Resource]) -> ConfigFiles:
-        pgbackrest = ConfigFileArgs("pgbackrest.conf", "0600", self._conf)
+        pgbackrest = File("pgbackrest.conf", "0600", self._conf)
         # pgBackRest reads its config per command: nothing to reload.
         return ConfigFiles(
             name,

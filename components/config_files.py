@@ -20,18 +20,11 @@ class HostShell:
 
 
 @dataclass(frozen=True)
-class ConfigFileArgs:
-    name: str
-    mode: str
-    content: pulumi.Input[str]  # may be secret: it reaches the host on standard input only
-
-
-@dataclass(frozen=True)
 class ConfigFilesArgs:
     shell: HostShell
     directory: str  # under shell.root; bind-mounted read-only into the container
     owner: str  # numeric uid of the container's user
-    files: Sequence[ConfigFileArgs]
+    files: Sequence[File[pulumi.Input[str]]]  # contents may be secret: they reach the host on stdin only
     reload: str  # shell run when a file changed (render.files.reload_if_running)
     depends_on: Sequence[pulumi.Resource] = ()
 

@@ -14,13 +14,14 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
-from components.postgres import Placement, Publish, ServerTls, container_image, container_settings
+from components.config_files import ConfigFiles, ConfigFilesArgs, HostShell
+from components.resources.containers import Placement, Publish, container_image, container_settings
 from components.resources.passwords import generated_password
+from components.tls import ServerTls
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import PGBOUNCER_PORT, PGBOUNCER_UID
 from postgres_platform.render.containers import CONFIG, MountSource, pgbouncer_container
-from postgres_platform.render.files import reload_if_running
+from postgres_platform.render.files import File, reload_if_running
 from postgres_platform.render.pgbouncer import AUTH_FILE, CONTAINER_TLS, HBA_FILE, INI_FILE, render_auth_file
 
 
@@ -47,16 +48,16 @@ class PgBouncer(pulumi.ComponentResource):
         auth_file = pulumi.Output.all(args.auth_password, self.admin_password).apply(
             lambda values: render_auth_file(values[0], values[1])
         )
-        files = [
-            ConfigFileArgs(Path(INI_FILE).name, "0644", args.ini),
-            ConfigFileArgs(Path(HBA_FILE).name, "0644", args.hba),
-            ConfigFileArgs(Path(AUTH_FILE).name, "0600", auth_file),
+        files: list[File[pulumi.Input[str]]] = [
+            File(Path(INI_FILE).name, "0644", args.ini),
+            File(Path(HBA_FILE).name, "0644", args.hba),
+            File(Path(AUTH_FILE).name, "0600", auth_file),
         ]
         if args.tls is not None:
             files += [
-                ConfigFileArgs(Path(CONTAINER_TLS.ca_file).name, "0644", args.ca_cert_pem or ""),
-                ConfigFileArgs(Path(CONTAINER_TLS.cert_file).name, "0644", args.tls.cert_pem),
-                ConfigFileArgs(Path(CONTAINER_TLS.key_file).name, "0600", args.tls.key_pem),
+                File(Path(CONTAINER_TLS.ca_file).name, "0644", args.ca_cert_pem or ""),
+                File(Path(CONTAINER_TLS.cert_file).name, "0644", args.tls.cert_pem),
+                File(Path(CONTAINER_TLS.key_file).name, "0600", args.tls.key_pem),
             ]
         spec = pgbouncer_container(pulumi.get_stack(), args.config)
         config = ConfigFiles(
@@ -70,7 +71,7 @@ class PgBouncer(pulumi.ComponentResource):
         docker.Container(
             f"{name}-container",
             **container_settings(spec, {CONFIG: MountSource(config.path)}),
-            **args.placement.container_args("pgbouncer", args.publish, PGBOUNCER_PORT),
+            **args.placement.network("pgbouncer", args.publish, PGBOUNCER_PORT),
             opts=args.placement.options(self, [image, config.written, *args.depends_on]).merge(
                 pulumi.ResourceOptions(delete_before_replace=True)
             ),

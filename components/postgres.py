@@ -12,124 +12,33 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 
-from components.config_files import ConfigFileArgs, ConfigFiles, ConfigFilesArgs, HostShell
+from components.config_files import ConfigFiles, ConfigFilesArgs, HostShell
+from components.resources.admin import AdminAddress, AdminConnection, admin_provider
+from components.resources.containers import Placement, Publish, container_image, container_settings
 from components.resources.passwords import generated_password
-from postgres_platform.model.images import BUILDS
-from postgres_platform.model.names import COMPONENT_LABEL, POSTGRES_PORT, POSTGRES_UID, SUPERUSER
+from components.tls import ServerTls
+from postgres_platform.model.names import POSTGRES_PORT, POSTGRES_UID, SUPERUSER
 from postgres_platform.render import sql
 from postgres_platform.render.containers import CONFIG, ContainerSpec, MountSource, exec_argv, postgres_healthcheck
-from postgres_platform.render.files import reload_if_running
+from postgres_platform.render.files import File, reload_if_running
 from postgres_platform.render.postgres import CERT_FILE, CONFIG_FILE, HBA_FILE, KEY_FILE, PASSWORD_FILE, SUPERUSER_SQL
 from postgres_platform.render.scram import stable_verifier
 
-# The provider's own pool runs as superuser: keep it inside adminHeadroom + reserved slots.
-PROVIDER_MAX_CONNECTIONS = 4
 
-
-@dataclass(frozen=True)
-class Publish:
-    """Publish the container port on this host address (never 0.0.0.0, Docker's default)."""
-
-    ip: str
-    port: int
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where containers run: a bridge network with loopback ports (local), or a host's network (Hetzner)."""
-
-    docker_provider: docker.Provider | None = None  # None: the Docker engine of the machine running Pulumi
-    network_name: pulumi.Input[str] | None = None  # a bridge network; None: the host's network
-
-    def container_args(self, alias: str, publish: Publish | None, internal_port: int) -> dict[str, Any]:
-        if self.network_name is None:
-            return {"network_mode": "host"}
-        ports = (
-            []
-            if publish is None
-            else [docker.ContainerPortArgs(internal=internal_port, external=publish.port, ip=publish.ip)]
-        )
-        return {
-            "networks_advanced": [docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=[alias])],
-            "ports": ports,
-        }
-
-    def options(self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=parent, provider=self.docker_provider, depends_on=list(depends_on))
-
-
-# A ContainerSpec (render.containers) as a docker.Container: the real-container tests start the same
-# spec with `ContainerSpec.docker_run`, so what they run is what `pulumi up` declares.
-def container_settings(spec: ContainerSpec, sources: Mapping[str, MountSource[pulumi.Input[str]]]) -> dict[str, Any]:
-    """docker.Container's arguments for the spec (all but network, health and options)."""
-    return {
-        "name": spec.name,
-        "image": spec.image,  # the literal reference: the pinned-images policy reads it at preview
-        "entrypoints": list(spec.entrypoint) if spec.entrypoint else None,
-        "command": list(spec.command),
-        "envs": list(spec.env) or None,
-        "user": spec.user,
-        "mounts": [
-            docker.ContainerMountArgs(
-                target=point.target, source=sources[key].source, type=sources[key].type, read_only=point.read_only
-            )
-            for key, point in spec.mounts.items()
-        ],
-        "labels": [docker.ContainerLabelArgs(label=COMPONENT_LABEL, value=spec.label)],
-        "ulimits": [docker.ContainerUlimitArgs(name="nofile", soft=spec.open_files, hard=spec.open_files)]
-        if spec.open_files
-        else None,
-        "restart": "unless-stopped",
-        "stop_signal": spec.stop_signal,
-        "stop_timeout": spec.stop_seconds,
-        "destroy_grace_seconds": spec.stop_seconds,  # unset, the provider's delete stops with a 0 s timeout
-    }
-
-
-def container_image(
-    name: str, reference: str, base: str, opts: pulumi.ResourceOptions, depends_on: Sequence[pulumi.Resource] = ()
-) -> pulumi.Resource:
-    """An image of images/ is built on the container's Docker host (FROM `base`, the pinned Debian
-    packages as build args), with the legacy builder and host network, as scripts/build_images.py
-    builds it for the tests; any other (pinned) image is pulled."""
-    build = BUILDS.get(reference)
-    if build is None:
-        return docker.RemoteImage(name, name=reference, keep_locally=True, opts=opts)
-    return docker.Image(
-        name,
-        image_name=reference,
-        build=docker.DockerBuildArgs(
-            context=str(build.directory),
-            args=build.args_with_base(base),
-            builder_version=docker.BuilderVersion.BUILDER_V1,
-            network="host",  # apt reaches the Debian mirror whether or not the host has a bridge
-        ),
-        skip_push=True,
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(depends_on))),
-    )
-
-
-@dataclass(frozen=True)
-class ServerTls:
-    cert_pem: pulumi.Input[str]
-    key_pem: pulumi.Input[str]  # secret
-
-
-def server_files(hba: str | None, tls: ServerTls | None) -> list[ConfigFileArgs]:
+def server_files(hba: str | None, tls: ServerTls | None) -> list[File[pulumi.Input[str]]]:
     """Our pg_hba.conf and the server's certificate and key, where render.postgres's settings name them."""
-    files = []
+    files: list[File[pulumi.Input[str]]] = []
     if hba is not None:
-        files.append(ConfigFileArgs(Path(HBA_FILE).name, "0644", hba))
+        files.append(File(Path(HBA_FILE).name, "0644", hba))
     if tls is not None:
         files += [
-            ConfigFileArgs(Path(CERT_FILE).name, "0644", tls.cert_pem),
-            ConfigFileArgs(Path(KEY_FILE).name, "0600", tls.key_pem),
+            File(Path(CERT_FILE).name, "0644", tls.cert_pem),
+            File(Path(KEY_FILE).name, "0600", tls.key_pem),
         ]
     return files
 
@@ -142,7 +51,7 @@ class PostgresContainerArgs:
     placement: Placement
     shell: HostShell  # where its config directory is written
     sources: Mapping[str, MountSource[pulumi.Input[str]]]  # every mount but CONFIG (this component's)
-    files: Sequence[ConfigFileArgs] = ()  # beyond postgresql.conf
+    files: Sequence[File[pulumi.Input[str]]] = ()  # beyond postgresql.conf
     reload_steps: Sequence[str] = ()  # shell run in the running container's host before its SIGHUP
     publish: Publish | None = None
     depends_on: Sequence[pulumi.Resource] = ()
@@ -167,7 +76,7 @@ class PostgresContainer(pulumi.ComponentResource):
                 shell=args.shell,
                 directory=spec.label,
                 owner=POSTGRES_UID,
-                files=[ConfigFileArgs(Path(CONFIG_FILE).name, "0644", args.config_file), *args.files],
+                files=[File(Path(CONFIG_FILE).name, "0644", args.config_file), *args.files],
                 reload=reload_if_running(spec.name, *args.reload_steps),
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -184,39 +93,13 @@ class PostgresContainer(pulumi.ComponentResource):
             # Roles are created right after: wait until the server accepts connections.
             wait=True,
             wait_timeout=300,
-            **args.placement.container_args("postgres", args.publish, POSTGRES_PORT),
+            **args.placement.network("postgres", args.publish, POSTGRES_PORT),
             opts=args.placement.options(self, [image, config.written, *args.depends_on]).merge(
                 # A fixed container name: the old container must go before the new one can start.
                 pulumi.ResourceOptions(delete_before_replace=True)
             ),
         )
         self.register_outputs({"containerName": self.container.name})
-
-
-@dataclass(frozen=True)
-class AdminAddress:
-    """Where the machine running Pulumi reaches the primary as the superuser, and how it verifies it."""
-
-    host: pulumi.Input[str]
-    port: int
-    sslmode: str
-    sslrootcert: pulumi.Input[str] | None = None  # a file path (the provider and libpq take paths)
-
-
-@dataclass(frozen=True)
-class AdminConnection:
-    """The superuser connection, typed: what the provider and the SQL re-apply step connect with."""
-
-    address: AdminAddress
-    user: str
-    password: pulumi.Output[str]  # secret
-
-    def as_secret_input(self) -> pulumi.Output[dict[str, Any]]:
-        a = self.address
-        return pulumi.Output.secret(
-            {"host": a.host, "port": a.port, "user": self.user, "password": self.password, "sslmode": a.sslmode,
-             "sslrootcert": a.sslrootcert}
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -243,8 +126,8 @@ class PostgresServer(pulumi.ComponentResource):
         self.superuser_password = generated_password(f"{name}-superuser-password", self)
         verifier = self.superuser_password.apply(lambda pw: stable_verifier(SUPERUSER, pw))
         files = [
-            ConfigFileArgs(Path(PASSWORD_FILE).name, "0600", verifier),
-            ConfigFileArgs(Path(SUPERUSER_SQL).name, "0600", verifier.apply(lambda v: sql.set_password(SUPERUSER, v))),
+            File(Path(PASSWORD_FILE).name, "0600", verifier),
+            File(Path(SUPERUSER_SQL).name, "0600", verifier.apply(lambda v: sql.set_password(SUPERUSER, v))),
         ]
         set_password = shlex.join(
             exec_argv(args.container.spec.name, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres",
@@ -260,17 +143,5 @@ class PostgresServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.admin_connection = AdminConnection(args.admin, SUPERUSER, self.superuser_password)
-        self.provider = postgresql.Provider(
-            f"{name}-provider",
-            host=args.admin.host,
-            port=args.admin.port,
-            username=SUPERUSER,
-            password=self.superuser_password,
-            sslmode=args.admin.sslmode,
-            sslrootcert=args.admin.sslrootcert,
-            superuser=True,
-            max_connections=PROVIDER_MAX_CONNECTIONS,
-            connect_timeout=30,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
-        )
+        self.provider = admin_provider(f"{name}-provider", self.admin_connection, True, self, [server])
         self.register_outputs({"containerName": server.container.name})

@@ -18,11 +18,11 @@ import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 
-from components.config_files import ConfigFileArgs
 from components.hetzner import DatabaseHost
 from components.postgres import PostgresContainer, PostgresContainerArgs
 from components.resources.passwords import generated_password
 from postgres_platform.model.names import REPLICATION_ROLE
+from postgres_platform.render.files import File
 from postgres_platform.render.replica import CA_FILE, PASSFILE, SLOT, bootstrap_script, passfile
 from postgres_platform.render.scram import stable_verifier
 
@@ -72,8 +72,8 @@ class StreamingReplica(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role, slot, args.host, *args.after]),
         )
         files = [
-            ConfigFileArgs(Path(CA_FILE).name, "0644", args.ca_cert_pem),
-            ConfigFileArgs(Path(PASSFILE).name, "0600", secret.apply(lambda pw: passfile(args.primary_ip, pw))),
+            File(Path(CA_FILE).name, "0644", args.ca_cert_pem),
+            File(Path(PASSFILE).name, "0600", secret.apply(lambda pw: passfile(args.primary_ip, pw))),
         ]
         server = PostgresContainer(
             name,

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_tls as tls
 
 CA_VALIDITY_HOURS = 10 * 365 * 24
 SERVER_VALIDITY_HOURS = 2 * 365 * 24
 RENEW_BEFORE_HOURS = 60 * 24  # `pulumi up` re-issues a server certificate within 60 days of expiry
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """A server's certificate and key, as the stack CA issued them."""
+
+    cert_pem: pulumi.Input[str]
+    key_pem: pulumi.Input[str]  # secret
 
 
 class StackCertificates(pulumi.ComponentResource):

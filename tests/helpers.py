@@ -81,7 +81,7 @@ def missing_real_servers() -> str | None:
     return f"real-server tests need {', '.join(missing)} on this machine" if missing else None
 
 
-def config_files(run: ProgramRun, component: str) -> dict[str, File]:
+def config_files(run: ProgramRun, component: str) -> dict[str, File[str]]:
     """The files a ConfigFiles component (e.g. `pgbouncer-config`) writes on its host, by name."""
     (write,) = [r for r in run.resources if r.name == f"{component}-write" and r.type.startswith("command:")]
     return read_install_input(write.inputs["stdin"])

@@ -177,7 +177,7 @@ class Servers:
             self.start_pgbouncer()
         return self
 
-    def config_dirs(self) -> dict[str, tuple[str, str, list[File]]]:
+    def config_dirs(self) -> dict[str, tuple[str, str, list[File[str]]]]:
         """What the program writes into each config directory, by directory: (owner uid, container, files)."""
         postgres = [
             File("postgresql.conf", "0644", render_config_file(self.config, self._server_extra())),

@@ -12,6 +12,11 @@ AUTH_FUNCTION = "get_auth"
 SUPERUSER = "postgres"
 REPLICATION_ROLE = "replicator"  # the streaming replica's login (REPLICATION, walsenders only)
 COMPONENT_LABEL = "postgres-platform.component"  # Docker label the policies find containers and volumes by
+# A container's role: its COMPONENT_LABEL value and the suffix of its name (container_name).
+PRIMARY = "postgres"
+REPLICA = "postgres-replica"
+PGBOUNCER = "pgbouncer"
+POSTGRES_SERVERS = (PRIMARY, REPLICA)
 PGBOUNCER_CONSOLE_DB = "pgbouncer"  # PgBouncer's admin console (SHOW POOLS, SHOW STATS)
 
 POSTGRES_PORT = 5432
@@ -26,7 +31,7 @@ MAX_IDENTIFIER_BYTES = 63  # Postgres truncates longer names silently (NAMEDATAL
 
 
 def container_name(stack: str, role: str) -> str:
-    """A container's fixed name (its role: postgres, postgres-replica, pgbouncer) per stack."""
+    """A container's fixed name per stack and role (PRIMARY, REPLICA, PGBOUNCER)."""
     return f"postgres-platform-{stack}-{role}"
 
 

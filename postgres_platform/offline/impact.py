@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from postgres_platform.model.images import postgres_major
+from postgres_platform.model.names import COMPONENT_LABEL, PGBOUNCER, POSTGRES_SERVERS
 from postgres_platform.offline.program import ProgramRun, Registered
 
 Action = Literal["create", "update", "replace", "delete"]
@@ -82,7 +83,7 @@ DATA = frozenset(
         "hcloud:index/server:Server",
     }
 )
-SERVER_LABELS = ("postgres", "postgres-replica", "pgbouncer")  # containers apps connect to
+CLIENT_FACING = (*POSTGRES_SERVERS, PGBOUNCER)  # containers apps connect to
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,14 @@ def _forces_replacement(type_: str, key: str) -> bool:
 
 def _label(resource: Registered) -> str | None:
     for item in resource.inputs.get("labels") or []:
-        if isinstance(item, dict) and item.get("label") == "postgres-platform.component":
+        if isinstance(item, dict) and item.get("label") == COMPONENT_LABEL:
             return str(item.get("value"))
     return None
 
 
 def _interrupts(resource: Registered, action: Action, changed: Iterable[str]) -> bool:
     if resource.type == CONTAINER:
-        return action in ("replace", "delete") and _label(resource) in SERVER_LABELS
+        return action in ("replace", "delete") and _label(resource) in CLIENT_FACING
     if resource.type == "hcloud:index/server:Server":
         return action in ("replace", "delete") or "serverType" in changed
     if resource.type == "hcloud:index/volumeAttachment:VolumeAttachment":
@@ -137,7 +138,7 @@ def _change(resource: Registered, action: Action, changed: tuple[str, ...] = ())
 def _new_major(old: Registered, new: Registered) -> bool:
     """A Postgres container on another major: the new server cannot open the old data directory (its
     container restarts in a loop while the old one is gone); that takes pg_upgrade or a restore first."""
-    if new.type != CONTAINER or _label(new) not in ("postgres", "postgres-replica"):
+    if new.type != CONTAINER or _label(new) not in POSTGRES_SERVERS:
         return False
     before, after = (postgres_major(str(r.inputs.get("image", ""))) for r in (old, new))
     return before is not None and after is not None and before != after

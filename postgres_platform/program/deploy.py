@@ -15,7 +15,7 @@ from components.postgres import PostgresContainerArgs, PostgresServer, PostgresS
 from postgres_platform.model import access
 from postgres_platform.model.config import ConfigError, PlatformConfig
 from postgres_platform.model.load import ADMIN_PASSWORD_KEY, load_stack_values
-from postgres_platform.model.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_PORT, container_name
+from postgres_platform.model.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_PORT, PRIMARY, container_name
 from postgres_platform.program.targets import TARGETS, Site
 from postgres_platform.render import pgbouncer
 from postgres_platform.render.backup import archive_settings
@@ -60,7 +60,7 @@ def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
             backup=config.backup,
             placement=site.placement,
             shell=site.shell,
-            container=container_name(pulumi.get_stack(), "postgres"),
+            container=container_name(pulumi.get_stack(), PRIMARY),
             s3_key=secrets.require_secret("backupS3Key") if s3 else None,
             s3_key_secret=secrets.require_secret("backupS3KeySecret") if s3 else None,
             timers=site.shell.ssh is not None,
@@ -79,7 +79,7 @@ def built_server(config: PlatformConfig, site: Site) -> tuple[PostgresServer, Ba
         PostgresServerArgs(
             container=PostgresContainerArgs(
                 spec=postgres_container(
-                    pulumi.get_stack(), config, "postgres", server_arguments(config, settings), initdb_password=True
+                    pulumi.get_stack(), config, PRIMARY, server_arguments(config, settings), initdb_password=True
                 ),
                 config_file=render_config_file(config, settings),
                 image_base=config.image_base,

@@ -23,19 +23,13 @@ from components.backups import Backups
 from components.config_files import HostShell
 from components.hetzner import DatabaseHost, DatabaseHostArgs, PrivateNetwork, PrivateNetworkArgs, firewall_rules
 from components.local_host import LocalHost
-from components.postgres import (
-    AdminAddress,
-    Placement,
-    PostgresContainerArgs,
-    PostgresServer,
-    Publish,
-    ServerTls,
-    server_files,
-)
+from components.postgres import PostgresContainerArgs, PostgresServer, server_files
 from components.replica import StreamingReplica, StreamingReplicaArgs
-from components.tls import StackCertificates
+from components.resources.admin import AdminAddress
+from components.resources.containers import Placement, Publish
+from components.tls import ServerTls, StackCertificates
 from postgres_platform.model.config import ExistingConfig, HetznerConfig, PlatformConfig, SettingValue
-from postgres_platform.model.names import PGBOUNCER_PORT, POSTGRES_PORT
+from postgres_platform.model.names import PGBOUNCER_PORT, POSTGRES_PORT, REPLICA
 from postgres_platform.render.containers import BACKUP_CONFIG, DATA, MountSource, postgres_container
 from postgres_platform.render.dsn import Endpoint
 from postgres_platform.render.hetzner import DATA_DIR
@@ -233,7 +227,7 @@ class HetznerTarget(Target):
         placement = Placement(docker_provider=host.docker_provider)
         container = PostgresContainerArgs(
             spec=postgres_container(
-                pulumi.get_stack(), self.config, "postgres-replica", server_arguments(self.config, settings),
+                pulumi.get_stack(), self.config, REPLICA, server_arguments(self.config, settings),
                 initdb_password=False,
             ),
             config_file=render_config_file(self.config, settings),

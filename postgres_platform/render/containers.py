@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import (
     COMPONENT_LABEL,
+    PGBOUNCER,
     PGBOUNCER_CONFIG_DIR,
     PGBOUNCER_UID,
     PGDATA,
@@ -126,9 +127,9 @@ def pgbouncer_container(stack: str, config: PlatformConfig) -> ContainerSpec:
     """PgBouncer on the files this program renders (the binary directly: an image's own entrypoint
     could write a config of its own), as its unprivileged user (it refuses root)."""
     return ContainerSpec(
-        name=container_name(stack, "pgbouncer"),
+        name=container_name(stack, PGBOUNCER),
         image=config.bouncer().image,
-        label="pgbouncer",
+        label=PGBOUNCER,
         command=(INI_FILE,),
         mounts={CONFIG: MountPoint(PGBOUNCER_CONFIG_DIR, read_only=True)},
         entrypoint=("pgbouncer",),

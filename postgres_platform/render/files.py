@@ -11,16 +11,19 @@ from __future__ import annotations
 import base64
 import shlex
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+C = TypeVar("C", covariant=True)  # the content: a str here and in the tests; a pulumi.Input[str] (maybe secret) in components
 
 
 @dataclass(frozen=True)
-class File:
+class File(Generic[C]):
     name: str  # in the directory
     mode: str  # octal, e.g. "0600" (on a developer's machine every file is 0644: see install_script)
-    content: str
+    content: C
 
 
-def install_input(files: list[File]) -> str:
+def install_input(files: list[File[str]]) -> str:
     """Standard input for install_script: one `name mode base64` line per file (secrets never in argv)."""
     return "".join(f"{f.name} {f.mode} {base64.b64encode(f.content.encode()).decode()}\n" for f in files)
 
@@ -64,7 +67,7 @@ def reload_if_running(container: str, *steps: str) -> str:
 fi"""
 
 
-def read_install_input(text: str) -> dict[str, File]:
+def read_install_input(text: str) -> dict[str, File[str]]:
     """install_input's lines back into files by name (for preflight's change impact and the tests)."""
     files = {}
     for line in text.splitlines():

@@ -8,7 +8,8 @@ import pulumi_postgresql as postgresql
 from components.access import DatabaseAccess, DatabaseAccessArgs
 from components.config_files import HostShell
 from components.pgbouncer import PgBouncer, PgBouncerArgs
-from components.postgres import AdminAddress, AdminConnection, Placement
+from components.resources.admin import AdminAddress, AdminConnection
+from components.resources.containers import Placement
 from postgres_platform.model import access
 from postgres_platform.model.load import parse
 from postgres_platform.offline.program import ProgramRun, run_program

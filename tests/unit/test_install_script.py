@@ -10,7 +10,7 @@ from pathlib import Path
 from postgres_platform.render.files import File, install_input, install_script, read_install_input
 
 
-def install(directory: Path, files: list[File], marker: Path) -> None:
+def install(directory: Path, files: list[File[str]], marker: Path) -> None:
     script = install_script(str(directory), str(os.getuid()), f"  echo reloaded >> {marker}", mode_when_not_root=None)
     subprocess.run(["sh", "-c", script], input=install_input(files), text=True, check=True, timeout=30)
 
