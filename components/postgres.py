@@ -130,9 +130,11 @@ class PostgresServer(pulumi.ComponentResource):
             File(Path(SUPERUSER_SQL).name, "0600", verifier.apply(lambda v: sql.set_password(SUPERUSER, v))),
         ]
         set_password = shlex.join(
-            exec_argv(args.container.spec.name, ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres",
-                                                 "-f", SUPERUSER_SQL])
-        )  # fmt: skip
+            exec_argv(
+                args.container.spec.name,
+                ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", SUPERUSER_SQL],
+            )
+        )
         server = PostgresContainer(
             name,
             dataclasses.replace(

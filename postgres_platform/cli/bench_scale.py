@@ -33,10 +33,13 @@ def generated_stack(apps: int) -> dict[str, Any]:
     """N apps, ten per database (the tenth migrates), limit 2 each; max_connections sized to fit."""
     databases = max(1, apps // 10)
     app_config = {
-        f"app_{i:04d}": {"database": f"db_{i % databases:03d}", "access": LEVELS[(i // databases) % 10],
-                         "connectionLimit": 2}
+        f"app_{i:04d}": {
+            "database": f"db_{i % databases:03d}",
+            "access": LEVELS[(i // databases) % 10],
+            "connectionLimit": 2,
+        }
         for i in range(apps)
-    }  # fmt: skip
+    }
     max_connections = 2 * apps + (apps + 1) + 5 + 3  # apps, the auth role (a pool each, plus one), headroom, reserved
     return {
         "config": {
@@ -106,8 +109,10 @@ def run(apps_counts: list[int], project: Path) -> dict[str, Any]:
                     "timesProd": round(measured["seconds"] / prod["seconds"], 1),
                 }
             )
-    return {"prod": {"resources": prod["resources"], "seconds": round(prod["seconds"], 2), "peakMb": prod["peakMb"]},
-            "runs": runs}  # fmt: skip
+    return {
+        "prod": {"resources": prod["resources"], "seconds": round(prod["seconds"], 2), "peakMb": prod["peakMb"]},
+        "runs": runs,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'apps':>5} {'dbs':>4} {'resources':>9} {'per app':>8} {'marginal':>8} {'seconds':>8} {'x prod':>6} {'MB':>7}"
     )
     for r in result["runs"]:
-        print(f"{r['apps']:>5} {r['databases']:>4} {r['resources']:>9} {r['resourcesPerApp']:>8} "
-              f"{r['marginalResourcesPerApp']:>8} {r['seconds']:>8} {r['timesProd']:>6} {r['peakMb']:>7}")  # fmt: skip
+        print(
+            f"{r['apps']:>5} {r['databases']:>4} {r['resources']:>9} {r['resourcesPerApp']:>8} "
+            f"{r['marginalResourcesPerApp']:>8} {r['seconds']:>8} {r['timesProd']:>6} {r['peakMb']:>7}"
+        )
     return 0

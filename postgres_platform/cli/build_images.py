@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for build in BUILDS.values():
         # The legacy builder, as docker.Image is told to use (BuildKit needs a plugin Debian's docker.io lacks).
-        done = subprocess.run(build_argv(build, args.base), capture_output=True, text=True,
-                              env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
+        done = subprocess.run(
+            build_argv(build, args.base), capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}
+        )
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
             print(f"build_images: {build.reference} failed: {tail[0]}", file=sys.stderr)

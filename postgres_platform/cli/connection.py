@@ -13,8 +13,10 @@ from pathlib import Path
 
 import psycopg
 
-WARNING = ("warning: --dsn holds a password, which any user of this machine sees in the process list: "
-           "use PGPASSWORD, ~/.pgpass or --dsn-file")  # fmt: skip
+WARNING = (
+    "warning: --dsn holds a password, which any user of this machine sees in the process list: "
+    "use PGPASSWORD, ~/.pgpass or --dsn-file"
+)
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser, what: str) -> None:

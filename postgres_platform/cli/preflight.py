@@ -124,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="OLD_STACK_FILE",
         help="also list what `pulumi up` would change to get from this stack file to the new one",
     )
-    parser.add_argument("--accept-data-loss", action="store_true",
-                        help="exit 0 even when a change would delete or replace something that holds data")  # fmt: skip
+    parser.add_argument(
+        "--accept-data-loss",
+        action="store_true",
+        help="exit 0 even when a change would delete or replace something that holds data",
+    )
     args = parser.parse_args(argv)
 
     chosen = load_chosen(args)
@@ -159,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     blocked = any(p.enforcement == "mandatory" and p.violations for p in policies)
     losing = [c.resource for c in changes or [] if c.data_loss]
     if losing and not args.accept_data_loss:
-        print(f"refused: these changes lose data: {', '.join(losing)} (--accept-data-loss to exit 0; the "
-              "protected ones fail `pulumi up` anyway: README, Changing a live stack)", file=sys.stderr)  # fmt: skip
+        print(
+            f"refused: these changes lose data: {', '.join(losing)} (--accept-data-loss to exit 0; the "
+            "protected ones fail `pulumi up` anyway: README, Changing a live stack)",
+            file=sys.stderr,
+        )
     return 1 if blocked or (losing and not args.accept_data_loss) else 0

@@ -159,8 +159,10 @@ class AccessPlan:
 def _groups(config: PlatformConfig, database: str) -> tuple[Group, ...]:
     """The database's read and write groups over all its schemas, then one per schema subset apps use."""
     schemas = tuple(config.databases[database].schemas)
-    groups = {group_role(database, level): Group(group_role(database, level), database, level, schemas)
-              for level in ("read", "write")}  # fmt: skip
+    groups = {
+        group_role(database, level): Group(group_role(database, level), database, level, schemas)
+        for level in ("read", "write")
+    }
     for app, spec in config.apps.items():
         if spec.database == database:
             name = config.app_group(app)

@@ -58,11 +58,13 @@ def _secret_problems(values: Mapping[str, Any], secret_keys: Iterable[str] | Non
         encrypted = isinstance(value, str) and value.startswith('{"secure":')  # as read from a stack file
         if value is None:
             if key in needed and secret_keys is not None:
-                problems.append(f"{key}: is required for {needed[key]} (pulumi config set --secret {full}), "
-                                "got nothing")  # fmt: skip
+                problems.append(
+                    f"{key}: is required for {needed[key]} (pulumi config set --secret {full}), got nothing"
+                )
         elif not (encrypted or full in set(secret_keys or ())):
-            problems.append(f"{key}: must be set with `pulumi config set --secret`, not in plain YAML, got a "
-                            "plain value")  # fmt: skip
+            problems.append(
+                f"{key}: must be set with `pulumi config set --secret`, not in plain YAML, got a plain value"
+            )
     return problems
 
 

@@ -68,11 +68,21 @@ class _BoundedComposer(Composer):
         self._values += values
         self._text += text
         if self._values > MAX_VALUES:
-            raise _Refused(None, None, f"expands to more than {MAX_VALUES} values (each alias counts as the whole "
-                           "value it names, each time it is used)", mark)  # fmt: skip
+            raise _Refused(
+                None,
+                None,
+                f"expands to more than {MAX_VALUES} values (each alias counts as the whole "
+                "value it names, each time it is used)",
+                mark,
+            )
         if self._text > MAX_TEXT:
-            raise _Refused(None, None, f"expands to more than {MAX_TEXT} characters of text (each alias counts as "
-                           "the whole value it names, each time it is used)", mark)  # fmt: skip
+            raise _Refused(
+                None,
+                None,
+                f"expands to more than {MAX_TEXT} characters of text (each alias counts as "
+                "the whole value it names, each time it is used)",
+                mark,
+            )
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         event = self.peek_event()
@@ -82,8 +92,9 @@ class _BoundedComposer(Composer):
             node = super().compose_node(parent, index)  # its anchor's node (or an undefined alias error)
             measure = self._measures.get(node) if node is not None else None
             if measure is None:  # its anchor's collection is still open: the alias is inside it
-                raise _Refused(None, None, f"alias *{event.anchor} is used inside the value it names (a recursive "
-                               "structure)", mark)  # fmt: skip
+                raise _Refused(
+                    None, None, f"alias *{event.anchor} is used inside the value it names (a recursive structure)", mark
+                )
             self._count(measure.values, measure.text, mark)
         else:
             collection = isinstance(event, SequenceStartEvent | MappingStartEvent)
@@ -137,12 +148,14 @@ def _mapping_without_duplicates(loader: Any, node: Node) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         if not isinstance(key_node, ScalarNode):
-            raise ConstructorError(None, None, f"a key must be a plain value, found a {_kind(key_node)}",
-                                   key_node.start_mark)  # fmt: skip
+            raise ConstructorError(
+                None, None, f"a key must be a plain value, found a {_kind(key_node)}", key_node.start_mark
+            )
         key = loader.construct_object(key_node)
         if isinstance(key, str) and not key.isprintable():
-            raise ConstructorError(None, None, f"key {key!r} holds a line break or control character",
-                                   key_node.start_mark)  # fmt: skip
+            raise ConstructorError(
+                None, None, f"key {key!r} holds a line break or control character", key_node.start_mark
+            )
         if key in seen:
             raise ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
         seen.add(key)
@@ -152,8 +165,7 @@ def _mapping_without_duplicates(loader: Any, node: Node) -> Any:
 def _bounded_number(construct: Callable[[SafeConstructor, ScalarNode], Any]) -> Callable[[Any, Node], Any]:
     def number(loader: Any, node: Node) -> Any:
         if isinstance(node, ScalarNode) and len(node.value) > MAX_NUMBER_CHARS:
-            raise ConstructorError(None, None, f"a number of more than {MAX_NUMBER_CHARS} characters",
-                                   node.start_mark)  # fmt: skip
+            raise ConstructorError(None, None, f"a number of more than {MAX_NUMBER_CHARS} characters", node.start_mark)
         return construct(loader, node)  # type: ignore[arg-type]  # a non-scalar: its own ConstructorError
 
     return number
@@ -165,8 +177,7 @@ def _as_string(loader: Any, node: Node) -> Any:
 
 def _refused_tag(loader: Any, node: Node) -> Any:
     tag = str(node.tag).removeprefix("tag:yaml.org,2002:")
-    raise ConstructorError(None, None, f"a !!{tag} value is no stack setting (config values are JSON)",
-                           node.start_mark)  # fmt: skip
+    raise ConstructorError(None, None, f"a !!{tag} value is no stack setting (config values are JSON)", node.start_mark)
 
 
 _StrictConstructor.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)

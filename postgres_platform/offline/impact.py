@@ -58,10 +58,28 @@ REPLACE_ON: dict[str, frozenset[str]] = {
 # kreuzwerker/terraform-provider-docker internal/provider/resource_docker_container.go: every input is
 # ForceNew except these (the update function applies restart and resource limits in place).
 CONTAINER_UPDATABLE = frozenset(
-    {"rm", "start", "wait", "waitTimeout", "attach", "logs", "mustRun", "restart", "maxRetryCount",
-     "destroyGraceSeconds", "memory", "memoryReservation", "memorySwap", "cpuShares", "cpuSet", "healthcheck",
-     "cpuPeriod", "cpuQuota", "init"}
-)  # fmt: skip
+    {
+        "rm",
+        "start",
+        "wait",
+        "waitTimeout",
+        "attach",
+        "logs",
+        "mustRun",
+        "restart",
+        "maxRetryCount",
+        "destroyGraceSeconds",
+        "memory",
+        "memoryReservation",
+        "memorySwap",
+        "cpuShares",
+        "cpuSet",
+        "healthcheck",
+        "cpuPeriod",
+        "cpuQuota",
+        "init",
+    }
+)
 # hashicorp/terraform-provider-random (password) and -tls (key, certificates): every input RequiresReplace.
 REPLACE_ALL = frozenset(
     {
@@ -96,8 +114,13 @@ class Change:
     inputs: tuple[str, ...] = ()  # the inputs that changed (for people; not in the JSON contract)
 
     def as_dict(self) -> dict[str, object]:
-        return {"resource": self.resource, "type": self.type, "action": self.action, "dataLoss": self.data_loss,
-                "interruption": self.interruption}  # fmt: skip
+        return {
+            "resource": self.resource,
+            "type": self.type,
+            "action": self.action,
+            "dataLoss": self.data_loss,
+            "interruption": self.interruption,
+        }
 
 
 def _managed(resource: Registered) -> bool:
@@ -169,11 +192,21 @@ def compare(old: ProgramRun, new: ProgramRun) -> list[Change]:
 def render_table(changes: list[Change], markdown: bool = False) -> str:
     if not changes:
         return "no changes"
-    rows = [(c.resource, c.type, c.action, "DATA LOSS" if c.data_loss else "", "interruption" if c.interruption
-             else "", ", ".join(c.inputs)) for c in changes]  # fmt: skip
+    rows = [
+        (
+            c.resource,
+            c.type,
+            c.action,
+            "DATA LOSS" if c.data_loss else "",
+            "interruption" if c.interruption else "",
+            ", ".join(c.inputs),
+        )
+        for c in changes
+    ]
     if markdown:
         head = ["| resource | type | action | data | apps | inputs |", "|---|---|---|---|---|---|"]
         return "\n".join(head + [f"| {' | '.join(row)} |" for row in rows])
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + f"  {row[5]}"
-                     for row in rows)  # fmt: skip
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + f"  {row[5]}" for row in rows
+    )

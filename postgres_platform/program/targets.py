@@ -227,7 +227,10 @@ class HetznerTarget(Target):
         placement = Placement(docker_provider=host.docker_provider)
         container = PostgresContainerArgs(
             spec=postgres_container(
-                pulumi.get_stack(), self.config, REPLICA, server_arguments(self.config, settings),
+                pulumi.get_stack(),
+                self.config,
+                REPLICA,
+                server_arguments(self.config, settings),
                 initdb_password=False,
             ),
             config_file=render_config_file(self.config, settings),
@@ -237,16 +240,17 @@ class HetznerTarget(Target):
             sources={DATA: data_mount()},
             files=server_files(self._hba, ServerTls(cert, key)),
             depends_on=[host],
-        )  # fmt: skip
+        )
         backup_dir = None
         if backups is not None:
             # The standby restores from the repository (and fetches WAL with pgBackRest): its config.
             files = backups.on_host("replica-backups", host.shell, [host])
             backup_dir = files.path
             container = dataclasses.replace(
-                container, sources={**container.sources, BACKUP_CONFIG: MountSource(files.path)},
+                container,
+                sources={**container.sources, BACKUP_CONFIG: MountSource(files.path)},
                 depends_on=[host, files.written],
-            )  # fmt: skip
+            )
         StreamingReplica(
             "replica",
             StreamingReplicaArgs(

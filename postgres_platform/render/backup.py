@@ -73,8 +73,11 @@ def command(*args: str, backup: BackupConfig | None = None) -> list[str]:
     """`pgbackrest --stanza=main <args>`; with `backup`, its repo type and retention on the line too."""
     line = ["pgbackrest", f"--stanza={STANZA}", f"--repo1-cipher-type={CIPHER}"]
     if backup is not None:
-        line += [f"--repo1-type={backup.repo}", f"--repo1-retention-full={backup.retention_full}",
-                 f"--repo1-retention-diff={backup.retention_diff}"]  # fmt: skip
+        line += [
+            f"--repo1-type={backup.repo}",
+            f"--repo1-retention-full={backup.retention_full}",
+            f"--repo1-retention-diff={backup.retention_diff}",
+        ]
     return [*line, *args]
 
 

@@ -68,16 +68,31 @@ class ContainerSpec:
         argv = []
         for key, point in self.mounts.items():
             source = sources[key]
-            argv += ["--mount", f"type={source.type},source={source.source},target={point.target}"
-                     + (",readonly" if point.read_only else "")]  # fmt: skip
+            argv += [
+                "--mount",
+                f"type={source.type},source={source.source},target={point.target}"
+                + (",readonly" if point.read_only else ""),
+            ]
         return argv
 
     def docker_run(self, sources: Mapping[str, MountSource[str]], *, extra_args: Sequence[str] = ()) -> list[str]:
         """`docker run -d` of this container on the host network with these sources (the tests' and
         drills' way to start it)."""
-        argv = ["docker", "run", "-d", "--name", self.name, "--network", "host",
-                "--label", f"{COMPONENT_LABEL}={self.label}",
-                "--stop-signal", self.stop_signal, "--stop-timeout", str(self.stop_seconds)]  # fmt: skip
+        argv = [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            self.name,
+            "--network",
+            "host",
+            "--label",
+            f"{COMPONENT_LABEL}={self.label}",
+            "--stop-signal",
+            self.stop_signal,
+            "--stop-timeout",
+            str(self.stop_seconds),
+        ]
         argv += self.mount_args(sources)
         for variable in self.env:
             argv += ["--env", variable]

@@ -56,8 +56,14 @@ class Engine:
         return directory
 
     def run(self, cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(self.bin_dir / "pulumi"), *args, "--non-interactive"], cwd=cwd, env=self.env(),
-                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        done = subprocess.run(
+            [str(self.bin_dir / "pulumi"), *args, "--non-interactive"],
+            cwd=cwd,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done
@@ -70,8 +76,15 @@ class Engine:
 
     def set_secret(self, cwd: Path, key: str, value: str) -> None:
         # Standard input, never an argument: `pulumi config set --secret KEY` reads it there.
-        done = subprocess.run([str(self.bin_dir / "pulumi"), "config", "set", "--secret", key, "--non-interactive"],
-                              cwd=cwd, env=self.env(), input=value, capture_output=True, text=True, timeout=120)  # fmt: skip
+        done = subprocess.run(
+            [str(self.bin_dir / "pulumi"), "config", "set", "--secret", key, "--non-interactive"],
+            cwd=cwd,
+            env=self.env(),
+            input=value,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
 
     def state(self, cwd: Path) -> dict[str, Any]:

@@ -60,8 +60,12 @@ def server() -> Iterator[Servers]:
 
 def _sql_steps_stack(engine: Engine, server: Servers, **config: str) -> Path:
     project = engine.project("sql-steps", SQL_STEPS)
-    engine.new_stack(project, "e2e", {"e2e:port": str(server.pg_port), **{f"e2e:{k}": v for k, v in config.items()}},
-                     {"e2e:password": server.superuser_password})  # fmt: skip
+    engine.new_stack(
+        project,
+        "e2e",
+        {"e2e:port": str(server.pg_port), **{f"e2e:{k}": v for k, v in config.items()}},
+        {"e2e:password": server.superuser_password},
+    )
     return project
 
 
@@ -79,8 +83,11 @@ def test_the_sql_steps_run_diff_and_retire_in_the_real_engine(engine: Engine, se
         "RESET ROLE; GRANT INSERT ON tracksolid.schema_migrations TO tracksolid_db_write;",
         database="tracksolid_db",
     )
-    server.psql("CREATE ROLE leaving_app LOGIN; GRANT CREATE ON SCHEMA public TO leaving_app;"
-                "SET ROLE leaving_app; CREATE TABLE public.left_behind (id int);", database="fleet_platform")  # fmt: skip
+    server.psql(
+        "CREATE ROLE leaving_app LOGIN; GRANT CREATE ON SCHEMA public TO leaving_app;"
+        "SET ROLE leaving_app; CREATE TABLE public.left_behind (id int);",
+        database="fleet_platform",
+    )
     assert _writes_to_migration_table(server)
     project = _sql_steps_stack(engine, server, retiring="leaving_app")
 

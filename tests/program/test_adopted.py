@@ -41,8 +41,11 @@ def test_databases_and_schemas_are_imported_protected_and_retained_with_their_ow
     databases = run.of_type("postgresql:index/database:Database")
     assert {d.import_id for d in databases} == {"tracksolid_db", "fleet_platform"}
     schemas = run.of_type("postgresql:index/schema:Schema")
-    assert {s.import_id for s in schemas} == {"tracksolid_db.tracksolid", "tracksolid_db.reporting",
-                                              "fleet_platform.public"}  # fmt: skip
+    assert {s.import_id for s in schemas} == {
+        "tracksolid_db.tracksolid",
+        "tracksolid_db.reporting",
+        "fleet_platform.public",
+    }
     for adopted in [*databases, *schemas]:
         assert adopted.protect and adopted.retain_on_delete, adopted.name
         assert "owner" in adopted.ignore_changes and "owner" not in adopted.inputs, adopted.name
@@ -53,7 +56,10 @@ def test_nothing_of_the_server_itself_is_declared_and_the_provider_is_the_named_
     assert not [r for r in run.resources if r.type.startswith(("docker:", "hcloud:", "command:"))]
     (provider,) = run.of_type("pulumi:providers:postgresql")
     assert (provider.inputs["host"], provider.inputs["username"], provider.inputs["sslmode"]) == (
-        "10.0.1.4", "postgres", "require")  # fmt: skip
+        "10.0.1.4",
+        "postgres",
+        "require",
+    )
     assert provider.inputs["superuser"] in (True, "true") and "password" in provider.secret_inputs
     assert run.outputs["hosts"] == {"postgres": "10.0.1.4:5432"} and "pgbouncerAdminDsn" not in run.outputs
 
@@ -68,8 +74,11 @@ def test_no_pgbouncer_means_no_auth_role_no_lookup_function_and_no_public_revoke
 
 def test_the_ownership_step_moves_app_schemas_of_databases_with_a_migrate_app_and_keeps_the_named_object() -> None:
     run = run_of("legacy")
-    steps = {r.inputs["database"]: r.inputs for r in run.of_type("pulumi-python:dynamic/postgres-platform:SqlApply")
-             if r.name.endswith("-ownership")}  # fmt: skip
+    steps = {
+        r.inputs["database"]: r.inputs
+        for r in run.of_type("pulumi-python:dynamic/postgres-platform:SqlApply")
+        if r.name.endswith("-ownership")
+    }
     assert set(steps) == {"tracksolid_db", "fleet_platform"}  # ingest_app and gateway_app migrate
     assert "'reporting.v_trips'" in steps["tracksolid_db"]["sql"]
     assert "OWNER TO %I" in steps["fleet_platform"]["sql"] and "tracksolid" not in steps["fleet_platform"]["sql"]

@@ -79,8 +79,7 @@ def test_the_policy_and_the_config_agree_about_every_stack() -> None:
     """One arithmetic: the policy over the declared resources finds the free slots the config computes."""
     for stack in ("local", "staging", "prod"):
         config = load_stack_values(read_stack_values(stack_file(stack)))
-        (budget_policy,) = [r for r in evaluate(run_of(stack), policy_config(config))
-                            if r.name == "connection-budget"]  # fmt: skip
+        (budget_policy,) = [r for r in evaluate(run_of(stack), policy_config(config)) if r.name == "connection-budget"]
         assert budget_policy.violations == [], stack
         # One slot fewer and both refuse: the config (a line) and the policy (a violation).
         raw = config.model_dump(by_alias=True, exclude_none=True)

@@ -11,8 +11,11 @@ PROD = load_stack_values(read_stack_values(stack_file("prod")))
 
 
 def test_the_declared_pgbouncer_container_is_the_one_the_tests_run() -> None:
-    (declared,) = [c.inputs for c in run_of("prod").of_type("docker:index/container:Container")
-                   if c.inputs["labels"][0]["value"] == "pgbouncer"]  # fmt: skip
+    (declared,) = [
+        c.inputs
+        for c in run_of("prod").of_type("docker:index/container:Container")
+        if c.inputs["labels"][0]["value"] == "pgbouncer"
+    ]
     spec = pgbouncer_container("prod", PROD)
     argv = spec.docker_run({CONFIG: MountSource("/srv/pgbouncer")})
     assert (declared["name"], declared["image"]) == (spec.name, spec.image) and spec.image in argv

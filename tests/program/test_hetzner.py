@@ -132,7 +132,10 @@ def test_postgres_runs_tls_with_our_pg_hba_ending_in_rejects(stack: str) -> None
     # A bind mount fails when the volume is not mounted (no empty PGDATA on the root disk).
     assert (data["type"], data["source"], data["target"]) == ("bind", "/mnt/pgdata/data", "/var/lib/postgresql/data")
     assert (config["source"], config["target"], config["readOnly"]) == (
-        "/etc/postgres-platform/postgres", "/etc/postgresql", True)  # fmt: skip
+        "/etc/postgres-platform/postgres",
+        "/etc/postgresql",
+        True,
+    )
 
 
 @pytest.mark.parametrize("stack", HETZNER_STACKS)
@@ -189,8 +192,10 @@ def test_replica_streams_from_a_slot_and_serves_read_dsns() -> None:
     )
     (basebackup,) = [c for c in run.of_type("command:remote:Command") if c.name == "replica-basebackup"]
     # With backups the standby is restored from the repository, not copied from the primary.
-    assert "pgbackrest --stanza=main --repo1-cipher-type=aes-256-cbc --pg1-path=/mnt/pgdata/data --type=standby " \
-           "restore" in basebackup.inputs["create"]  # fmt: skip
+    assert (
+        "pgbackrest --stanza=main --repo1-cipher-type=aes-256-cbc --pg1-path=/mnt/pgdata/data --type=standby "
+        "restore" in basebackup.inputs["create"]
+    )
     assert "pg_basebackup" not in basebackup.inputs["create"]
     assert "-v /etc/postgres-platform/pgbackrest:/etc/pgbackrest:ro" in basebackup.inputs["create"]
     stanza = next(r for r in run.resources if r.name == "backups-stanza")
@@ -251,8 +256,10 @@ def test_day_two_on_a_host_keys_and_cloud_init_never_replace_it_and_the_volume_g
         assert "mountpoint -q /mnt/pgdata && mkdir -p /mnt/pgdata/data" in server.inputs["userData"]
     grow = [c for c in run.of_type("command:remote:Command") if c.name.endswith("-grow-filesystem")]
     assert len(grow) == 1 + hetzner.replicas
-    assert all(f"# volume size {hetzner.volume_size} GB" in c.inputs["create"] and "resize2fs" in c.inputs["create"]
-               for c in grow)  # fmt: skip
+    assert all(
+        f"# volume size {hetzner.volume_size} GB" in c.inputs["create"] and "resize2fs" in c.inputs["create"]
+        for c in grow
+    )
 
 
 def test_a_replica_slot_cannot_fill_the_primary_disk() -> None:

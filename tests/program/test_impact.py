@@ -59,11 +59,15 @@ def test_adding_tuning_or_removing_an_app_replaces_and_interrupts_nothing(stack:
     for found in (added, tuned, removed):
         harmless(found)
         assert not [c for c in found if c.action == "replace"], found
-    assert {(c.resource, c.action) for c in added} >= {("access-billing_app", "create"),
-                                                       ("pgbouncer-config-write", "update")}  # fmt: skip
+    assert {(c.resource, c.action) for c in added} >= {
+        ("access-billing_app", "create"),
+        ("pgbouncer-config-write", "update"),
+    }
     assert ("access-webhook_app", "update") in {(c.resource, c.action) for c in tuned}
-    assert {(c.resource, c.action) for c in removed} >= {("access-cron_app", "delete"),
-                                                         ("access-cron_app-retirement", "delete")}  # fmt: skip
+    assert {(c.resource, c.action) for c in removed} >= {
+        ("access-cron_app", "delete"),
+        ("access-cron_app-retirement", "delete"),
+    }
 
 
 def test_rotating_an_alternating_login_replaces_only_its_password() -> None:
@@ -119,8 +123,11 @@ def test_a_new_postgres_major_is_refused_as_data_loss_and_a_minor_is_not(
     monkeypatch: pytest.MonkeyPatch, tag: str, major: str, lost: bool
 ) -> None:
     """A server of another major cannot open the data directory (and the old container is gone first)."""
-    build = dataclasses.replace(POSTGRES_17, reference=f"postgres-platform/postgres:{tag}",
-                                build_args={**POSTGRES_17.build_args, "POSTGRES_MAJOR": major})  # fmt: skip
+    build = dataclasses.replace(
+        POSTGRES_17,
+        reference=f"postgres-platform/postgres:{tag}",
+        build_args={**POSTGRES_17.build_args, "POSTGRES_MAJOR": major},
+    )
     monkeypatch.setitem(BUILDS, build.reference, build)
 
     def upgrade(config: dict[str, Any]) -> None:
@@ -139,8 +146,11 @@ def test_renaming_a_database_is_data_loss() -> None:
                 spec["database"] = "fleet"
 
     lost = {(c.resource, c.action) for c in changes("local", rename) if c.data_loss}
-    assert lost == {("access-fleet_platform", "delete"), ("access-fleet_platform-public", "delete"),
-                    ("access-fleet_platform-pgbouncer", "delete")}  # fmt: skip
+    assert lost == {
+        ("access-fleet_platform", "delete"),
+        ("access-fleet_platform-public", "delete"),
+        ("access-fleet_platform-pgbouncer", "delete"),
+    }
 
 
 def test_preflight_against_reports_changes_in_json_and_refuses_data_loss(tmp_path: Path, capsys: Any) -> None:
@@ -152,8 +162,13 @@ def test_preflight_against_reports_changes_in_json_and_refuses_data_loss(tmp_pat
     new.write_text(yaml.safe_dump(document))
     assert preflight.main(["--stack-file", str(new), "--against", str(old), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert {"resource": "access-reports", "type": "postgresql:index/database:Database", "action": "create",
-            "dataLoss": False, "interruption": False} in report["changes"]  # fmt: skip
+    assert {
+        "resource": "access-reports",
+        "type": "postgresql:index/database:Database",
+        "action": "create",
+        "dataLoss": False,
+        "interruption": False,
+    } in report["changes"]
     assert set(report) == {"stack", "servers", "resources", "policies", "versions", "changes"}
 
     assert preflight.main(["--stack-file", str(old), "--against", str(new), "--json"]) == 1  # the reverse drops it

@@ -56,9 +56,19 @@ def test_json_report_contract(stack: str) -> None:
     assert report["resources"]["postgresql:index/role:Role"] >= 1
     assert all(isinstance(n, int) and n > 0 for n in report["resources"].values())
     names = [p["name"] for p in report["policies"]]
-    assert names == ["connection-budget", "bounded-roles", "no-public-database-ports", "pinned-images",
-                     "protected-data", "protected-databases", "secret-outputs", "role-memberships", "sql-steps",
-                     "host-network-listeners", "backups-configured"]  # fmt: skip
+    assert names == [
+        "connection-budget",
+        "bounded-roles",
+        "no-public-database-ports",
+        "pinned-images",
+        "protected-data",
+        "protected-databases",
+        "secret-outputs",
+        "role-memberships",
+        "sql-steps",
+        "host-network-listeners",
+        "backups-configured",
+    ]
     for policy in report["policies"]:
         assert set(policy) == {"name", "enforcement", "violations"}
         assert policy["enforcement"] in ("mandatory", "advisory")

@@ -70,10 +70,15 @@ def test_timeouts_reach_the_roles() -> None:
 def test_grants_and_default_privileges_match_the_plan(stack_run: ProgramRun) -> None:
     plan = access.plan(config_of(stack_run))
     declared = {
-        (g.inputs["role"], g.inputs["database"], g.inputs["objectType"], g.inputs.get("schema"),
-         tuple(g.inputs["privileges"]))
+        (
+            g.inputs["role"],
+            g.inputs["database"],
+            g.inputs["objectType"],
+            g.inputs.get("schema"),
+            tuple(g.inputs["privileges"]),
+        )
         for g in stack_run.of_type(GRANT)
-    }  # fmt: skip
+    }
     assert declared == {(g.role, g.database, g.object_type, g.schema, g.privileges) for g in plan.grants}
     defaults = {
         (d.inputs["role"], d.inputs["owner"], d.inputs["schema"], d.inputs["objectType"], tuple(d.inputs["privileges"]))
@@ -84,8 +89,10 @@ def test_grants_and_default_privileges_match_the_plan(stack_run: ProgramRun) -> 
 
 def test_levels_on_prod_through_group_roles() -> None:
     run = run_of("prod")
-    grants = {(g.inputs["role"], g.inputs["objectType"], g.inputs.get("schema")): g.inputs["privileges"]
-              for g in run.of_type(GRANT)}  # fmt: skip
+    grants = {
+        (g.inputs["role"], g.inputs["objectType"], g.inputs.get("schema")): g.inputs["privileges"]
+        for g in run.of_type(GRANT)
+    }
     assert grants[("tracksolid_db_read", "table", "tracksolid")] == ["SELECT"]
     assert grants[("tracksolid_db_write", "table", "tracksolid")] == ["SELECT", "INSERT", "UPDATE", "DELETE"]
     assert grants[("tracksolid_db_write", "sequence", "reporting")] == ["SELECT", "USAGE", "UPDATE"]
@@ -120,10 +127,12 @@ def test_lookup_function_is_security_definer_in_every_app_database(stack_run: Pr
     for f in functions:
         assert f.inputs["securityDefiner"] is True
         assert (f.inputs["schema"], f.inputs["name"]) == ("pgbouncer", "get_auth")
-    reapply = [r for r in stack_run.of_type("pulumi-python:dynamic/postgres-platform:SqlApply")
-               if r.name.endswith("-reapply")]  # fmt: skip
-    assert reapply and all(("SET search_path = pg_catalog, pg_temp" in r.inputs["sql"]) == bool(config.pgbouncer)
-                           for r in reapply)  # fmt: skip
+    reapply = [
+        r for r in stack_run.of_type("pulumi-python:dynamic/postgres-platform:SqlApply") if r.name.endswith("-reapply")
+    ]
+    assert reapply and all(
+        ("SET search_path = pg_catalog, pg_temp" in r.inputs["sql"]) == bool(config.pgbouncer) for r in reapply
+    )
 
 
 def _plain(value: Any, path: str, secrets: set[str]) -> list[str]:

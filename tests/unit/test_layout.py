@@ -95,8 +95,16 @@ def test_the_direction_check_sees_an_import_against_it() -> None:
     assert wrong_way("postgres_platform.cli.preflight", "from postgres_platform.offline import program") == []
 
 
-PROVIDER_SDKS = ("pulumi", "pulumi_postgresql", "pulumi_docker", "pulumi_hcloud", "pulumi_random", "pulumi_tls",
-                 "pulumi_command", "pulumi_policy")  # fmt: skip
+PROVIDER_SDKS = (
+    "pulumi",
+    "pulumi_postgresql",
+    "pulumi_docker",
+    "pulumi_hcloud",
+    "pulumi_random",
+    "pulumi_tls",
+    "pulumi_command",
+    "pulumi_policy",
+)
 
 
 def modules_of(package: object) -> list[str]:

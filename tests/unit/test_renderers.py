@@ -111,8 +111,15 @@ def test_settings_read_at_start_go_on_the_command_line_the_rest_in_the_reloadabl
     config = valid_config()
     config["postgres"]["settings"] = {"shared_buffers": "256MB", "log_connections": True, "work_mem": "8MB"}
     args = server_arguments(parse(config))
-    assert args[:7] == ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "max_connections=100",
-                        "-c", "superuser_reserved_connections=3"]  # fmt: skip
+    assert args[:7] == [
+        "postgres",
+        "-c",
+        "config_file=/etc/postgresql/postgresql.conf",
+        "-c",
+        "max_connections=100",
+        "-c",
+        "superuser_reserved_connections=3",
+    ]
     assert "shared_buffers=256MB" in args and "listen_addresses=*" in args
     assert not [a for a in args if a.startswith(("log_connections", "work_mem", "password_encryption"))]
     text = render_config_file(parse(config))
