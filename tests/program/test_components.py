@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+
+import dill
 import pulumi
 import pulumi_postgresql as postgresql
 
@@ -10,6 +13,7 @@ from components.config_files import HostShell
 from components.pgbouncer import PgBouncer, PgBouncerArgs
 from components.resources.admin import AdminAddress, AdminConnection
 from components.resources.containers import Placement
+from components.resources.sql_apply import RoleRetirementProvider, SqlApplyProvider
 from postgres_platform.model import access
 from postgres_platform.model.load import parse
 from postgres_platform.offline.program import ProgramRun, run_program
@@ -71,3 +75,13 @@ def test_pgbouncer_alone_mounts_its_config_directory_and_writes_its_auth_file() 
     ]
     assert "uploads" not in container.inputs
     assert (container.inputs["stopSignal"], container.inputs["destroyGraceSeconds"]) == ("SIGINT", 60)
+
+
+def test_dynamic_providers_pickled_under_their_old_module_still_load() -> None:
+    """Deployed state holds each SQL step's provider as dill pickled it: by reference to its module. The
+    module moved (postgres_platform.sql_apply -> components.resources.sql_apply); deleting a resource
+    deployed before the move unpickles the old name."""
+    for provider in (SqlApplyProvider, RoleRetirementProvider):
+        assert b"components.resources.sql_apply" in dill.dumps(provider(), recurse=True)  # by reference
+        old = f"cpostgres_platform.sql_apply\n{provider.__name__}\n.".encode()  # GLOBAL, as older state has it
+        assert pickle.loads(old) is provider
