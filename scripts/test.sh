@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+step() { printf '\n== %s ==\n' "$*"; }  # each step named in the output, so a failure says where
+
+step "install: system packages (as root), then Python packages"
+
 # Real-server tests run the stacks' own images in containers: a Docker engine of the run's own
 # (scripts/dockerd.sh: vfs, its own socket, stopped at the end), a Debian base made with debootstrap
 # (scripts/base_image.sh, cached) and the images built from images/ (scripts/build_images.py, cached by
@@ -22,10 +26,16 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt  # includes `-e .`
+step "lint: ruff check (complexity included), ruff format --check"
 python3 -m ruff check .
 python3 -m ruff format --check .
+step "types: mypy --strict"
 python3 -m mypy .
+step "docs: the generated pages match the config schema and the policies"
+python3 -m postgres_platform.docs --check
+step "images: a Docker engine of this run's own and the stacks' images"
 # shellcheck source=scripts/containers.sh
 source scripts/containers.sh
+step "tests: unit, program, integration (tests/<tier>; the e2e runs are scripts/e2e.sh)"
 # Two workers (the machines have 2 cores); a module's tests stay on one worker (its servers are shared).
 python3 -m pytest -rs -n 2 --dist loadfile "$@"
