@@ -23,12 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from postgres_platform.model.config import AccessLevel, PlatformConfig
+from postgres_platform.model.config import GroupLevel, PlatformConfig, level_of
 from postgres_platform.model.names import AUTH_ROLE, AUTH_SCHEMA, SUPERUSER, group_role, owner_role
 
 ObjectType = Literal["database", "schema", "table", "sequence", "function"]
 
-GroupLevel = Literal["read", "write"]
 
 DATABASE_PRIVILEGES: dict[GroupLevel, tuple[str, ...]] = {"read": ("CONNECT",), "write": ("CONNECT", "TEMPORARY")}
 TABLE_PRIVILEGES: dict[GroupLevel, tuple[str, ...]] = {
@@ -53,11 +52,6 @@ class Role:
     member_of: tuple[str, ...] = ()  # exactly these memberships (the provider revokes any other)
     assume_role: str | None = None  # sessions start as this role (SET ROLE at login)
     database: str | None = None  # an app's login: its database, the only one it can own objects in
-
-
-def level_of(access: AccessLevel) -> GroupLevel:
-    """The group level an app's access draws its grants from (migrate writes; its DDL is the owner's)."""
-    return "read" if access == "read" else "write"
 
 
 @dataclass(frozen=True)

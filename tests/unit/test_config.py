@@ -13,6 +13,20 @@ from postgres_platform.model.load import load_stack_values, parse
 from tests.helpers import valid_config
 
 DELETE = object()
+HETZNER = {
+    "location": "fsn1",
+    "serverType": "ccx13",
+    "image": "docker-ce",
+    "networkZone": "eu-central",
+    "ipRange": "10.0.0.0/16",
+    "subnet": "10.0.1.0/24",
+    "adminCidrs": ["203.0.113.10/32"],
+    "sshKeys": ["ops"],
+}
+S3_BACKUP = {
+    "repo": "s3",
+    "s3": {"endpoint": "fsn1.your-objectstorage.com", "bucket": "b", "region": "fsn1", "path": "/test"},
+}
 
 
 def changed(path: str, value: Any) -> dict[str, Any]:
@@ -257,8 +271,11 @@ def test_all_problems_reported_together() -> None:
 
 
 def test_digest_and_tags_are_pinned_images() -> None:
-    for image in ("edoburu/pgbouncer:v1.25.2-p0", "registry.local:5000/pgbouncer:1.26.1",
-                  "edoburu/pgbouncer:v1.25.2-p0@sha256:" + "a" * 64):  # fmt: skip
+    for image in (
+        "edoburu/pgbouncer:v1.25.2-p0",
+        "registry.local:5000/pgbouncer:1.26.1",
+        "edoburu/pgbouncer:v1.25.2-p0@sha256:" + "a" * 64,
+    ):
         parse(changed("pgbouncer.image", image))
 
 
@@ -268,10 +285,7 @@ def test_hetzner_target_requires_hetzner_section_and_sane_network() -> None:
         "backup: is required for every Hetzner stack (pgBackRest to S3: README, Backups), got null",
         "hetzner: is required when target is hetzner, got null",
     ]
-    config["hetzner"] = {
-        "location": "fsn1", "serverType": "ccx13", "image": "docker-ce", "networkZone": "eu-central",
-        "ipRange": "10.0.0.0/16", "subnet": "10.9.1.0/24", "adminCidrs": ["0.0.0.0/0"], "sshKeys": ["ops"],
-    }  # fmt: skip
+    config["hetzner"] = HETZNER | {"subnet": "10.9.1.0/24", "adminCidrs": ["0.0.0.0/0"]}
     lines = errors_of(config)
     assert any(line.startswith("hetzner.subnet: must lie inside hetzner.ipRange") for line in lines)
     assert any(line.startswith("hetzner.adminCidrs: together open more than a /16 of IPv4") for line in lines)
@@ -295,12 +309,6 @@ def test_config_is_frozen() -> None:
     config = parse(valid_config())
     with pytest.raises(Exception, match="frozen"):
         config.apps["worker_app"].connection_limit = 500  # type: ignore[misc]
-
-
-HETZNER = {
-    "location": "fsn1", "serverType": "ccx13", "image": "docker-ce", "networkZone": "eu-central",
-    "ipRange": "10.0.0.0/16", "subnet": "10.0.1.0/24", "adminCidrs": ["203.0.113.10/32"], "sshKeys": ["ops"],
-}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -338,18 +346,13 @@ def test_empty_sections_read_plainly() -> None:
     assert "databases.fleet_platform.schemas: must have at least 1 item after validation, not 0, got []" in lines
 
 
-HETZNER_SECTION = HETZNER
-S3_BACKUP = {"repo": "s3", "s3": {"endpoint": "fsn1.your-objectstorage.com", "bucket": "b", "region": "fsn1",
-                                  "path": "/test"}}  # fmt: skip
-
-
 def test_a_section_of_another_target_is_an_error() -> None:
-    local_with_hetzner = valid_config() | {"hetzner": HETZNER_SECTION}
+    local_with_hetzner = valid_config() | {"hetzner": HETZNER}
     (line,) = errors_of(local_with_hetzner)
     assert line.startswith('hetzner: does not belong to target local: remove it, got {"location": "fsn1"')
     hetzner_with_local = valid_config() | {
         "target": "hetzner",
-        "hetzner": HETZNER_SECTION,
+        "hetzner": HETZNER,
         "local": {"postgresPort": 5433},
         "backup": S3_BACKUP,
     }
@@ -530,7 +533,7 @@ HETZNER_HOSTILE = [
 def test_hostile_hetzner_input(case: str, key: str, value: Any, expected: str) -> None:
     config = valid_config()
     config["target"] = "hetzner"
-    config["hetzner"] = {**HETZNER_SECTION, key: value}
+    config["hetzner"] = {**HETZNER, key: value}
     lines = errors_of(config)
     assert any(line.startswith(expected) for line in lines), lines
 
@@ -543,7 +546,7 @@ def test_valid_edges_are_accepted() -> None:
     assert parse(config).bouncer().reserve_pool_size == 0
     hetzner = valid_config() | {"target": "hetzner", "backup": S3_BACKUP}
     hetzner["hetzner"] = {
-        **HETZNER_SECTION,
+        **HETZNER,
         "subnet": "10.0.1.0/28",
         "adminCidrs": ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/48"],
     }
@@ -568,7 +571,7 @@ def test_backup_config(case: str, changes: dict[str, Any], expected: str) -> Non
     for key, value in changes.items():
         config[key] = value if key != "postgres" else {**config["postgres"], **value}
     if config["target"] == "hetzner":
-        config["hetzner"] = HETZNER_SECTION
+        config["hetzner"] = HETZNER
     lines = errors_of(config)
     assert any(line.startswith(expected) for line in lines), lines
 
@@ -613,9 +616,19 @@ def test_a_setting_the_shipped_server_would_refuse_is_one_line(name: str, value:
     assert [line for line in lines if line.startswith(expected)], lines
 
 
-@pytest.mark.parametrize(("name", "value"), [("work_mem", "16MB"), ("work_mem", 4096), ("shared_buffers", "1GB"),
-                                             ("fsync", True), ("wal_level", "Logical"), ("statement_timeout", "30s"),
-                                             ("random_page_cost", 1.1), ("log_line_prefix", "%m [%p] '%u' ")])  # fmt: skip
+ACCEPTED_SETTINGS = [
+    ("work_mem", "16MB"),
+    ("work_mem", 4096),
+    ("shared_buffers", "1GB"),
+    ("fsync", True),
+    ("wal_level", "Logical"),
+    ("statement_timeout", "30s"),
+    ("random_page_cost", 1.1),
+    ("log_line_prefix", "%m [%p] '%u' "),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), ACCEPTED_SETTINGS)
 def test_settings_as_postgres_reads_them_are_accepted(name: str, value: Any) -> None:
     assert parse(changed(f"postgres.settings.{name}", value)).postgres.settings[name] == value
 
@@ -640,3 +653,14 @@ def test_a_hetzner_stack_keeps_durability_and_scram(name: str, value: Any, expec
     config["target"], config["local"] = "local", None  # a developer's scratch server may trade them
     del config["hetzner"]
     assert parse(config).postgres.settings == {name: value}
+
+
+def test_a_union_field_gets_one_line_named_by_its_key_alone() -> None:
+    """adminUser is a role name or `postgres`: pydantic fails each branch, under the branch's own name."""
+    config = valid_config()
+    del config["postgres"], config["pgbouncer"]
+    config["target"] = "existing"
+    config["existing"] = {"host": "db.internal", "adminUser": "Bad"}
+    assert [line for line in errors_of(config) if "adminUser" in line] == [
+        'existing.adminUser: must match ^[a-z_][a-z0-9_]{0,62}$, got "Bad"'
+    ]
