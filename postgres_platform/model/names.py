@@ -53,3 +53,9 @@ def group_role(database: str, level: str, schemas: tuple[str, ...] | None = None
     if len(readable.encode()) <= MAX_IDENTIFIER_BYTES:
         return readable
     return f"{base}_{hashlib.sha256(','.join(schemas).encode()).hexdigest()[:10]}"
+
+
+# COMPONENT_LABEL's value on the Docker volume holding PGDATA (local stacks; a Hetzner stack's is an hcloud volume).
+DATA_VOLUME = "postgres-data"
+
+LOOPBACK = "127.0.0.1"  # where the local target publishes its ports and the harness runs its servers

@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from policy import policies
+from policy import data
+from policy.resources import BACKUPS, COMMANDS, CONTAINER, HCLOUD_SERVER, RANDOM_PASSWORD
 from postgres_platform.cli import restore
 from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.names import COMPONENT_LABEL, PRIMARY
 from postgres_platform.model.stackfile import read_stack_values, stack_file
 from postgres_platform.offline.program import ProgramRun, fake_secret
 from tests.helpers import BUILT_STACKS, config_files, run_of
-from tests.program.test_policies import check_stack, resource
-
-COMMANDS = ("command:local:Command", "command:remote:Command")
+from tests.program.policy_helpers import check_stack, resource
 
 
 def commands(run: ProgramRun) -> dict[str, str]:
@@ -24,7 +24,7 @@ def commands(run: ProgramRun) -> dict[str, str]:
 @pytest.mark.parametrize("stack", BUILT_STACKS)
 def test_every_stack_archives_into_an_encrypted_stanza(stack: str) -> None:
     run = run_of(stack)
-    (postgres,) = [r for r in run.of_type("docker:index/container:Container") if r.name == "postgres-container"]
+    (postgres,) = [r for r in run.of_type(CONTAINER) if r.name == "postgres-container"]
     assert "archive_mode=on" in postgres.inputs["command"]  # read at start: on from the first boot
     settings = config_files(run, "postgres-config")["postgresql.conf"].content
     assert "archive_command = 'pgbackrest --stanza=main archive-push %p'" in settings
@@ -32,9 +32,7 @@ def test_every_stack_archives_into_an_encrypted_stanza(stack: str) -> None:
     conf = config_files(run, "backups-config")["pgbackrest.conf"]
     assert conf.mode == "0600" and "repo1-cipher-type=aes-256-cbc" in conf.content
     assert "repo1-cipher-pass=" + fake_secret("backups-passphrase") in conf.content
-    (passphrase,) = [
-        r for r in run.of_type("random:index/randomPassword:RandomPassword") if r.name == "backups-passphrase"
-    ]
+    (passphrase,) = [r for r in run.of_type(RANDOM_PASSWORD) if r.name == "backups-passphrase"]
     assert passphrase.protect and passphrase.inputs["length"] == 64  # backups made with it must stay readable
     stanza = commands(run)["backups-stanza"]
     assert "pgbackrest --stanza=main --repo1-cipher-type=aes-256-cbc stanza-create" in stanza and " check" in stanza
@@ -68,23 +66,39 @@ def test_no_plain_output_or_file_holds_the_passphrase_or_the_s3_secret(stack: st
 
 
 def test_the_policy_refuses_a_hetzner_stack_without_backups() -> None:
-    res = resource
-    server = res(policies.SERVER, "primary-server", {"serverType": "ccx13"})
-    postgres = res(policies.CONTAINER, "postgres-container", {"command": ["postgres", "-c", "max_connections=100"],
-                   "labels": [{"label": policies.COMPONENT_LABEL, "value": "postgres"}]})  # fmt: skip
-    found = check_stack(policies.backups_configured, [server, postgres])
+    server = resource(HCLOUD_SERVER, "primary-server", {"serverType": "ccx13"})
+    labels = [{"label": COMPONENT_LABEL, "value": PRIMARY}]
+    postgres = resource(
+        CONTAINER, "postgres-container", {"command": ["postgres", "-c", "max_connections=100"], "labels": labels}
+    )
+    found = check_stack(data.backups_configured, [server, postgres])
     assert any("archive_mode is not on" in v for v in found)
     assert any("no pgBackRest stanza" in v for v in found)
     assert any("no scheduled full backup" in v for v in found)
-    posix = res("command:remote:Command", "t", {"create": "pgbackrest --repo1-type=posix --type=full backup"})
-    found = check_stack(policies.backups_configured, [server, postgres, posix])
+    posix = resource(
+        "command:remote:Command", "t", {"create": "pgbackrest --repo1-type=posix --type=full backup"}, parent=BACKUPS
+    )
+    found = check_stack(data.backups_configured, [server, postgres, posix])
     assert any("off the host (--repo1-type=s3)" in v for v in found) and any("no retention" in v for v in found)
+
+
+def test_the_stanzas_first_full_backup_is_no_schedule() -> None:
+    server = resource(HCLOUD_SERVER, "primary-server", {"serverType": "ccx13"})
+    first = "pgbackrest --repo1-cipher-type=aes-256-cbc stanza-create\npgbackrest --repo1-type=s3 --repo1-retention-full=4 --type=full backup"
+    stanza = resource("command:remote:Command", "backups-stanza", {"create": first}, parent=BACKUPS)
+    (missing,) = check_stack(data.backups_configured, [server, stanza])
+    assert missing == "no scheduled full backup on the host (the backup timers)"
+    elsewhere = resource("command:remote:Command", "other-stanza", {"create": first})  # not the Backups component's
+    assert "no pgBackRest stanza is created: backups are not configured" in check_stack(
+        data.backups_configured, [server, elsewhere]
+    )
 
 
 def test_restores_never_archive_into_production_and_standbys_follow_it() -> None:
     config = load_stack_values(read_stack_values(stack_file("prod")))
-    copy, start = restore.commands("prod", config, "/mnt/pgdata/restored", target="2026-01-01 00:00:00+00", lsn=None,
-                                   standby=False)  # fmt: skip
+    copy, start = restore.commands(
+        "prod", config, "/mnt/pgdata/restored", target="2026-01-01 00:00:00+00", lsn=None, standby=False
+    )
     assert "--archive-mode=off" in copy and "--type=time" in copy and "--target-action=promote" in copy
     assert (
         "archive_mode=off" in start and "-v" in copy and "/etc/postgres-platform/pgbackrest:/etc/pgbackrest:ro" in copy
