@@ -53,6 +53,8 @@ def render_policies(policies: list[PolicyResult]) -> str:
     for p in policies:
         lines.append(f"  {p.name:26s} {p.enforcement:9s} {_status(p)}")
         lines += [f"      - {v}" for v in p.violations]
+        if p.violations and p.fix:
+            lines.append(f"      fix: {p.fix}")
     return "\n".join(lines)
 
 
@@ -82,7 +84,7 @@ def render_markdown(stack: str, config: PlatformConfig, policies: list[PolicyRes
     out += [*(f"{line}  " for line in backup_lines(config)), ""]
     out += ["| policy | enforcement | result |", "|---|---|---|"]
     for p in policies:
-        details = "<br>".join(p.violations)
+        details = "<br>".join(p.violations + ([f"fix: {p.fix}"] if p.violations and p.fix else []))
         out.append(f"| {p.name} | {p.enforcement} | {_status(p)}{'<br>' + details if details else ''} |")
     return "\n".join(out)
 

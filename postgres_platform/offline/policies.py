@@ -32,6 +32,7 @@ class PolicyResult:
     enforcement: Literal["mandatory", "advisory"]
     violations: list[str] = field(default_factory=list)
     not_applicable: str | None = None
+    fix: str | None = None  # the policy's remediation_steps (text output only: the JSON shape stays)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "enforcement": self.enforcement, "violations": self.violations}
@@ -68,7 +69,10 @@ def evaluate(run: ProgramRun, pack_config: dict[str, Any]) -> list[PolicyResult]
         level = EnforcementLevel(
             config.pop("enforcementLevel", (policy.enforcement_level or EnforcementLevel.ADVISORY).value)
         )
-        result = PolicyResult(policy.name, "mandatory" if level == EnforcementLevel.MANDATORY else "advisory")
+        enforcement: Literal["mandatory", "advisory"] = (
+            "mandatory" if level == EnforcementLevel.MANDATORY else "advisory"
+        )
+        result = PolicyResult(policy.name, enforcement, fix=policy.remediation_steps)
 
         def report(message: str, urn: str | None = None, result: PolicyResult = result) -> None:
             result.violations.append(message)

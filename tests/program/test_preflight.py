@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,6 +118,25 @@ def test_mandatory_violation_exits_1_advisory_does_not(
     monkeypatch.setattr(preflight, "evaluate", lambda run, config: [PolicyResult("pinned-images", "mandatory", ["x"])])
     assert preflight.main(["local"]) == 1
     assert "pinned-images              mandatory 1 violation(s)" in capsys.readouterr().out
+
+
+def test_a_violation_is_printed_with_its_policys_fix(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from policy.policies import POLICIES
+    from postgres_platform.cli import preflight
+
+    evaluate = preflight.evaluate
+
+    def one_violation(run: Any, config: Any) -> Any:
+        results = evaluate(run, config)
+        next(r for r in results if r.name == "pinned-images").violations.append("x")
+        return results
+
+    monkeypatch.setattr(preflight, "evaluate", one_violation)
+    preflight.main(["local"])
+    fix = next(p.remediation_steps for p in POLICIES if p.name == "pinned-images")
+    assert fix and f"      - x\n      fix: {fix}\n" in capsys.readouterr().out
 
 
 def test_markdown_has_budget_table_pie_and_policies() -> None:
