@@ -125,8 +125,7 @@ def test_a_violation_is_printed_with_its_policys_fix(
 ) -> None:
     from policy.policies import POLICIES
     from postgres_platform.cli import preflight
-
-    evaluate = preflight.evaluate
+    from postgres_platform.offline.policies import evaluate
 
     def one_violation(run: Any, config: Any) -> Any:
         results = evaluate(run, config)
