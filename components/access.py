@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_postgresql as postgresql
@@ -14,8 +15,8 @@ import pulumi_postgresql as postgresql
 from components.resources.admin import AdminConnection
 from components.resources.passwords import generated_password
 from components.resources.sql_apply import RoleRetirement, SqlApply
-from postgres_platform.model.access import AccessPlan, Database, Role, auth_function_body
-from postgres_platform.model.names import AUTH_FUNCTION, AUTH_SCHEMA, SUPERUSER
+from postgres_platform.model.access import AccessPlan, Database, OwnershipMove, Role
+from postgres_platform.model.names import SUPERUSER
 from postgres_platform.render import sql
 from postgres_platform.render.scram import stable_verifier
 
@@ -30,8 +31,22 @@ class DatabaseAccessArgs:
 
 # What an adopted database keeps as it is: the provider would ALTER it to match (an import with other
 # inputs is imported, then updated), and none of it is the program's to decide on a running server.
-ADOPTED_DATABASE = ["owner", "template", "encoding", "lcCollate", "lcCtype", "tablespaceName", "connectionLimit",
-                    "allowConnections", "isTemplate", "alterObjectOwnership"]  # fmt: skip
+ADOPTED_DATABASE = [
+    "owner",
+    "template",
+    "encoding",
+    "lcCollate",
+    "lcCtype",
+    "tablespaceName",
+    "connectionLimit",
+    "allowConnections",
+    "isTemplate",
+    "alterObjectOwnership",
+]
+# Removing or renaming a database or schema in the config must never become DROP DATABASE (the provider
+# terminates its sessions and drops it; a replica replays that). README: renaming.
+PROTECTED = pulumi.ResourceOptions(protect=True)
+Admin = pulumi.Output[dict[str, Any]]  # the admin connection, one secret Output for every SQL step
 
 
 def _was(old_name: str) -> pulumi.ResourceOptions:
@@ -39,16 +54,25 @@ def _was(old_name: str) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(aliases=[pulumi.Alias(name=old_name)])
 
 
+def _imported(pulumi_id: str, kept: list[str]) -> pulumi.ResourceOptions:
+    """A running server's object: imported, retained when it leaves the config, its `kept` inputs never changed."""
+    return pulumi.ResourceOptions(import_=pulumi_id, retain_on_delete=True, ignore_changes=kept)
+
+
 class DatabaseAccess(pulumi.ComponentResource):
-    """Per database: its owner, groups and structure; per app: a login role with a hard CONNECTION LIMIT."""
+    """Per database: its owner, groups and structure; per app: a login role with a hard CONNECTION LIMIT.
+
+    A created server's databases and schemas are the program's (_created_structure); an adopted server's
+    are imported and kept as they are (_adopted_structure): the one choice between the two, made once.
+    """
 
     passwords: dict[str, pulumi.Output[str]]  # login role -> secret password
 
     def __init__(self, name: str, args: DatabaseAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:DatabaseAccess", name, None, opts)
+        plan = args.plan
         self._name = name
         self._on_server = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        self._adopted, self._pooler = args.plan.adopted, args.plan.pooler
         self.passwords = {
             login.name: generated_password(
                 f"{name}-{login.name}-password",
@@ -56,66 +80,38 @@ class DatabaseAccess(pulumi.ComponentResource):
                 was=f"{login.name}-password",
                 generation=args.generations.get(login.name, 0),
             )
-            for login in args.plan.logins
+            for login in plan.logins
         }
-        self._roles: dict[str, postgresql.Role] = {}
-        self._databases: dict[str, postgresql.Database] = {}
-        for role in args.plan.roles:  # owners and groups first: a login role lists them in `roles`
-            self._roles[role.name] = self._role(role)
+        self._roles = self._declared_roles(plan)  # first: everything below refers to them
+        declare_structure = self._adopted_structure if plan.adopted else self._created_structure
         admin = args.admin.as_secret_input()  # one Output for every SQL step
-        self._structure_of: dict[str, list[pulumi.Resource]] = {}
-        for db in args.plan.databases:
-            structure = self._structure_of[db.name] = self._structure(db)
-            privileges = self._privileges(args.plan, db.name, structure)
-            SqlApply(
-                f"{name}-{db.name}-reapply",
-                connection=admin,
-                database=db.name,
-                purpose="auth function search_path, migration-table revokes, privileges beyond the plan",
-                sql=sql.reapply_script(args.plan, db.name),
-                check=sql.reapply_check(args.plan, db.name),
-                # After every grant: a table-wide GRANT would otherwise re-add what this revokes.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=structure + privileges).merge(
-                    _was(f"{db.name}-reapply")
-                ),
-            )
-        for move in args.plan.ownership:
-            SqlApply(
-                f"{name}-{move.database}-ownership",
-                connection=admin,
-                database=move.database,
-                purpose="app schemas owned by the owner role",
-                sql=sql.ownership_script(move, args.plan.admin_superuser),
-                check=sql.ownership_check(move),
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self._roles[move.owner], *self._structure_of[move.database]]
-                ),
-            )
-        owners = {db.name: db.owner for db in args.plan.databases}
-        for login in args.plan.logins:
-            if login.database is None:
-                continue  # not an app's
-            # Its own database only: PUBLIC has no CONNECT on app databases, and no CREATE in `public`
-            # (PostgreSQL 15), so an app can own objects nowhere else.
-            RoleRetirement(
-                f"{name}-{login.name}-retirement",
-                connection=admin,
-                role=self._roles[login.name].name,
-                statements={
-                    login.database: sql.retire_role(login.name, owners[login.database], args.plan.admin_superuser)
-                },
-                # Depending on the role, it is deleted first: the reassignment runs before the DROP ROLE.
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self._roles[login.name], self._databases[login.database]]
-                ),
-            )
+        databases: dict[str, postgresql.Database] = {}
+        structures: dict[str, list[pulumi.Resource]] = {}  # what a database's grants and steps wait for
+        for db in plan.databases:
+            database, schemas = declare_structure(db)
+            structure = [database, *schemas, *(self._auth_function(db.name, database) if plan.pooler else [])]
+            privileges = self._privileges(plan, db.name, structure)
+            self._reapply(plan, db.name, admin, after=structure + privileges)
+            databases[db.name], structures[db.name] = database, structure
+        for move in plan.ownership:
+            self._move_ownership(plan, move, admin, after=structures[move.database])
+        by_name = {db.name: db for db in plan.databases}
+        for login in plan.logins:
+            if login.database is not None:  # an app's
+                self._retirement(plan, login, by_name[login.database], admin, databases[login.database])
         self.register_outputs({"roles": sorted(self._roles)})
 
     def _ref(self, role: str) -> pulumi.Input[str]:
         """A declared role by its resource output (orders the user after it); PUBLIC and others by name."""
         return self._roles[role].name if role in self._roles else role
 
-    def _role(self, role: Role) -> postgresql.Role:
+    def _declared_roles(self, plan: AccessPlan) -> dict[str, postgresql.Role]:
+        roles: dict[str, postgresql.Role] = {}
+        for role in plan.roles:  # owners and groups first: a login role lists them in `roles`
+            roles[role.name] = self._role(role, [roles[group] for group in role.member_of])
+        return roles
+
+    def _role(self, role: Role, groups: list[postgresql.Role]) -> postgresql.Role:
         password = self.passwords.get(role.name)
         return postgresql.Role(
             f"{self._name}-{role.name}",
@@ -137,80 +133,75 @@ class DatabaseAccess(pulumi.ComponentResource):
             assume_role=role.assume_role,
             statement_timeout=role.statement_timeout_ms,
             idle_in_transaction_session_timeout=role.idle_in_transaction_timeout_ms,
-            opts=self._on_server.merge(_was(role.name)).merge(
-                pulumi.ResourceOptions(depends_on=[self._roles[group] for group in role.member_of])
-            ),
+            opts=self._on_server.merge(_was(role.name)).merge(pulumi.ResourceOptions(depends_on=groups)),
         )
 
-    def _structure(self, db: Database) -> list[pulumi.Resource]:
-        """The database, its schemas and the PgBouncer lookup function: what its grants need first."""
+    def _created_structure(self, db: Database) -> tuple[postgresql.Database, list[postgresql.Schema]]:
+        """The database and its schemas, owned by the database's owner role."""
         owner = self._ref(db.owner)
-        protected = pulumi.ResourceOptions(protect=True)
-        if self._adopted:
-            # A running server's database and schemas: imported (the first preview shows `= import`), kept
-            # when they leave the config, their owners left as they are (the ownership step moves the
-            # schemas of a database with a migrate app). Pulumi IDs: `<db>` and `<db>.<schema>`.
-            database = postgresql.Database(
-                f"{self._name}-{db.name}",
-                name=db.name,
-                opts=self._on_server.merge(protected).merge(
-                    pulumi.ResourceOptions(import_=db.name, retain_on_delete=True, ignore_changes=ADOPTED_DATABASE)
-                ),
-            )
-        else:
-            # Protected: removing or renaming a database in the config must never become DROP DATABASE (the
-            # provider terminates its sessions and drops it; a replica replays that). README: renaming.
-            database = postgresql.Database(
-                f"{self._name}-{db.name}",
-                name=db.name,
-                owner=owner,
-                opts=self._on_server.merge(_was(db.name)).merge(protected),
-            )
-        self._databases[db.name] = database
-        created: list[pulumi.Resource] = [database]
-        for schema in db.schemas:
-            if self._adopted:  # its owner stays as it is (or the ownership step moves it)
-                adopt = pulumi.ResourceOptions(
-                    import_=f"{db.name}.{schema}", retain_on_delete=True, ignore_changes=["owner"]
-                )
-                options, schema_owner = self._on_server.merge(adopt), None
-            else:
-                options, schema_owner = self._on_server.merge(_was(f"{db.name}-{schema}")), owner
-            created.append(
-                postgresql.Schema(
-                    f"{self._name}-{db.name}-{schema}",
-                    name=schema,
-                    database=database.name,
-                    owner=schema_owner,
-                    opts=options.merge(protected),
-                )
-            )
-        if not self._pooler:
-            return created
-        # The lookup function's schema belongs to the superuser.
-        created.append(
+        database = postgresql.Database(
+            f"{self._name}-{db.name}",
+            name=db.name,
+            owner=owner,
+            opts=self._on_server.merge(_was(db.name)).merge(PROTECTED),
+        )
+        schemas = [
             postgresql.Schema(
-                f"{self._name}-{db.name}-{AUTH_SCHEMA}",
-                name=AUTH_SCHEMA,
+                f"{self._name}-{db.name}-{schema}",
+                name=schema,
                 database=database.name,
-                owner=SUPERUSER,
-                opts=self._on_server.merge(_was(f"{db.name}-{AUTH_SCHEMA}")).merge(protected),
+                owner=owner,
+                opts=self._on_server.merge(_was(f"{db.name}-{schema}")).merge(PROTECTED),
             )
+            for schema in db.schemas
+        ]
+        return database, schemas
+
+    def _adopted_structure(self, db: Database) -> tuple[postgresql.Database, list[postgresql.Schema]]:
+        """A running server's database and schemas: imported (the first preview shows `= import`), kept
+        when they leave the config, their owners left as they are (the ownership step moves the schemas
+        of a database with a migrate app). Pulumi IDs: `<db>` and `<db>.<schema>`."""
+        database = postgresql.Database(
+            f"{self._name}-{db.name}",
+            name=db.name,
+            opts=self._on_server.merge(PROTECTED).merge(_imported(db.name, ADOPTED_DATABASE)),
         )
-        function = postgresql.Function(
-            f"{self._name}-{db.name}-{AUTH_FUNCTION}",
-            name=AUTH_FUNCTION,
-            schema=AUTH_SCHEMA,
+        schemas = [
+            postgresql.Schema(
+                f"{self._name}-{db.name}-{schema}",
+                name=schema,
+                database=database.name,
+                owner=None,
+                opts=self._on_server.merge(_imported(f"{db.name}.{schema}", ["owner"])).merge(PROTECTED),
+            )
+            for schema in db.schemas
+        ]
+        return database, schemas
+
+    def _auth_function(self, db: str, database: postgresql.Database) -> list[pulumi.Resource]:
+        """PgBouncer's lookup function as sql.AUTH_FUNCTION_DEFINITION defines it, in a schema of the superuser's."""
+        function = sql.AUTH_FUNCTION_DEFINITION
+        schema = postgresql.Schema(
+            f"{self._name}-{db}-{function.schema}",
+            name=function.schema,
             database=database.name,
-            args=[postgresql.FunctionArgArgs(name="p_usename", type="text")],
-            returns="TABLE(usename text, passwd text)",
-            language="sql",
-            volatility="STABLE",
-            security_definer=True,
-            body=auth_function_body(),
-            opts=self._on_server.merge(_was(f"{db.name}-{AUTH_FUNCTION}")),
+            owner=SUPERUSER,
+            opts=self._on_server.merge(_was(f"{db}-{function.schema}")).merge(PROTECTED),
         )
-        return [*created, function]
+        declared = postgresql.Function(
+            f"{self._name}-{db}-{function.name}",
+            name=function.name,
+            schema=function.schema,
+            database=database.name,
+            args=[postgresql.FunctionArgArgs(name=function.argument_name, type=function.argument_type)],
+            returns=function.result,
+            language=function.language,
+            volatility=function.volatility,
+            security_definer=function.security_definer,
+            body=function.body,
+            opts=self._on_server.merge(_was(f"{db}-{function.name}")),
+        )
+        return [schema, declared]
 
     def _privileges(self, plan: AccessPlan, database: str, structure: list[pulumi.Resource]) -> list[pulumi.Resource]:
         after = self._on_server.merge(pulumi.ResourceOptions(depends_on=structure))
@@ -244,3 +235,41 @@ class DatabaseAccess(pulumi.ComponentResource):
                     )
                 )
         return declared
+
+    def _reapply(self, plan: AccessPlan, database: str, admin: Admin, after: list[pulumi.Resource]) -> None:
+        SqlApply(
+            f"{self._name}-{database}-reapply",
+            connection=admin,
+            database=database,
+            purpose="auth function search_path, migration-table revokes, privileges beyond the plan",
+            sql=sql.reapply_script(plan, database),
+            check=sql.reapply_check(plan, database),
+            # After every grant: a table-wide GRANT would otherwise re-add what this revokes.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after).merge(_was(f"{database}-reapply")),
+        )
+
+    def _move_ownership(
+        self, plan: AccessPlan, move: OwnershipMove, admin: Admin, after: list[pulumi.Resource]
+    ) -> None:
+        SqlApply(
+            f"{self._name}-{move.database}-ownership",
+            connection=admin,
+            database=move.database,
+            purpose="app schemas owned by the owner role",
+            sql=sql.ownership_script(move, plan.admin_superuser),
+            check=sql.ownership_check(move),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._roles[move.owner], *after]),
+        )
+
+    def _retirement(self, plan: AccessPlan, app: Role, db: Database, admin: Admin, database: pulumi.Resource) -> None:
+        """What the app owns goes to its database's owner before its role is dropped. Its own database
+        only: PUBLIC has no CONNECT on app databases, and no CREATE in `public` (PostgreSQL 15), so an app
+        can own objects nowhere else."""
+        RoleRetirement(
+            f"{self._name}-{app.name}-retirement",
+            connection=admin,
+            role=self._roles[app.name].name,
+            statements={db.name: sql.retire_role(app.name, db.owner, plan.admin_superuser)},
+            # Depending on the role, it is deleted first: the reassignment runs before the DROP ROLE.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._roles[app.name], database]),
+        )

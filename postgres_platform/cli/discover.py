@@ -23,18 +23,29 @@ from postgres_platform.ops import discover
 
 def render(found: discover.Discovery, apps: dict[str, dict[str, object]]) -> str:
     lines = [f"connected now ({sum(c['count'] for c in found.connections)}):"]
-    lines += [f"  {c['count']:3d} {c['role']} in {c['database']} from {c['applicationName'] or '?'} "
-              f"at {c['clientAddr'] or 'local socket'} ({c['state']})" for c in found.connections]  # fmt: skip
+    lines += [
+        f"  {c['count']:3d} {c['role']} in {c['database']} from {c['applicationName'] or '?'} "
+        f"at {c['clientAddr'] or 'local socket'} ({c['state']})"
+        for c in found.connections
+    ]
     lines.append(f"rows written in {found.seconds:g} s:")
-    lines += [f"  {t['database']}.{t['schema']}.{t['table']}: +{t['inserted']} ~{t['updated']} -{t['deleted']}"
-              for t in found.tables] or ["  none"]  # fmt: skip
+    lines += [
+        f"  {t['database']}.{t['schema']}.{t['table']}: +{t['inserted']} ~{t['updated']} -{t['deleted']}"
+        for t in found.tables
+    ] or ["  none"]
     lines.append("owners per schema:")
-    lines += [f"  {o['database']}.{o['schema']}: schema {o['schemaOwner']}, objects {o['objectOwners'] or '-'}"
-              for o in found.owners]  # fmt: skip
-    lines.append("migrations tables: " + (", ".join(f"{m['database']}.{m['table']}" for m in found.migration_tables)
-                                          or "none"))  # fmt: skip
-    lines += ["", "suggested (a migration run only at deploy is not seen: set access: migrate for those apps):",
-              discover.apps_block(apps)]  # fmt: skip
+    lines += [
+        f"  {o['database']}.{o['schema']}: schema {o['schemaOwner']}, objects {o['objectOwners'] or '-'}"
+        for o in found.owners
+    ]
+    lines.append(
+        "migrations tables: " + (", ".join(f"{m['database']}.{m['table']}" for m in found.migration_tables) or "none")
+    )
+    lines += [
+        "",
+        "suggested (a migration run only at deploy is not seen: set access: migrate for those apps):",
+        discover.apps_block(apps),
+    ]
     return "\n".join(lines)
 
 

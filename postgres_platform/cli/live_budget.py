@@ -31,7 +31,7 @@ from typing import Any
 
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
 from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
-from postgres_platform.ops import live
+from postgres_platform.ops import grants, live_budget
 
 
 def render(report: dict[str, Any]) -> str:
@@ -43,8 +43,10 @@ def render(report: dict[str, Any]) -> str:
         declared = "-" if r["declared"] is None else str(r["declared"])
         lines.append(f"{r['role']:22s} {r['kind']:10s} {declared:>8s} {r['serverLimit']:>6d} {r['connections']:>4d}")
     for s in report["superuserSessions"]:
-        lines.append(f"superuser: {s['count']} in {s['database']} from {s['applicationName'] or '?'} "
-                     f"at {s['clientAddr'] or 'local socket'}")  # fmt: skip
+        lines.append(
+            f"superuser: {s['count']} in {s['database']} from {s['applicationName'] or '?'} "
+            f"at {s['clientAddr'] or 'local socket'}"
+        )
     lines += [f"problem: {p}" for p in report["problems"]] or ["no problems"]
     return "\n".join(lines)
 
@@ -65,14 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     config = chosen.config
     if args.check_grants:
-        failures = live.check_grants(config, dsn)
+        failures = grants.check_grants(config, dsn)
         if args.json:
             print(json.dumps({"failures": failures}))
         else:
             print("\n".join(f"{f['problem']}\n  fix: {f['fix']}" for f in failures) or "grants as planned")
         return 1 if failures else 0
     while True:
-        report = live.assess(config, live.snapshot(dsn))
+        report = live_budget.assess(config, live_budget.snapshot(dsn))
         print(json.dumps(report) if args.json else render(report), flush=True)
         if args.watch is None:
             return 1 if report["problems"] else 0

@@ -23,15 +23,23 @@ from postgres_platform.model.config import IDENTIFIER, RESERVED_NAMES
 SAMPLE_INTERVAL = 0.1  # seconds between pg_stat_activity reads
 # discover's own sessions: left out of what it reports (a closed one's backend lingers a moment).
 APPLICATION_NAME = "postgres-platform-discover"
-MIGRATION_TABLES = ("alembic_version", "schema_migrations", "flyway_schema_history", "_prisma_migrations",
-                    "django_migrations", "knex_migrations")  # fmt: skip
+MIGRATION_TABLES = (
+    "alembic_version",
+    "schema_migrations",
+    "flyway_schema_history",
+    "_prisma_migrations",
+    "django_migrations",
+    "knex_migrations",
+)
 SYSTEM_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'"
 
 Kind = Literal["read", "write", "ddl"]
 # Writes, and what needs a write privilege: SELECT ... FOR UPDATE/SHARE takes UPDATE. (COPY (query) TO reads.)
-_WRITE = re.compile(r"\b(insert\s+into|update\s+\S+\s+set|delete\s+from|merge\s+into|copy\s+[^\s(][^;]*\bfrom|"
-                    r"truncate|for\s+(no\s+key\s+)?update|for\s+(key\s+)?share)\b",
-                    re.IGNORECASE | re.DOTALL)  # fmt: skip
+_WRITE = re.compile(
+    r"\b(insert\s+into|update\s+\S+\s+set|delete\s+from|merge\s+into|copy\s+[^\s(][^;]*\bfrom|"
+    r"truncate|for\s+(no\s+key\s+)?update|for\s+(key\s+)?share)\b",
+    re.IGNORECASE | re.DOTALL,
+)
 _DDL = re.compile(r"^\s*(create|alter|drop|comment\s+on|grant|revoke)\b", re.IGNORECASE)
 _COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.DOTALL)
 
@@ -90,6 +98,11 @@ WHERE c.relkind IN ('r', 'p') AND c.relname = ANY (%s) AND {SYSTEM_SCHEMAS} ORDE
 """
 
 
+ClientKey = tuple[str, str, str]  # role, database, application_name
+SessionKey = tuple[str, str, str, str | None, str]  # a client's key, its address and its sessions' state
+Stats = dict[tuple[str, str, str], tuple[int, int, int]]  # (database, schema, table) -> (ins, upd, del)
+
+
 def _ours(dsn: str, database: str | None = None) -> str:
     """The DSN as discover connects with it: its own application_name, to `database` if given."""
     extra = {"dbname": database} if database else {}
@@ -97,12 +110,14 @@ def _ours(dsn: str, database: str | None = None) -> str:
 
 
 def _databases(conn: psycopg.Connection[Any]) -> list[str]:
-    rows = conn.execute("SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
-                        "AND datname <> 'postgres' ORDER BY 1").fetchall()  # fmt: skip
+    rows = conn.execute(
+        "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
+        "AND datname <> 'postgres' ORDER BY 1"
+    ).fetchall()
     return [str(r[0]) for r in rows]
 
 
-def _table_stats(dsn: str, databases: list[str]) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+def _table_stats(dsn: str, databases: list[str]) -> Stats:
     stats = {}
     for db in databases:
         with psycopg.connect(_ours(dsn, db), autocommit=True) as conn:
@@ -115,45 +130,82 @@ def sample(dsn: str, seconds: float) -> Discovery:
     with psycopg.connect(_ours(dsn), autocommit=True) as conn:
         databases = _databases(conn)
         before = _table_stats(dsn, databases)
-        clients: dict[tuple[str, str, str], Client] = {}
-        connections: list[dict[str, Any]] = []
-        deadline = time.monotonic() + seconds
-        while True:
-            rows = conn.execute(ACTIVITY).fetchall()
-            counts: dict[tuple[str, str, str], int] = defaultdict(int)
-            now: dict[tuple[str, str, str, str | None, str], int] = defaultdict(int)
-            for role, db, app, addr, state, query, superuser in rows:
-                key = (str(role), str(db), str(app))
-                client = clients.setdefault(key, Client(key[0], key[1], key[2], bool(superuser)))
-                client.kinds.add(statement_kind(str(query or "")))
-                counts[key] += 1
-                now[(key[0], key[1], key[2], None if addr is None else str(addr), str(state))] += 1
-            for key, count in counts.items():
-                clients[key].peak = max(clients[key].peak, count)
-            if not connections:  # who is connected now: the first read
-                connections = [{"role": r, "database": d, "applicationName": a, "clientAddr": c, "state": s,
-                                "count": n} for (r, d, a, c, s), n in sorted(now.items(), key=str)]  # fmt: skip
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(SAMPLE_INTERVAL)
+        clients, connections = _watch(conn, seconds)
         after = _table_stats(dsn, databases)
-        owners, migrations = [], []
-        for db in databases:
-            with psycopg.connect(_ours(dsn, db), autocommit=True) as session:
-                for schema, owner, objects in session.execute(OWNERS).fetchall():
-                    owners.append({"database": db, "schema": str(schema), "schemaOwner": str(owner),
-                                   "objectOwners": dict(objects or {})})  # fmt: skip
-                for (table,) in session.execute(MIGRATIONS, (list(MIGRATION_TABLES),)).fetchall():
-                    migrations.append({"database": db, "table": str(table)})
+        owners, migrations = _owners_and_migrations(dsn, databases)
+    by_app = sorted(clients.values(), key=lambda c: (c.database, c.application_name))
+    return Discovery(seconds, connections, by_app, _written(before, after), owners, migrations)
+
+
+def _watch(conn: psycopg.Connection[Any], seconds: float) -> tuple[dict[ClientKey, Client], list[dict[str, Any]]]:
+    """pg_stat_activity every SAMPLE_INTERVAL for `seconds`: each client's peak and statement kinds, and
+    who is connected at the first read."""
+    clients: dict[ClientKey, Client] = {}
+    connections: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while True:
+        now = _read_activity(conn, clients)
+        if not connections:  # who is connected now: the first read
+            connections = [
+                {"role": r, "database": d, "applicationName": a, "clientAddr": c, "state": s, "count": n}
+                for (r, d, a, c, s), n in sorted(now.items(), key=str)
+            ]
+        if time.monotonic() >= deadline:
+            return clients, connections
+        time.sleep(SAMPLE_INTERVAL)
+
+
+def _read_activity(conn: psycopg.Connection[Any], clients: dict[ClientKey, Client]) -> dict[SessionKey, int]:
+    """One read: into `clients` what each did and its peak; returned, the sessions per client, address and state."""
+    counts: dict[ClientKey, int] = defaultdict(int)
+    now: dict[SessionKey, int] = defaultdict(int)
+    for role, db, app, addr, state, query, superuser in conn.execute(ACTIVITY).fetchall():
+        key = (str(role), str(db), str(app))
+        client = clients.setdefault(key, Client(key[0], key[1], key[2], bool(superuser)))
+        client.kinds.add(statement_kind(str(query or "")))
+        counts[key] += 1
+        now[(*key, None if addr is None else str(addr), str(state))] += 1
+    for key, count in counts.items():
+        clients[key].peak = max(clients[key].peak, count)
+    return now
+
+
+def _owners_and_migrations(dsn: str, databases: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    owners, migrations = [], []
+    for db in databases:
+        with psycopg.connect(_ours(dsn, db), autocommit=True) as session:
+            for schema, owner, objects in session.execute(OWNERS).fetchall():
+                owners.append(
+                    {
+                        "database": db,
+                        "schema": str(schema),
+                        "schemaOwner": str(owner),
+                        "objectOwners": dict(objects or {}),
+                    }
+                )
+            for (table,) in session.execute(MIGRATIONS, (list(MIGRATION_TABLES),)).fetchall():
+                migrations.append({"database": db, "table": str(table)})
+    return owners, migrations
+
+
+def _written(before: Stats, after: Stats) -> list[dict[str, Any]]:
+    """The tables written in the window: rows inserted, updated and deleted in between."""
     tables = []
-    for key, (ins, upd, dele) in sorted(after.items()):
-        was = before.get(key, (0, 0, 0))
-        delta = (ins - was[0], upd - was[1], dele - was[2])
-        if any(delta):
-            tables.append({"database": key[0], "schema": key[1], "table": key[2], "inserted": delta[0],
-                           "updated": delta[1], "deleted": delta[2]})  # fmt: skip
-    return Discovery(seconds, connections, sorted(clients.values(), key=lambda c: (c.database, c.application_name)),
-                     tables, owners, migrations)  # fmt: skip
+    for (database, schema, table), (ins, upd, dele) in sorted(after.items()):
+        was = before.get((database, schema, table), (0, 0, 0))
+        inserted, updated, deleted = ins - was[0], upd - was[1], dele - was[2]
+        if inserted or updated or deleted:
+            tables.append(
+                {
+                    "database": database,
+                    "schema": schema,
+                    "table": table,
+                    "inserted": inserted,
+                    "updated": updated,
+                    "deleted": deleted,
+                }
+            )
+    return tables
 
 
 def app_name(application_name: str, database: str, taken: set[str]) -> str:
@@ -188,8 +240,9 @@ def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
             merged[key].peak += client.peak
             merged[key].kinds |= client.kinds
         else:
-            merged[key] = Client(client.role, client.database, client.application_name, client.superuser,
-                                 client.peak, set(client.kinds))  # fmt: skip
+            merged[key] = Client(
+                client.role, client.database, client.application_name, client.superuser, client.peak, set(client.kinds)
+            )
     for (database, application), client in sorted(merged.items()):
         access = "migrate" if "ddl" in client.kinds else "write" if "write" in client.kinds else "read"
         apps[app_name(application, database, taken)] = {
@@ -207,7 +260,9 @@ def apps_block(apps: dict[str, dict[str, Any]]) -> str:
     """The suggestion as stack-file YAML (the keys of the config; what was seen in comments)."""
     lines = ["  postgres-platform:apps:"]
     for app, s in apps.items():
-        lines.append(f"    {app}: {{database: {s['database']}, access: {s['access']}, connectionLimit: "
-                     f"{s['connectionLimit']}}}  # seen: {s['applicationName'] or '(no application_name)'} as "
-                     f"{s['seenAs']}, peak {s['peak']}")  # fmt: skip
+        lines.append(
+            f"    {app}: {{database: {s['database']}, access: {s['access']}, connectionLimit: "
+            f"{s['connectionLimit']}}}  # seen: {s['applicationName'] or '(no application_name)'} as "
+            f"{s['seenAs']}, peak {s['peak']}"
+        )
     return "\n".join(lines)

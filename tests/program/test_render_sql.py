@@ -107,6 +107,22 @@ def test_databases_schemas_memberships_and_lookup_function_agree() -> None:
             assert line in by_db[reapply.inputs["database"]]
 
 
+def test_the_declared_lookup_function_is_the_one_the_script_creates() -> None:
+    """Both come from sql.AUTH_FUNCTION_DEFINITION: the script's CREATE, rebuilt from each declared Function."""
+    declared = run_of("prod").of_type("postgresql:index/function:Function")
+    assert declared
+    for function in declared:
+        i = function.inputs
+        (argument,) = i["args"]  # exactly one
+        definer = " SECURITY DEFINER" if i["securityDefiner"] else ""
+        create = (
+            f'CREATE OR REPLACE FUNCTION "{i["schema"]}"."{i["name"]}"({argument["name"]} {argument["type"]})\n'
+            f"RETURNS {i['returns']}\nLANGUAGE {i['language']} {i['volatility']}{definer}\n"
+            f"AS $function${i['body']}$function$;"
+        )
+        assert create in sql.auth_function_statements()
+
+
 def test_passwords_are_psql_variables_never_in_the_script() -> None:
     _, by_db = prod()
     text = "\n".join(line for lines in by_db.values() for line in lines)

@@ -1,7 +1,8 @@
-"""The live budget: who holds a running server's slots now, against what the stack declares.
+"""The grant check (runbook 004, "how to diagnose"): a running server's roles and privileges against the plan.
 
-`snapshot()` reads the server (client backends only); `assess()` is pure: it compares a snapshot with
-the config's budget and names every drift.
+`check_grants()` names each failure with its fix. Set-based: a handful of queries per database however
+many tables it holds (each reads a catalog once), where one has_table_privilege per table and privilege
+made 42,062 on 3,000 tables.
 """
 
 from __future__ import annotations
@@ -13,124 +14,10 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from postgres_platform.model import access, budget
+from postgres_platform.model import access
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import SUPERUSER
 from postgres_platform.render import sql
-
-
-@dataclass(frozen=True)
-class Role:
-    name: str
-    superuser: bool
-    limit: int  # rolconnlimit (-1: none)
-    connections: int  # client backends now
-
-
-@dataclass(frozen=True)
-class SuperuserSession:
-    database: str
-    application_name: str
-    client_addr: str | None
-    count: int
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    max_connections: int
-    superuser_reserved: int
-    reserved: int  # reserved_connections (PostgreSQL 16; 0 before)
-    roles: tuple[Role, ...]
-    superuser_sessions: tuple[SuperuserSession, ...]
-
-
-ROLES = """
-SELECT r.rolname, r.rolsuper, r.rolconnlimit, count(a.pid) FILTER (WHERE a.backend_type = 'client backend')
-FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_stat_activity a ON a.usesysid = r.oid
-WHERE r.rolcanlogin OR a.pid IS NOT NULL
-GROUP BY 1, 2, 3 ORDER BY 1
-"""
-SUPERUSER_SESSIONS = """
-SELECT coalesce(a.datname, ''), a.application_name, host(a.client_addr), count(*)
-FROM pg_catalog.pg_stat_activity a JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
-WHERE r.rolsuper AND a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid()
-GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2
-"""
-
-
-def snapshot(dsn: str) -> Snapshot:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-
-        def setting(name: str) -> int:
-            row = conn.execute("SELECT setting FROM pg_catalog.pg_settings WHERE name = %s", (name,)).fetchone()
-            return int(row[0]) if row else 0
-
-        roles = tuple(Role(str(n), bool(s), int(lim), int(c)) for n, s, lim, c in conn.execute(ROLES).fetchall())
-        sessions = tuple(
-            SuperuserSession(str(d), str(app), None if addr is None else str(addr), int(c))
-            for d, app, addr, c in conn.execute(SUPERUSER_SESSIONS).fetchall()
-        )
-        return Snapshot(
-            setting("max_connections"),
-            setting("superuser_reserved_connections"),
-            setting("reserved_connections"),
-            roles,
-            sessions,
-        )
-
-
-def assess(config: PlatformConfig, live: Snapshot) -> dict[str, Any]:
-    """The report of scripts/live_budget.py --json; `problems` names each drift."""
-    declared = {e.role: e for e in budget.entries(config) if e.role != budget.PGBACKREST}  # that one is no role
-    on_server = {r.name: r for r in live.roles}
-    usable = live.max_connections - live.superuser_reserved - live.reserved
-    connected = sum(r.connections for r in live.roles)
-    problems: list[str] = []
-    if live.max_connections != config.postgres.max_connections:
-        problems.append(f"max_connections is {live.max_connections} on the server, "
-                        f"{config.postgres.max_connections} in the config")  # fmt: skip
-    if connected > usable:
-        problems.append(f"{connected} client connections, more than the {usable} usable slots")
-    rows = []
-    for name in sorted(set(declared) | set(on_server)):
-        entry, role = declared.get(name), on_server.get(name)
-        if role is None:
-            problems.append(
-                f"role {name} is declared (limit {entry.limit if entry else '?'}) but missing on the server"
-            )
-            continue
-        kind = "superuser" if role.superuser else (entry.kind if entry else "undeclared")
-        if entry is not None and role.limit != entry.limit:
-            problems.append(f"role {name} has CONNECTION LIMIT {role.limit} on the server, {entry.limit} declared")
-        if entry is None and not role.superuser and role.connections:
-            problems.append(f"role {name} is not declared but holds {role.connections} connection(s)")
-        if role.limit >= 0 and role.connections >= role.limit and role.connections:
-            problems.append(f"role {name} is at its limit: {role.connections} of {role.limit}")
-        if entry is None and not role.connections and not role.superuser:
-            continue  # a login role nobody uses and nobody declared: not a slot holder
-        rows.append({"role": name, "kind": kind, "declared": entry.limit if entry else None,
-                     "serverLimit": role.limit, "connections": role.connections})  # fmt: skip
-    return {
-        "maxConnections": live.max_connections,
-        "usable": usable,
-        "connected": connected,
-        "roles": rows,
-        "superuserSessions": [
-            {
-                "database": s.database,
-                "applicationName": s.application_name,
-                "clientAddr": s.client_addr,
-                "count": s.count,
-            }
-            for s in live.superuser_sessions
-        ],
-        "problems": problems,
-    }
-
-
-# --- grants (runbook 004, "how to diagnose") ----------------------------------------------------
-# Set-based: a handful of queries per database however many tables it holds (each reads a catalog
-# once), where one has_table_privilege per table and privilege made 42,062 on 3,000 tables.
 
 FIX = "run `pulumi up` (it re-applies the plan) or scripts/render_sql.py"
 TABLE_KINDS = "('r', 'p', 'v', 'm', 'f')"
@@ -199,14 +86,14 @@ WHERE pg_catalog.has_table_privilege(r.oid, c.oid, 'INSERT') OR pg_catalog.has_t
   OR pg_catalog.has_table_privilege(r.oid, c.oid, 'DELETE')
 ORDER BY 1, 2
 """
-AUTH_FUNCTION = """
+AUTH_FUNCTION_ROW = """
 SELECT p.prosrc, p.prosecdef, coalesce(p.proconfig, '{}'), p.provolatile::text, p.prokind::text, l.lanname::text,
   o.rolname::text, o.rolsuper, pg_catalog.pg_get_function_arguments(p.oid), pg_catalog.pg_get_function_result(p.oid)
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 WHERE p.oid = pg_catalog.to_regprocedure(%s)
 """
-AUTH_SETTINGS = ["search_path=pg_catalog, pg_temp"]  # what harden_auth_function sets
+AUTH_SETTINGS = [sql.AUTH_FUNCTION_DEFINITION.setting]  # what harden_auth_function sets, and nothing else
 
 
 @dataclass(frozen=True)
@@ -231,8 +118,12 @@ def _role_failures(plan: access.AccessPlan, conn: psycopg.Connection[Any]) -> li
             continue
         login, limit, privileged, member_of, settings = found[role.name]
         if (bool(login), int(limit)) != (role.login, role.connection_limit):
-            failures.append(Failure(f"role {role.name}: LOGIN {login}, CONNECTION LIMIT {limit}; declared LOGIN "
-                                    f"{role.login}, CONNECTION LIMIT {role.connection_limit}"))  # fmt: skip
+            failures.append(
+                Failure(
+                    f"role {role.name}: LOGIN {login}, CONNECTION LIMIT {limit}; declared LOGIN "
+                    f"{role.login}, CONNECTION LIMIT {role.connection_limit}"
+                )
+            )
         if privileged:
             failures.append(Failure(f"role {role.name} has SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS"))
         if set(role.member_of) - set(member_of):
@@ -271,8 +162,10 @@ def _lacking(plan: access.AccessPlan, db: access.Database, session: psycopg.Conn
     for grantee, kind, name, missing in session.execute(LACKING_ELSEWHERE, _columns(elsewhere, 4)).fetchall():
         failures.append(Failure(f"{db.name}: {grantee} lacks {', '.join(missing)} on {kind} {name}"))
     defaults = [d for d in plan.default_privileges if d.database == db.name]
-    rows = [(i, d.owner, d.schema, "r" if d.object_type == "table" else "S", d.role, ",".join(d.privileges))
-            for i, d in enumerate(defaults)]  # fmt: skip
+    rows = [
+        (i, d.owner, d.schema, "r" if d.object_type == "table" else "S", d.role, ",".join(d.privileges))
+        for i, d in enumerate(defaults)
+    ]
     for (i,) in session.execute(LACKING_DEFAULTS, _columns(rows, 6)).fetchall():
         d = defaults[i]
         what = f"{d.object_type}s of {d.owner} in {d.schema}"
@@ -283,45 +176,50 @@ def _lacking(plan: access.AccessPlan, db: access.Database, session: psycopg.Conn
     return failures
 
 
+def _recreate_auth_function(plan: access.AccessPlan, database: str) -> str:
+    """The lookup function as defined, and who may run it."""
+    grants = [g for g in plan.grants if g.database == database and g.object_type == "function"]
+    return "\n".join([*sql.auth_function_statements(), *(s for g in grants for s in sql.grant_statements(g))])
+
+
 def _auth_function_failures(plan: access.AccessPlan, database: str, session: psycopg.Connection[Any]) -> list[Failure]:
-    """The lookup function PgBouncer's pooled logins depend on: present, as the program renders it (body,
-    arguments, result, language, volatility), owned by a superuser, SECURITY DEFINER, its search_path
-    pinned and nothing else set. (Who may EXECUTE it: excess_query and _lacking.)"""
-    signature = sql.AUTH_FUNCTION_SIGNATURE
-    recreate = "\n".join(
-        [*sql.auth_function_statements(),
-         *(s for g in plan.grants if g.database == database and g.object_type == "function"
-           for s in sql.grant_statements(g))]
-    )  # fmt: skip
-    row = session.execute(AUTH_FUNCTION, (signature,)).fetchone()
+    """The lookup function PgBouncer's pooled logins depend on: present, as defined (body, arguments,
+    result, language, volatility), owned by a superuser, SECURITY DEFINER, its search_path pinned and
+    nothing else set. (Who may EXECUTE it: excess_query and _lacking.)"""
+    function = sql.AUTH_FUNCTION_DEFINITION
+    signature = function.signature
+    row = session.execute(AUTH_FUNCTION_ROW, (signature,)).fetchone()
     if row is None:
-        return [Failure(f"{database}: the lookup function {signature} is missing (pooled logins fail: "
-                        "bouncer config error)", recreate)]  # fmt: skip
+        problem = f"{database}: the lookup function {signature} is missing (pooled logins fail: bouncer config error)"
+        return [Failure(problem, _recreate_auth_function(plan, database))]
     body, definer, settings, volatility, kind, language, owner, owner_super, arguments, result = row
     failures = []
-    differs = [what for what, same in (
-        ("its body", body == access.auth_function_body()),
-        (f"arguments ({arguments})", arguments == sql.AUTH_FUNCTION_ARGUMENTS),
-        (f"result ({result})", result == sql.AUTH_FUNCTION_RESULT),
-        (f"language {language}", language == "sql"),
-        (f"volatility {volatility}", volatility == "s"),
+    checked = (
+        ("its body", body == function.body),
+        (f"arguments ({arguments})", arguments == function.arguments),
+        (f"result ({result})", result == function.result),
+        (f"language {language}", language == function.language),
+        (f"volatility {volatility}", volatility == function.provolatile),
         (f"kind {kind}", kind == "f"),
-    ) if not same]  # fmt: skip
+    )
+    differs = [what for what, same in checked if not same]
     if differs:
-        failures.append(Failure(f"{database}: the lookup function {signature} differs from what the program "
-                                f"renders: {', '.join(differs)}", recreate))  # fmt: skip
+        problem = f"{database}: the lookup function {signature} differs from what the program renders: "
+        failures.append(Failure(problem + ", ".join(differs), _recreate_auth_function(plan, database)))
     if not owner_super:
-        failures.append(Failure(f"{database}: the lookup function {signature} is owned by {owner}, not a superuser "
-                                "(it reads pg_authid as its owner)",
-                                f"ALTER FUNCTION {signature} OWNER TO {sql.ident(SUPERUSER)};"))  # fmt: skip
+        problem = (
+            f"{database}: the lookup function {signature} is owned by {owner}, not a superuser "
+            "(it reads pg_authid as its owner)"
+        )
+        failures.append(Failure(problem, f"ALTER FUNCTION {signature} OWNER TO {sql.ident(SUPERUSER)};"))
     if not definer:
-        failures.append(Failure(f"{database}: the lookup function {signature} is not SECURITY DEFINER",
-                                f"ALTER FUNCTION {signature} SECURITY DEFINER;"))  # fmt: skip
+        problem = f"{database}: the lookup function {signature} is not SECURITY DEFINER"
+        failures.append(Failure(problem, f"ALTER FUNCTION {signature} SECURITY DEFINER;"))
     if list(settings) != AUTH_SETTINGS:
         others = [s for s in settings if not s.startswith("search_path=")]
         reset = f"ALTER FUNCTION {signature} RESET ALL;\n" if others else ""
-        failures.append(Failure(f"{database}: the lookup function {signature} has settings {list(settings)}, "
-                                f"not {AUTH_SETTINGS}", reset + sql.harden_auth_function()))  # fmt: skip
+        problem = f"{database}: the lookup function {signature} has settings {list(settings)}, not {AUTH_SETTINGS}"
+        failures.append(Failure(problem, reset + sql.harden_auth_function()))
     return failures
 
 

@@ -1,0 +1,132 @@
+"""The live budget: who holds a running server's slots now, against what the stack declares.
+
+`snapshot()` reads the server (client backends only); `assess()` is pure: it compares a snapshot with
+the config's budget and names every drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from postgres_platform.model import budget
+from postgres_platform.model.config import PlatformConfig
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    superuser: bool
+    limit: int  # rolconnlimit (-1: none)
+    connections: int  # client backends now
+
+
+@dataclass(frozen=True)
+class SuperuserSession:
+    database: str
+    application_name: str
+    client_addr: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    max_connections: int
+    superuser_reserved: int
+    reserved: int  # reserved_connections (PostgreSQL 16; 0 before)
+    roles: tuple[Role, ...]
+    superuser_sessions: tuple[SuperuserSession, ...]
+
+
+ROLES = """
+SELECT r.rolname, r.rolsuper, r.rolconnlimit, count(a.pid) FILTER (WHERE a.backend_type = 'client backend')
+FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_stat_activity a ON a.usesysid = r.oid
+WHERE r.rolcanlogin OR a.pid IS NOT NULL
+GROUP BY 1, 2, 3 ORDER BY 1
+"""
+SUPERUSER_SESSIONS = """
+SELECT coalesce(a.datname, ''), a.application_name, host(a.client_addr), count(*)
+FROM pg_catalog.pg_stat_activity a JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
+WHERE r.rolsuper AND a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid()
+GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2
+"""
+
+
+def snapshot(dsn: str) -> Snapshot:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+
+        def setting(name: str) -> int:
+            row = conn.execute("SELECT setting FROM pg_catalog.pg_settings WHERE name = %s", (name,)).fetchone()
+            return int(row[0]) if row else 0
+
+        roles = tuple(Role(str(n), bool(s), int(lim), int(c)) for n, s, lim, c in conn.execute(ROLES).fetchall())
+        sessions = tuple(
+            SuperuserSession(str(d), str(app), None if addr is None else str(addr), int(c))
+            for d, app, addr, c in conn.execute(SUPERUSER_SESSIONS).fetchall()
+        )
+        return Snapshot(
+            setting("max_connections"),
+            setting("superuser_reserved_connections"),
+            setting("reserved_connections"),
+            roles,
+            sessions,
+        )
+
+
+def assess(config: PlatformConfig, live: Snapshot) -> dict[str, Any]:
+    """The report of scripts/live_budget.py --json; `problems` names each drift."""
+    declared = {e.role: e for e in budget.entries(config) if e.role != budget.PGBACKREST}  # that one is no role
+    on_server = {r.name: r for r in live.roles}
+    usable = live.max_connections - live.superuser_reserved - live.reserved
+    connected = sum(r.connections for r in live.roles)
+    problems: list[str] = []
+    if live.max_connections != config.postgres.max_connections:
+        problems.append(
+            f"max_connections is {live.max_connections} on the server, {config.postgres.max_connections} in the config"
+        )
+    if connected > usable:
+        problems.append(f"{connected} client connections, more than the {usable} usable slots")
+    rows = []
+    for name in sorted(set(declared) | set(on_server)):
+        entry, role = declared.get(name), on_server.get(name)
+        if role is None:
+            problems.append(
+                f"role {name} is declared (limit {entry.limit if entry else '?'}) but missing on the server"
+            )
+            continue
+        kind = "superuser" if role.superuser else (entry.kind if entry else "undeclared")
+        if entry is not None and role.limit != entry.limit:
+            problems.append(f"role {name} has CONNECTION LIMIT {role.limit} on the server, {entry.limit} declared")
+        if entry is None and not role.superuser and role.connections:
+            problems.append(f"role {name} is not declared but holds {role.connections} connection(s)")
+        if role.limit >= 0 and role.connections >= role.limit and role.connections:
+            problems.append(f"role {name} is at its limit: {role.connections} of {role.limit}")
+        if entry is None and not role.connections and not role.superuser:
+            continue  # a login role nobody uses and nobody declared: not a slot holder
+        rows.append(
+            {
+                "role": name,
+                "kind": kind,
+                "declared": entry.limit if entry else None,
+                "serverLimit": role.limit,
+                "connections": role.connections,
+            }
+        )
+    return {
+        "maxConnections": live.max_connections,
+        "usable": usable,
+        "connected": connected,
+        "roles": rows,
+        "superuserSessions": [
+            {
+                "database": s.database,
+                "applicationName": s.application_name,
+                "clientAddr": s.client_addr,
+                "count": s.count,
+            }
+            for s in live.superuser_sessions
+        ],
+        "problems": problems,
+    }
