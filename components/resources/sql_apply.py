@@ -20,9 +20,9 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-# A step never queues behind an open migration (an ALTER waiting for a lock blocks every query behind
-# it): it gives up after LOCK_TIMEOUT, tries ATTEMPTS times, then says who holds the lock.
-LOCK_TIMEOUT = "5s"
+from postgres_platform.render.sql.locks import LOCK_TIMEOUT
+
+# A step that gives up on a lock (LOCK_TIMEOUT) tries ATTEMPTS times, then says who holds it.
 ATTEMPTS = 3
 # Sessions of this database in a transaction that hold a lock another session waits for, or failing
 # that the oldest open transactions: who to ask (pid, user, application, the first words of the query).

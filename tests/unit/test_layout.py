@@ -89,8 +89,8 @@ def test_the_direction_check_sees_an_import_against_it() -> None:
     assert wrong_way("postgres_platform.model.config", "def f():\n    import postgres_platform.render.sql") == [
         "postgres_platform.model.config imports postgres_platform.render.sql"
     ]
-    assert wrong_way("postgres_platform.ops.live", "from postgres_platform import harness") == [
-        "postgres_platform.ops.live imports postgres_platform.harness"
+    assert wrong_way("postgres_platform.ops.grants", "from postgres_platform import harness") == [
+        "postgres_platform.ops.grants imports postgres_platform.harness"
     ]
     assert wrong_way("postgres_platform.cli.preflight", "from postgres_platform.offline import program") == []
 

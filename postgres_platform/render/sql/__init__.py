@@ -20,7 +20,6 @@ from postgres_platform.render.sql.excess import (
 )
 from postgres_platform.render.sql.grants import default_privilege_statements, grant_statements, revoke_migration_writes
 from postgres_platform.render.sql.ownership import (
-    OWNERSHIP_LOCK_TIMEOUT,
     ownership_candidates,
     ownership_check,
     ownership_script,
@@ -39,7 +38,6 @@ from postgres_platform.render.sql.script import render_script
 __all__ = [
     "AUTH_FUNCTION_DEFINITION",
     "BOOTSTRAP_SUPERUSER_OID",
-    "OWNERSHIP_LOCK_TIMEOUT",
     "SHOWN_OBJECTS",
     "AuthFunction",
     "ExcessMode",

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from postgres_platform.model.access import OwnershipMove
+from postgres_platform.render.sql.locks import LOCK_TIMEOUT
 from postgres_platform.render.sql.quoting import ident, literal, text_array
-
-# An ALTER ... OWNER waits for every lock on its table and blocks all queries behind it meanwhile: wait
-# this long at most, leave that object for the next run, and say so.
-OWNERSHIP_LOCK_TIMEOUT = "5s"
 
 
 def ownership_candidates(move: OwnershipMove) -> str:
@@ -53,7 +50,7 @@ def ownership_script(move: OwnershipMove, superuser: bool = True) -> str:
 
     One statement (a DO block that commits per object): runs outside a transaction block, in psql or
     the SqlApply step. Idempotent: what is moved is no candidate any more. Objects whose lock is not
-    granted within OWNERSHIP_LOCK_TIMEOUT are left and named in the error; run it again.
+    granted within LOCK_TIMEOUT are left and named in the error; run it again.
     """
     join = "" if superuser else f"  GRANT {ident(move.owner)} TO CURRENT_USER;\n  COMMIT;\n"
     candidates = ownership_candidates(move).replace("\n", "\n    ")
@@ -62,7 +59,7 @@ DECLARE
   r record;
   busy pg_catalog.text[] := '{{}}';
 BEGIN
-{join}  PERFORM pg_catalog.set_config('lock_timeout', {literal(OWNERSHIP_LOCK_TIMEOUT)}, false);
+{join}  PERFORM pg_catalog.set_config('lock_timeout', {literal(LOCK_TIMEOUT)}, false);
   FOR r IN
     {candidates}
   LOOP
@@ -75,7 +72,7 @@ BEGIN
   END LOOP;
   PERFORM pg_catalog.set_config('lock_timeout', '0', false);
   IF pg_catalog.cardinality(busy) > 0 THEN
-    RAISE EXCEPTION 'ownership of % not moved to {move.owner}: busy (no lock in {OWNERSHIP_LOCK_TIMEOUT}), run again',
+    RAISE EXCEPTION 'ownership of % not moved to {move.owner}: busy (no lock in {LOCK_TIMEOUT}), run again',
       pg_catalog.array_to_string(busy, ', ');
   END IF;
 END

@@ -11,6 +11,7 @@ from postgres_platform.render.sql.grants import (
     migration_revokes_in,
     revoke_migration_writes,
 )
+from postgres_platform.render.sql.locks import LOCK_TIMEOUT
 from postgres_platform.render.sql.ownership import ownership_script
 from postgres_platform.render.sql.quoting import ident, literal
 from postgres_platform.render.sql.roles import membership_statements, password_variable, role_statements
@@ -38,9 +39,8 @@ def _header(plan: AccessPlan) -> list[str]:
         f"-- Run as {plan.admin}{'' if plan.admin_superuser else ' (CREATEROLE, not a superuser)'}.",
         "\\set ON_ERROR_STOP 1",
         "SET client_min_messages = warning;",
-        # Never queue behind an open migration (a waiting ALTER blocks every query behind it): the
-        # script stops with "canceling statement due to lock timeout"; run it again once that ends.
-        "SET lock_timeout = '5s';",
+        # The script stops at a lock it cannot get in time; run it again once the migration ends.
+        f"SET lock_timeout = {literal(LOCK_TIMEOUT)};",
     ]
 
 
