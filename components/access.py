@@ -89,7 +89,7 @@ class DatabaseAccess(pulumi.ComponentResource):
         structures: dict[str, list[pulumi.Resource]] = {}  # what a database's grants and steps wait for
         for db in plan.databases:
             database, schemas = declare_structure(db)
-            structure = [database, *schemas, *(self._auth_function(db.name, database) if plan.pooler else [])]
+            structure = [database, *schemas, *(self._auth_function(db.name, database) if plan.has_pgbouncer else [])]
             privileges = self._privileges(plan, db.name, structure)
             self._reapply(plan, db.name, admin, after=structure + privileges)
             databases[db.name], structures[db.name] = database, structure

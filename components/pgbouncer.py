@@ -1,4 +1,4 @@
-"""PgBouncer: the pooler container, reading the config, HBA and auth file this program renders.
+"""PgBouncer: its container, reading the config, HBA and auth file this program renders.
 
 The files live in a config directory on the host (ConfigFiles); a change is a SIGHUP (PgBouncer's
 RELOAD), never a new container. The container itself changes only with its image or address, and

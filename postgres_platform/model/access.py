@@ -142,7 +142,7 @@ class AccessPlan:
     admin: str = SUPERUSER  # who applies the plan
     admin_superuser: bool = True  # False on a managed server: CREATEROLE only
     adopted: bool = False  # databases and schemas exist: never created, their owners never changed
-    pooler: bool = True  # a PgBouncer: its auth role, schema and lookup function
+    has_pgbouncer: bool = True  # a PgBouncer: its auth role, schema and lookup function
 
     @property
     def roles(self) -> tuple[Role, ...]:
@@ -194,10 +194,10 @@ def plan(config: PlatformConfig) -> AccessPlan:
     )
     owners = tuple(Role(db.owner, login=False, connection_limit=-1) for db in databases)
     groups = tuple(Role(g.name, login=False, connection_limit=-1) for db in databases for g in db.groups)
-    pooler = config.pgbouncer is not None
+    has_pgbouncer = config.pgbouncer is not None
     logins = (
         *(_login_role(config, app, login.role) for app in config.apps for login in config.logins(app)),
-        *([Role(AUTH_ROLE, login=True, connection_limit=config.auth_role_limit())] if pooler else []),
+        *([Role(AUTH_ROLE, login=True, connection_limit=config.auth_role_limit())] if has_pgbouncer else []),
     )
     existing = config.existing
     # On an adopted server others create tables too (a migration runner logged in as postgres): their
@@ -213,7 +213,7 @@ def plan(config: PlatformConfig) -> AccessPlan:
             # on an adopted server: roles nobody declared may connect through PUBLIC today (README).
             grants.append(Grant("public", db.name, "database", ()))
             grants.append(Grant("public", db.name, "schema", ("USAGE",), schema="public"))
-        if pooler:
+        if has_pgbouncer:
             grants.append(Grant(AUTH_ROLE, db.name, "database", ("CONNECT",)))
             grants.append(Grant(AUTH_ROLE, db.name, "schema", ("USAGE",), schema=AUTH_SCHEMA))
             # The auth schema holds only the lookup function: its EXECUTE is the auth role's alone.
@@ -263,12 +263,12 @@ def plan(config: PlatformConfig) -> AccessPlan:
         admin=existing.admin_user if existing is not None else SUPERUSER,
         admin_superuser=existing.admin_superuser if existing is not None else True,
         adopted=config.adopted,
-        pooler=pooler,
+        has_pgbouncer=has_pgbouncer,
     )
 
 
 def auth_function_body() -> str:
-    """SCRAM secret for PgBouncer's auth_query; nothing for roles a pooler must never log in as.
+    """SCRAM secret for PgBouncer's auth_query; nothing for roles PgBouncer must never log in as.
 
     Every name is schema-qualified and even `=` is pg_catalog's, so a caller's search_path cannot
     substitute objects (the function also gets SET search_path, see sql.harden_auth_function).

@@ -4,7 +4,7 @@
         <= maxConnections - superuserReservedConnections
 
 PgBouncer logs in to Postgres as each app's own role, so pooled and direct connections of an app
-share its CONNECTION LIMIT: the pooler adds no slots of its own beyond the auth role's.
+share its CONNECTION LIMIT: PgBouncer adds no slots of its own beyond the auth role's.
 """
 
 from __future__ import annotations

@@ -238,7 +238,7 @@ def check_grants(config: PlatformConfig, dsn: str) -> list[dict[str, str]]:
         with psycopg.connect(make_conninfo(dsn, dbname=db.name), autocommit=True) as session:
             failures += _lacking(plan, db, session)
             failures += _excess(session, sql.excess_query(plan, db.name, cluster=False))
-            if plan.pooler:
+            if plan.has_pgbouncer:
                 failures += _auth_function_failures(plan, db.name, session)
     return [{"problem": f.problem, "fix": f.fix} for f in failures]
 

@@ -124,18 +124,18 @@ def deploy(config: PlatformConfig) -> Deployed:
     roles = DatabaseAccess(
         "access", DatabaseAccessArgs(access.plan(config), server.provider, server.admin_connection, generations)
     )
-    bouncer = None
+    deployed_pgbouncer = None
     if config.pgbouncer is not None:
         files = pgbouncer.Endpoints(
-            listen_addr=site.pooler_listen,
+            listen_addr=site.pgbouncer_listen,
             listen_port=PGBOUNCER_PORT,
-            server_host=site.pooler_server_host,
-            server_port=site.pooler_server_port,
+            server_host=site.pgbouncer_server_host,
+            server_port=site.pgbouncer_server_port,
             auth_file=pgbouncer.AUTH_FILE,
             hba_file=pgbouncer.HBA_FILE,
             tls=pgbouncer.CONTAINER_TLS if site.tls is not None else None,
         )
-        bouncer = PgBouncer(
+        deployed_pgbouncer = PgBouncer(
             "pgbouncer",
             PgBouncerArgs(
                 config=config,
@@ -144,7 +144,7 @@ def deploy(config: PlatformConfig) -> Deployed:
                 auth_password=roles.passwords[AUTH_ROLE],
                 placement=site.placement,
                 shell=site.shell,
-                publish=site.pooler_publish,
+                publish=site.pgbouncer_publish,
                 tls=site.tls,
                 ca_cert_pem=site.ca_cert_pem,
                 depends_on=[server, *site.ready],
@@ -156,8 +156,8 @@ def deploy(config: PlatformConfig) -> Deployed:
         admin_password=server.admin_connection.password,
         direct=site.direct,
         admin=site.admin_endpoint,
-        pooled=site.pooled if bouncer is not None else None,
-        pgbouncer_admin_password=bouncer.admin_password if bouncer is not None else None,
+        pooled=site.pooled if deployed_pgbouncer is not None else None,
+        pgbouncer_admin_password=deployed_pgbouncer.admin_password if deployed_pgbouncer is not None else None,
         replica=target.add_replicas(server, backups) if isinstance(server, PostgresServer) else None,
         ca_cert_pem=site.ca_cert_pem,
     )

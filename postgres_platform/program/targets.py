@@ -29,15 +29,13 @@ from components.resources.admin import AdminAddress
 from components.resources.containers import Placement, Publish
 from components.tls import ServerTls, StackCertificates
 from postgres_platform.model.config import ExistingConfig, HetznerConfig, PlatformConfig, SettingValue
-from postgres_platform.model.names import PGBOUNCER_PORT, POSTGRES_PORT, REPLICA
+from postgres_platform.model.names import LOOPBACK, PGBOUNCER_PORT, POSTGRES_PORT, REPLICA
 from postgres_platform.render.containers import BACKUP_CONFIG, DATA, MountSource, postgres_container
 from postgres_platform.render.dsn import Endpoint
 from postgres_platform.render.hetzner import DATA_DIR
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
 from postgres_platform.render.postgres import render_config_file, server_arguments, tls_and_hba_settings
 from postgres_platform.render.replica import standby_settings
-
-LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -51,11 +49,11 @@ class Site:
     direct: Endpoint  # apps to Postgres
     pooled: Endpoint  # apps to PgBouncer (where there is one)
     admin_endpoint: pulumi.Output[Endpoint]  # the operator's adminDsn (a Hetzner public IP is an output)
-    pooler_listen: str  # PgBouncer's listen_addr
-    pooler_server_host: str  # where PgBouncer finds Postgres
-    pooler_server_port: int = POSTGRES_PORT
+    pgbouncer_listen: str  # PgBouncer's listen_addr
+    pgbouncer_server_host: str  # where PgBouncer finds Postgres
+    pgbouncer_server_port: int = POSTGRES_PORT
     postgres_publish: Publish | None = None
-    pooler_publish: Publish | None = None
+    pgbouncer_publish: Publish | None = None
     server_settings: dict[str, SettingValue] = field(default_factory=dict)  # beyond the config's
     host: pulumi.Resource | None = None  # what config files wait for (a server that is ready)
     hba: str | None = None  # our pg_hba.conf, where the server is reachable beyond this machine
@@ -97,10 +95,10 @@ class LocalTarget(Target):
             direct=direct,
             pooled=Endpoint(LOOPBACK, ports.pgbouncer_port, "disable", pooled=True),
             admin_endpoint=pulumi.Output.from_input(direct),
-            pooler_listen="0.0.0.0",  # inside its container; published on loopback only
-            pooler_server_host="postgres",  # the Postgres container's alias on the bridge network
+            pgbouncer_listen="0.0.0.0",  # inside its container; published on loopback only
+            pgbouncer_server_host="postgres",  # the Postgres container's alias on the bridge network
             postgres_publish=Publish(LOOPBACK, ports.postgres_port),
-            pooler_publish=Publish(LOOPBACK, ports.pgbouncer_port),
+            pgbouncer_publish=Publish(LOOPBACK, ports.pgbouncer_port),
         )
 
 
@@ -206,8 +204,8 @@ class HetznerTarget(Target):
             direct=endpoint(primary_ip, POSTGRES_PORT, pooled=False),
             pooled=endpoint(primary_ip, PGBOUNCER_PORT, pooled=True),
             admin_endpoint=primary.public_ip.apply(lambda ip: endpoint(ip, POSTGRES_PORT, pooled=False)),
-            pooler_listen=primary_ip,  # the private network only, never the public interface
-            pooler_server_host=primary_ip,
+            pgbouncer_listen=primary_ip,  # the private network only, never the public interface
+            pgbouncer_server_host=primary_ip,
             server_settings=settings,
             host=primary,
             hba=self._hba,
@@ -279,13 +277,17 @@ class ExistingTarget(Target):
     def prepare(self) -> Site:
         e = self.existing
         direct = Endpoint(e.host, e.port, e.sslmode, pooled=False)
-        bouncer = e.pgbouncer_host
-        placement, shell, pooler_address = Placement(), HostShell(root=str(Path.home() / ".postgres-platform")), e.host
-        if bouncer is not None:
-            pooler_address = bouncer.address
-            ssh = bouncer.ssh()
+        pgbouncer_host = e.pgbouncer_host
+        placement, shell, pgbouncer_address = (
+            Placement(),
+            HostShell(root=str(Path.home() / ".postgres-platform")),
+            e.host,
+        )
+        if pgbouncer_host is not None:
+            pgbouncer_address = pgbouncer_host.address
+            ssh = pgbouncer_host.ssh()
             shell = HostShell(
-                root=bouncer.config_root,
+                root=pgbouncer_host.config_root,
                 ssh=None if ssh is None else command.remote.ConnectionArgs(host=ssh[1], user=ssh[0]),
             )
             if ssh is not None:
@@ -302,11 +304,11 @@ class ExistingTarget(Target):
             admin=AdminAddress(e.host, e.port, e.sslmode, e.ca_file),
             direct=direct,
             # No TLS between apps and this PgBouncer: it has no certificate of the stack (README).
-            pooled=Endpoint(pooler_address, PGBOUNCER_PORT, "disable", pooled=True),
+            pooled=Endpoint(pgbouncer_address, PGBOUNCER_PORT, "disable", pooled=True),
             admin_endpoint=pulumi.Output.from_input(direct),
-            pooler_listen=pooler_address,
-            pooler_server_host=e.host,
-            pooler_server_port=e.port,
+            pgbouncer_listen=pgbouncer_address,
+            pgbouncer_server_host=e.host,
+            pgbouncer_server_port=e.port,
         )
 
 

@@ -75,6 +75,15 @@ class ContainerSpec:
             ]
         return argv
 
+    def volume_args(self, sources: Mapping[str, MountSource[str]]) -> list[str]:
+        """`-v` options (the form scripts/restore.py prints) for those of the spec's mounts `sources` supplies:
+        a one-off container of the image, such as a restore, may need fewer than the server."""
+        argv = []
+        for key, point in self.mounts.items():
+            if key in sources:
+                argv += ["-v", f"{sources[key].source}:{point.target}" + (":ro" if point.read_only else "")]
+        return argv
+
     def docker_run(self, sources: Mapping[str, MountSource[str]], *, extra_args: Sequence[str] = ()) -> list[str]:
         """`docker run -d` of this container on the host network with these sources (the tests' and
         drills' way to start it)."""
@@ -134,7 +143,7 @@ def pgbouncer_open_files(config: PlatformConfig) -> int:
     `accept() failed: Too many open files` and refuses clients under max_client_conn."""
     # Rounded up to a power of two (at least 4096), so that an ordinary change of max_connections or
     # maxClientConn (a reload) leaves the limit, a container setting whose change replaces it, alone.
-    needed = config.bouncer().max_client_conn + 2 * config.postgres.max_connections + 64
+    needed = config.required_pgbouncer().max_client_conn + 2 * config.postgres.max_connections + 64
     return max(4096, 1 << (needed - 1).bit_length())
 
 
@@ -143,7 +152,7 @@ def pgbouncer_container(stack: str, config: PlatformConfig) -> ContainerSpec:
     could write a config of its own), as its unprivileged user (it refuses root)."""
     return ContainerSpec(
         name=container_name(stack, PGBOUNCER),
-        image=config.bouncer().image,
+        image=config.required_pgbouncer().image,
         label=PGBOUNCER,
         command=(INI_FILE,),
         mounts={CONFIG: MountPoint(PGBOUNCER_CONFIG_DIR, read_only=True)},

@@ -13,7 +13,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-C = TypeVar("C", covariant=True)  # the content: a str here and in the tests; a pulumi.Input[str] (maybe secret) in components
+C = TypeVar(
+    "C", covariant=True
+)  # the content: a str here and in the tests; a pulumi.Input[str] (maybe secret) in components
 
 
 @dataclass(frozen=True)

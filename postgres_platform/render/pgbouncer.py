@@ -65,26 +65,26 @@ class Pool:
 def pools(config: PlatformConfig) -> list[Pool]:
     """Per pooled app, server connections capped at its role's CONNECTION LIMIT.
 
-    The pooler must never reach that wall: a refused server login fails clients instead of queueing
+    PgBouncer must never reach that wall: a refused server login fails clients instead of queueing
     them. A pool database per app (not `[users] app = max_user_connections=N`, which before 1.23 kept
     the user from logging in with auth_query at all, pgbouncer#484) caps it with no `[users]` entry,
     on any version; the HBA file keeps each app to its own.
     """
-    bouncer = config.bouncer()
+    pgbouncer = config.required_pgbouncer()
     result = []
     for app in config.pooled_apps():
         spec = config.apps[app]
         # The pool stops short of the limit by the app's direct slots (a migration gets in).
         poolable = spec.connection_limit - spec.direct_slots()
-        pool_size = min(bouncer.default_pool_size, poolable)
-        reserve = min(bouncer.reserve_pool_size, poolable - pool_size)
+        pool_size = min(pgbouncer.default_pool_size, poolable)
+        reserve = min(pgbouncer.reserve_pool_size, poolable - pool_size)
         users = tuple(login.role for login in config.logins(app))
         result.append(Pool(app, app, users, spec.database, pool_size, reserve))
     return result
 
 
 def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
-    bouncer = config.bouncer()
+    pgbouncer = config.required_pgbouncer()
     server = f"host={endpoints.server_host} port={endpoints.server_port}"
     databases = [
         f"{p.name} = {server} dbname={p.database} pool_size={p.pool_size} reserve_pool={p.reserve_pool} "
@@ -103,11 +103,11 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
         "auth_query": AUTH_QUERY,
         "admin_users": PGBOUNCER_ADMIN,
         "stats_users": PGBOUNCER_ADMIN,
-        "pool_mode": bouncer.pool_mode,
-        "max_client_conn": bouncer.max_client_conn,
-        "query_wait_timeout": bouncer.query_wait_timeout,
-        "default_pool_size": bouncer.default_pool_size,
-        "reserve_pool_size": bouncer.reserve_pool_size,
+        "pool_mode": pgbouncer.pool_mode,
+        "max_client_conn": pgbouncer.max_client_conn,
+        "query_wait_timeout": pgbouncer.query_wait_timeout,
+        "default_pool_size": pgbouncer.default_pool_size,
+        "reserve_pool_size": pgbouncer.reserve_pool_size,
         "reserve_pool_timeout": 3,
         "server_reset_query": "DISCARD ALL",
         # Protocol-level prepared statements survive transaction pooling (PgBouncer >= 1.21 tracks them;

@@ -141,14 +141,14 @@ def test_postgres_runs_tls_with_our_pg_hba_ending_in_rejects(stack: str) -> None
 @pytest.mark.parametrize("stack", HETZNER_STACKS)
 def test_pgbouncer_listens_privately_and_speaks_tls_both_ways(stack: str) -> None:
     run, hetzner = run_of(stack), config_of(stack).hetzner
-    bouncer = containers(run)["pgbouncer"]
+    pgbouncer = containers(run)["pgbouncer"]
     ini = configparser.ConfigParser(interpolation=None)
     ini.read_string(files_of(run, "pgbouncer-config")["pgbouncer.ini"])
     settings = ini["pgbouncer"]
     assert settings["listen_addr"] == hetzner.primary_ip()
     assert (settings["server_tls_sslmode"], settings["client_tls_sslmode"]) == ("verify-full", "require")
     assert all(f"host={hetzner.primary_ip()} port=5432" in line for line in dict(ini["databases"]).values())
-    assert bouncer.inputs["networkMode"] == "host"
+    assert pgbouncer.inputs["networkMode"] == "host"
 
 
 @pytest.mark.parametrize("stack", HETZNER_STACKS)

@@ -294,7 +294,7 @@ def test_hetzner_target_requires_hetzner_section_and_sane_network() -> None:
 def test_defaults_and_derived_values() -> None:
     config = parse(valid_config())
     assert config.postgres.admin_headroom == 5
-    assert config.bouncer().pool_mode == "transaction"
+    assert config.required_pgbouncer().pool_mode == "transaction"
     assert config.apps["worker_app"].pooled is True
     assert config.app_schemas("worker_app") == ("tracksolid", "reporting")
     assert config.databases["tracksolid_db"].migration_table_names() == (
@@ -543,7 +543,7 @@ def test_valid_edges_are_accepted() -> None:
     config["pgbouncer"]["reservePoolSize"] = 0  # PgBouncer's own default
     config["local"] = {"postgresPort": 65535, "pgbouncerPort": 1}
     config["apps"]["worker_app"]["statementTimeoutMs"] = 2147483647
-    assert parse(config).bouncer().reserve_pool_size == 0
+    assert parse(config).required_pgbouncer().reserve_pool_size == 0
     hetzner = valid_config() | {"target": "hetzner", "backup": S3_BACKUP}
     hetzner["hetzner"] = {
         **HETZNER,

@@ -6,10 +6,17 @@ Without --run the script only prints the commands, so these need no Docker engin
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
 
 from postgres_platform.cli import restore
+from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.names import PGDATA, PRIMARY
+from postgres_platform.model.stackfile import read_stack_values, stack_file
+from postgres_platform.render.backup import CONFIG_DIR as BACKUP_CONFIG_DIR
+from postgres_platform.render.backup import POSIX_REPO
+from postgres_platform.render.containers import postgres_container
 
 PG_PATH = "/mnt/pgdata/restored"
 
@@ -117,3 +124,21 @@ def test_a_stack_without_backups_is_still_one_line(capsys: pytest.CaptureFixture
     assert restore.main(["legacy", "--to-time", "2026-11-21 09:30:00+00", "--pg-path", PG_PATH]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "Pulumi.legacy.yaml" in lines[0]
+
+
+def test_the_commands_mount_the_primary_containers_data_and_backup_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    assert restore.main(["local", "--to-time", "2026-11-21 09:30:00+00", "--pg-path", PG_PATH]) == 0
+    copy, start = printed(capsys.readouterr().out)
+    config = load_stack_values(read_stack_values(stack_file("local")))
+    spec = postgres_container("local", config, PRIMARY, [], initdb_password=False)
+
+    def mounted(argv: list[str]) -> list[str]:
+        return [argv[i + 1] for i, arg in enumerate(argv) if arg == "-v"]
+
+    expected = [
+        f"{PG_PATH}:{PGDATA}",
+        f"{Path.home()}/.postgres-platform/local/pgbackrest:{BACKUP_CONFIG_DIR}:ro",
+        f"postgres-platform-local-pgbackrest:{POSIX_REPO}",  # the local stack's repository is posix
+    ]
+    assert mounted(copy) == expected and mounted(start) == expected
+    assert {PGDATA, BACKUP_CONFIG_DIR, POSIX_REPO} < {point.target for point in spec.mounts.values()}

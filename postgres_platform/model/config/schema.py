@@ -57,7 +57,7 @@ class PostgresConfig(ConfigModel):
 
 
 class PgBouncerConfig(ConfigModel):
-    """`pgbouncer`: the pooler in front of the server, a pool per app capped below the app's connection
+    """`pgbouncer`: PgBouncer in front of the server, a pool per app capped below the app's connection
     limit (required but for target existing, where it is optional and needs existing.pgbouncerHost)."""
 
     image: PgBouncerImage
@@ -168,7 +168,7 @@ class PlatformConfig(ConfigModel):
     postgres: PostgresConfig
     """The server and its connection slots."""
     pgbouncer: PgBouncerConfig | None = None
-    """The pooler; required but for target existing, where it is optional."""
+    """PgBouncer; required but for target existing, where it is optional."""
     databases: Annotated[dict[DatabaseName, DatabaseConfig], Field(min_length=1)]
     """The app databases by name, at least one (not postgres or a template)."""
     apps: Annotated[dict[RoleName, AppConfig], Field(min_length=1)]
@@ -200,7 +200,7 @@ class PlatformConfig(ConfigModel):
         assert self.postgres.image is not None, "target existing runs no Postgres"
         return self.postgres.image
 
-    def bouncer(self) -> PgBouncerConfig:
+    def required_pgbouncer(self) -> PgBouncerConfig:
         """The PgBouncer section, where there is a PgBouncer (always but on an adopted server)."""
         assert self.pgbouncer is not None, "no pgbouncer section"
         return self.pgbouncer

@@ -312,7 +312,7 @@ def excess_query(plan: AccessPlan, database: str | None, *, cluster: bool, mode:
     the plan leaves it alone (an adopted server's databases and app schemas, functions outside the
     lookup function's schema, an extension's objects). In mode "revoke" the problems are NULL.
     """
-    auth = [AUTH_SCHEMA] if plan.pooler else []
+    auth = [AUTH_SCHEMA] if plan.has_pgbouncer else []
     app_schemas = [s for db in plan.databases if db.name == database for s in db.schemas]
     # Where PUBLIC is the plan's: on an adopted server only in the lookup function's schema (its own).
     public_relations = text_array(auth + ([] if plan.adopted else app_schemas))

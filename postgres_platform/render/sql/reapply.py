@@ -13,7 +13,7 @@ def reapply_script(plan: AccessPlan, database: str) -> str:
     lookup function's search_path, the migration-table revokes, and every privilege beyond the plan
     revoked (revoke_excess), in one transaction (psycopg sends it as one simple query)."""
     revokes = revoke_migration_writes(migration_revokes_in(plan, database))
-    steps = (harden_auth_function() if plan.pooler else "", revokes, revoke_excess(plan, database))
+    steps = (harden_auth_function() if plan.has_pgbouncer else "", revokes, revoke_excess(plan, database))
     return "\n".join(s for s in steps if s)
 
 
@@ -22,7 +22,7 @@ def reapply_check(plan: AccessPlan, database: str) -> str:
     shows the step again when a privilege beyond the plan appeared since the last up)."""
     beyond = excess_query(plan, database, cluster=holds_cluster(plan, database), mode="revoke")
     conditions = [f"NOT EXISTS (\n{beyond}\n)"]
-    if plan.pooler:
+    if plan.has_pgbouncer:
         conditions.append(auth_function_hardened())
     conditions += migration_writes_revoked(migration_revokes_in(plan, database))
     return "SELECT " + "\n  AND ".join(conditions)

@@ -73,7 +73,7 @@ def _database(plan: AccessPlan, db: Database) -> list[str]:
     """In `db`, in one transaction: its schemas, the lookup function, the grants and default privileges,
     the migration-table revokes and what the roles hold beyond the plan; then the ownership move."""
     out = ["", f"\\connect {ident(db.name)}", "SET client_min_messages = warning;", "BEGIN;", *_schemas(plan, db)]
-    if plan.pooler:
+    if plan.has_pgbouncer:
         out += auth_function_statements()
     for grant in plan.grants:
         if grant.database == db.name:
