@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     for number, line in enumerate(sys.stdin, start=1):
         role, _, password = line.rstrip("\n").partition(" ")
         if role not in logins or not password:
-            print(f"stdin line {number}: must be `ROLE PASSWORD` for a login role of the plan, got role {role!r}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"stdin line {number}: must be `ROLE PASSWORD` for a login role of the plan, got role {role!r}",
+                file=sys.stderr,
+            )
             return 1
         print(f"\\set {sql.password_variable(role)} {sql.literal(stable_verifier(role, password))}")
     return 0

@@ -266,5 +266,8 @@ def test_a_replica_slot_cannot_fill_the_primary_disk() -> None:
     run, hetzner = run_of("prod"), config_of("prod").hetzner
     settings = files_of(run, "postgres-config")["postgresql.conf"].splitlines()
     assert f"max_slot_wal_keep_size = '{hetzner.volume_size * 1024 // 4}MB'" in settings  # a quarter of the volume
-    assert not [s for s in files_of(run_of("staging"), "postgres-config")["postgresql.conf"].splitlines()
-                if s.startswith("max_slot_wal_keep_size")]  # fmt: skip  # no replica, no slot
+    assert not [
+        s
+        for s in files_of(run_of("staging"), "postgres-config")["postgresql.conf"].splitlines()
+        if s.startswith("max_slot_wal_keep_size")
+    ]  # no replica, no slot

@@ -69,14 +69,21 @@ def test_every_grant_and_default_privilege_resource_has_its_sql_in_its_database(
     grants = run.of_type("postgresql:index/grant:Grant")
     for resource in grants:
         i = resource.inputs
-        grant = access.Grant(i["role"], i["database"], i["objectType"], tuple(i["privileges"]), i.get("schema"),
-                             tuple(i.get("objects") or ()))  # fmt: skip
+        grant = access.Grant(
+            i["role"],
+            i["database"],
+            i["objectType"],
+            tuple(i["privileges"]),
+            i.get("schema"),
+            tuple(i.get("objects") or ()),
+        )
         assert set(sql.grant_statements(grant)) <= by_db[grant.database], grant
     defaults = run.of_type("postgresql:index/defaultPrivileges:DefaultPrivileges")
     for resource in defaults:
         i = resource.inputs
-        default = access.DefaultPrivilege(i["role"], i["database"], i["owner"], i["schema"], i["objectType"],
-                                          tuple(i["privileges"]))  # fmt: skip
+        default = access.DefaultPrivilege(
+            i["role"], i["database"], i["owner"], i["schema"], i["objectType"], tuple(i["privileges"])
+        )
         assert set(sql.default_privilege_statements(default)) <= by_db[default.database], default
     # ...and the script grants nothing the program does not declare.
     revokes = sum(1 for lines in by_db.values() for line in lines if line.startswith("REVOKE ALL ON "))
@@ -96,8 +103,11 @@ def test_databases_schemas_memberships_and_lookup_function_agree() -> None:
         i = schema.inputs
         assert f'ALTER SCHEMA "{i["name"]}" OWNER TO "{i["owner"]}";' in by_db[i["database"]]
     grants_of_roles = {line for line in by_db[""] if line.startswith("GRANT ")}
-    declared = {f'GRANT "{group}" TO "{role.inputs["name"]}";' for role in run.of_type("postgresql:index/role:Role")
-                for group in role.inputs.get("roles") or ()}  # fmt: skip
+    declared = {
+        f'GRANT "{group}" TO "{role.inputs["name"]}";'
+        for role in run.of_type("postgresql:index/role:Role")
+        for group in role.inputs.get("roles") or ()
+    }
     assert grants_of_roles == declared and declared
     for function in run.of_type("postgresql:index/function:Function"):
         assert sql.harden_auth_function() in by_db[function.inputs["database"]]

@@ -19,8 +19,11 @@ def login(p: access.AccessPlan, app: str) -> access.Role:
 def grants_of(p: access.AccessPlan, app: str, object_type: str) -> dict[str | None, tuple[str, ...]]:
     """What an app holds of one object type, through the groups it is a member of (its only source)."""
     groups = set(login(p, app).member_of)
-    return {(g.schema if object_type != "database" else g.database): g.privileges for g in p.grants
-            if g.role in groups and g.object_type == object_type}  # fmt: skip
+    return {
+        (g.schema if object_type != "database" else g.database): g.privileges
+        for g in p.grants
+        if g.role in groups and g.object_type == object_type
+    }
 
 
 def test_each_database_has_a_nologin_owner_and_groups_without_slots() -> None:
@@ -30,15 +33,21 @@ def test_each_database_has_a_nologin_owner_and_groups_without_slots() -> None:
         ("fleet_platform", "fleet_platform_owner"),
     }
     assert {g.name for g in p.groups} == {
-        "tracksolid_db_read", "tracksolid_db_write", "fleet_platform_read", "fleet_platform_write",
-    }  # fmt: skip
+        "tracksolid_db_read",
+        "tracksolid_db_write",
+        "fleet_platform_read",
+        "fleet_platform_write",
+    }
     assert all(not r.login and r.connection_limit == -1 and not r.member_of for r in (*p.owners, *p.groups))
 
 
 def test_logins_are_the_apps_and_the_auth_role_with_their_limits() -> None:
     assert {(r.name, r.connection_limit) for r in plan().logins} == {
-        ("webhook_app", 10), ("worker_app", 5), ("gateway_app", 15), ("pgbouncer_auth", 4),
-    }  # fmt: skip
+        ("webhook_app", 10),
+        ("worker_app", 5),
+        ("gateway_app", 15),
+        ("pgbouncer_auth", 4),
+    }
 
 
 def test_apps_hold_no_grant_of_their_own_only_a_membership() -> None:
@@ -103,8 +112,9 @@ def test_auth_role_may_only_connect_and_execute_the_lookup() -> None:
 def test_default_privileges_from_the_owner_to_each_group_per_schema() -> None:
     p = plan()
     assert {d.owner for d in p.default_privileges} == {"tracksolid_db_owner", "fleet_platform_owner"}
-    fleet = {(d.role, d.schema, d.object_type, d.privileges) for d in p.default_privileges
-             if d.database == "fleet_platform"}  # fmt: skip
+    fleet = {
+        (d.role, d.schema, d.object_type, d.privileges) for d in p.default_privileges if d.database == "fleet_platform"
+    }
     assert fleet == {
         ("fleet_platform_read", "public", "table", ("SELECT",)),
         ("fleet_platform_read", "public", "sequence", ("SELECT",)),
@@ -112,8 +122,9 @@ def test_default_privileges_from_the_owner_to_each_group_per_schema() -> None:
         ("fleet_platform_write", "public", "sequence", ("SELECT", "USAGE", "UPDATE")),
     }
     tracksolid = {(d.role, d.schema) for d in p.default_privileges if d.database == "tracksolid_db"}
-    assert tracksolid == {(g, s) for g in ("tracksolid_db_read", "tracksolid_db_write")
-                          for s in ("tracksolid", "reporting")}  # fmt: skip
+    assert tracksolid == {
+        (g, s) for g in ("tracksolid_db_read", "tracksolid_db_write") for s in ("tracksolid", "reporting")
+    }
 
 
 def test_migration_tables_are_revoked_from_write_groups_only() -> None:

@@ -46,7 +46,10 @@ def test_the_suggestion_parses_as_the_apps_of_a_stack() -> None:
     ]
     apps = suggest(Discovery(1.0, [], clients, [], [], []))
     assert {a: (s["access"], s["connectionLimit"]) for a, s in apps.items()} == {
-        "gateway": ("migrate", 10), "webhook": ("write", 5), "worker": ("read", 5)}  # fmt: skip
+        "gateway": ("migrate", 10),
+        "webhook": ("write", 5),
+        "worker": ("read", 5),
+    }
     config = valid_config()
     config["apps"] = {app: {k: s[k] for k in ("database", "access", "connectionLimit")} for app, s in apps.items()}
     assert set(parse(config).apps) == set(apps)
