@@ -44,7 +44,7 @@ ADOPTED_DATABASE = [
     "alterObjectOwnership",
 ]
 # Removing or renaming a database or schema in the config must never become DROP DATABASE (the provider
-# terminates its sessions and drops it; a replica replays that). README: renaming.
+# terminates its sessions and drops it; a replica replays that). docs/operations/changing-a-live-stack.md: renaming.
 PROTECTED = pulumi.ResourceOptions(protect=True)
 Admin = pulumi.Output[dict[str, Any]]  # the admin connection, one secret Output for every SQL step
 

@@ -122,7 +122,8 @@ class DatabaseHost(pulumi.ComponentResource):
             delete_protection=args.protect_server,
             rebuild_protection=args.protect_server,
             # Both force a new server in the hcloud provider (ForceNew in internal/server/resource.go), and
-            # are read once at first boot anyway: a new key is rolled on the host (README), not by a rebuild.
+            # are read once at first boot anyway: a new key is rolled on the host, not by a rebuild
+            # (docs/operations/changing-a-live-stack.md).
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.network], ignore_changes=["sshKeys", "userData"]),
         )
         attachment = hcloud.VolumeAttachment(

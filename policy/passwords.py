@@ -56,7 +56,7 @@ def check_secret_sources(args: StackValidationArgs, report: ReportViolation) -> 
     """What the SDK can see: every password input flows from a RandomPassword, none is a literal.
 
     The analyzer unwraps secrets before policies run, so whether a stack output is marked secret is
-    invisible here; tests/program/test_program.py proves that instead (README, "Policies").
+    invisible here; tests/program/test_program.py proves that instead (docs/policies.md).
     """
     servers = postgres_servers(args.resources)
     for resource in args.resources:

@@ -1,4 +1,4 @@
-"""Discover what a running server's clients do, before adopting it (runbook step 1).
+"""Discover what a running server's clients do, before adopting it (its first step).
 
     python scripts/discover.py --dsn "$ADMIN_DSN" [--sample-seconds N] [--json]
     python scripts/discover.py --dsn-file admin.dsn ...     # the password out of the process list

@@ -11,7 +11,7 @@ as configured, more connections than usable, a role at its limit. Exit 1 when th
 
     python scripts/live_budget.py prod --dsn "$ADMIN_DSN" --check-grants [--json]
 
-Instead, the diagnosis of runbook 004, against the plan: every declared role's attributes and
+Instead, a diagnosis against the plan: every declared role's attributes and
 memberships; what the plan grants and the server lacks (each group's level on every table and sequence
 of its schemas, database, schema and function privileges, default privileges, the migration-table
 revokes); everything the plan's roles (owner, group and login roles) and PUBLIC hold beyond it, read

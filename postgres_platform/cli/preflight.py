@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if losing and not args.accept_data_loss:
         print(
             f"refused: these changes lose data: {', '.join(losing)} (--accept-data-loss to exit 0; the "
-            "protected ones fail `pulumi up` anyway: README, Changing a live stack)",
+            "protected ones fail `pulumi up` anyway: docs/operations/changing-a-live-stack.md)",
             file=sys.stderr,
         )
     return 1 if blocked or (losing and not args.accept_data_loss) else 0

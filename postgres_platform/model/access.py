@@ -201,7 +201,7 @@ def plan(config: PlatformConfig) -> AccessPlan:
     )
     existing = config.existing
     # On an adopted server others create tables too (a migration runner logged in as postgres): their
-    # new tables get the groups' grants as well, or every migration would need its own GRANT (seed 004).
+    # new tables get the groups' grants as well, or every migration would need its own GRANT.
     creators = existing.creators() if existing is not None else ()
 
     grants: list[Grant] = []
@@ -210,7 +210,8 @@ def plan(config: PlatformConfig) -> AccessPlan:
     for db in databases:
         if not config.adopted:
             # PUBLIC may neither connect nor create in `public` (USAGE stays: extensions live there). Not
-            # on an adopted server: roles nobody declared may connect through PUBLIC today (README).
+            # on an adopted server: roles nobody declared may connect through PUBLIC today
+            # (docs/decisions/0005-public-kept-on-adopted-databases.md).
             grants.append(Grant("public", db.name, "database", ()))
             grants.append(Grant("public", db.name, "schema", ("USAGE",), schema="public"))
         if has_pgbouncer:

@@ -15,7 +15,7 @@ from pathlib import Path
 IMAGES_DIR = Path(__file__).resolve().parents[2] / "images"
 
 # Debian 13's official image, pinned by date: where a registry serves it. Without one, build a base of
-# the same suite with scripts/base_image.sh and name it in the stack's `imageBase` (README, Images).
+# the same suite with scripts/base_image.sh and name it in the stack's `imageBase` (docs/versions.md).
 DEFAULT_BASE = "debian:trixie-20260406-slim"
 
 
@@ -79,7 +79,7 @@ def tag_of(image: str) -> str:
 
 
 def is_pinned(image: str) -> bool:
-    """A digest, an image ID, or a tag other than latest (a bare name floats: seed 001's outage)."""
+    """A digest, an image ID, or a tag other than latest (a bare name floats: a re-pull can bring another version)."""
     if "@sha256:" in image or image.startswith("sha256:"):
         return True
     tag = tag_of(image)

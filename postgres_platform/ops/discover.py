@@ -1,4 +1,4 @@
-"""Discovery on a running server (runbook step 1): who is connected, what they write, who owns what.
+"""Discovery on a running server (the first step of adopting it): who is connected, what they write, who owns what.
 
 `sample()` reads the server over a window: pg_stat_activity every SAMPLE_INTERVAL (each client's peak
 connections and the statements seen, by database and application_name), pg_stat_user_tables at both
@@ -229,7 +229,7 @@ def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
     """An app per (database, application_name) seen, at the level of what it did and its peak plus a margin.
 
     DDL seen in the window means migrate; a migration that runs only at deploy is not seen: set
-    `access: migrate` for apps that run one (their entrypoint, runbook step 1b).
+    `access: migrate` for apps that run one (their entrypoint runs it).
     """
     taken: set[str] = set()
     apps: dict[str, dict[str, Any]] = {}

@@ -1,4 +1,4 @@
-"""The grant check (runbook 004, "how to diagnose"): a running server's roles and privileges against the plan.
+"""The grant check: a running server's roles and privileges against the plan.
 
 `check_grants()` names each failure with its fix. Set-based: a handful of queries per database however
 many tables it holds (each reads a catalog once), where one has_table_privilege per table and privilege

@@ -266,7 +266,7 @@ class HetznerTarget(Target):
 
 
 class ExistingTarget(Target):
-    """A running server the program did not build (README, Adopting a running server): nothing is
+    """A running server the program did not build (docs/operations/adopting-a-running-server.md): nothing is
     declared for it here; PgBouncer, if the stack has one, runs on the Docker host it names."""
 
     def __init__(self, config: PlatformConfig) -> None:
@@ -303,7 +303,8 @@ class ExistingTarget(Target):
             data=None,
             admin=AdminAddress(e.host, e.port, e.sslmode, e.ca_file),
             direct=direct,
-            # No TLS between apps and this PgBouncer: it has no certificate of the stack (README).
+            # No TLS between apps and this PgBouncer: it has no certificate of the stack
+            # (docs/operations/adopting-a-running-server.md).
             pooled=Endpoint(pgbouncer_address, PGBOUNCER_PORT, "disable", pooled=True),
             admin_endpoint=pulumi.Output.from_input(direct),
             pgbouncer_listen=pgbouncer_address,

@@ -1,4 +1,4 @@
-"""The budget arithmetic of DESIGN.md, reproduced on the seed 000 prod numbers."""
+"""The budget arithmetic (docs/connection-budget.md), reproduced on the prod numbers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from postgres_platform.offline.policy_config import policy_config
 from tests.helpers import run_of, valid_config
 
 
-def test_prod_reproduces_seed_000() -> None:
+def test_prod_reproduces_its_budget() -> None:
     server, replica = budget.compute(load_stack_values(read_stack_values(stack_file("prod"))))
     assert (replica.name, replica.entries, replica.free) == ("replica", server.entries, server.free)
     by_kind: dict[str, int] = {}
@@ -27,7 +27,7 @@ def test_prod_reproduces_seed_000() -> None:
         ("pgbouncer_auth", 7),
         ("pgbackrest", 2),
     ]
-    assert by_kind["app"] + by_kind["external"] == 81  # seed 000's "TOTAL ≈ 81"
+    assert by_kind["app"] + by_kind["external"] == 81  # the six apps and four external roles: 81 slots
     assert (server.max_connections, server.superuser_reserved, server.usable) == (100, 3, 97)
     assert server.total == 90
     assert server.free == 97 - 5 - 90

@@ -77,7 +77,7 @@ def test_json_report_contract(stack: str) -> None:
             assert policy["violations"] == []
 
 
-def test_prod_json_holds_seed_000_budget() -> None:
+def test_prod_json_holds_the_prod_budget() -> None:
     server, replica = json.loads(run("prod", "--json").stdout)["servers"]
     assert replica["name"] == "replica" and replica["entries"] == server["entries"]
     external = sum(e["limit"] for e in server["entries"] if e["kind"] == "external")

@@ -190,7 +190,7 @@ CASES = [
         "edoburu/pgbouncer:latest",
         'pgbouncer.image: must pin a tag other than latest, or an @sha256 digest, got "edoburu/pgbouncer:latest"',
     ),
-    ("image untagged (seed 001)", "pgbouncer.image", "edoburu/pgbouncer", "pgbouncer.image: must pin a tag"),
+    ("image untagged (floats)", "pgbouncer.image", "edoburu/pgbouncer", "pgbouncer.image: must pin a tag"),
     ("image registry port, no tag", "postgres.image", "registry.local:5000/postgres", "postgres.image: must pin a tag"),
     (
         "budget does not fit",
@@ -282,7 +282,7 @@ def test_digest_and_tags_are_pinned_images() -> None:
 def test_hetzner_target_requires_hetzner_section_and_sane_network() -> None:
     config = changed("target", "hetzner")
     assert errors_of(config) == [
-        "backup: is required for every Hetzner stack (pgBackRest to S3: README, Backups), got null",
+        "backup: is required for every Hetzner stack (pgBackRest to S3: docs/operations/backups-and-restore.md), got null",
         "hetzner: is required when target is hetzner, got null",
     ]
     config["hetzner"] = HETZNER | {"subnet": "10.9.1.0/24", "adminCidrs": ["0.0.0.0/0"]}

@@ -214,7 +214,13 @@ def _backup_checks(config: PlatformConfig) -> list[str]:
     backup = config.backup
     if backup is None:
         if config.target == "hetzner":
-            return [problem("backup", "is required for every Hetzner stack (pgBackRest to S3: README, Backups)", None)]
+            return [
+                problem(
+                    "backup",
+                    "is required for every Hetzner stack (pgBackRest to S3: docs/operations/backups-and-restore.md)",
+                    None,
+                )
+            ]
         return []
     problems = []
     if backup.repo == "s3" and backup.s3 is None:

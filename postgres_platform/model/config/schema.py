@@ -128,7 +128,7 @@ class AppConfig(ConfigModel):
     rotation: NonNegativeInt | None = None
     """Alternating logins, for password rotation without an outage: set (from 0), the app has two login
     roles, `<app>_a` and `<app>_b`, both in the budget; each +1 makes the other one active with a new
-    password while the old one keeps working. Absent: one login (README, Changing a live stack)."""
+    password while the old one keeps working. Absent: one login (docs/operations/changing-a-live-stack.md)."""
     direct_connections: NonNegativeInt | None = Field(None, alias="directConnections")
     """Slots of connectionLimit its pool never takes, so a migration's direct DSN gets in while pooled
     clients are busy. Absent: 1 for a migrate app, 0 for the others (they connect through the pool)."""

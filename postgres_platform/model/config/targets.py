@@ -110,7 +110,7 @@ class ExistingConfig(ConfigModel):
     secret postgres-platform:existingAdminPassword."""
     admin_superuser: bool = Field(True, alias="adminSuperuser")
     """Whether adminUser is a superuser (default true); false on a managed server (Heroku, RDS:
-    CREATEROLE without superuser), where some things cannot be done (README, Adopting a running
+    CREATEROLE without superuser), where some things cannot be done (docs/operations/adopting-a-running
     server)."""
     object_creators: list[RoleName | Literal["postgres"]] | None = Field(None, alias="objectCreators")
     """Roles that create tables in the app schemas today (a migration runner logged in as postgres): the

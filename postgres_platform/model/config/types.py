@@ -104,7 +104,7 @@ def _schema_name(value: str) -> str:
 
 
 def _pinned_image(value: str) -> str:
-    """`name:tag` (tag not latest) or `name@sha256:...`; a bare name floats (seed 001's outage)."""
+    """`name:tag` (tag not latest) or `name@sha256:...`; a bare name floats: a re-pull can bring another version."""
     if not is_pinned(value):
         raise PydanticCustomError("pinned_image", "must pin a tag other than latest, or an @sha256 digest")
     return value

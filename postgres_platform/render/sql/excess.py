@@ -273,7 +273,7 @@ def _defaults(plan: AccessPlan, database: str, mode: ExcessMode, where: str) -> 
 def _memberships(plan: AccessPlan, mode: ExcessMode) -> tuple[str, str]:
     """A managed role's memberships beyond its own; anyone's in an owner role (DDL) or a login (acting as
     the app); the option to hand a managed role on. A role from elsewhere in a group is the business of
-    whoever manages it (README: GRANT <db>_read TO grafana_ro); the plan's admin is left as it is."""
+    whoever manages it (e.g. GRANT <db>_read TO grafana_ro); the plan's admin is left as it is."""
     planned = [(group, role.name) for role in plan.roles for group in role.member_of]
     cte = f"planned_member AS ({_rows(('role', 'member'), planned)})"
     given_by = f"m.grantor <> {BOOTSTRAP_SUPERUSER_OID}"

@@ -35,7 +35,7 @@ def _header(plan: AccessPlan) -> list[str]:
     return [
         "-- postgres-platform: the access plan as SQL. Idempotent: run it again to converge.",
         f"-- psql -v ON_ERROR_STOP=1 {' '.join(f'-v {password_variable(r.name)}=...' for r in plan.logins)} -f -",
-        "-- Give each password variable the role's SCRAM verifier (README), or the password itself.",
+        "-- Give each password variable the role's SCRAM verifier (docs/access-model.md), or the password itself.",
         f"-- Run as {plan.admin}{'' if plan.admin_superuser else ' (CREATEROLE, not a superuser)'}.",
         "\\set ON_ERROR_STOP 1",
         "SET client_min_messages = warning;",
