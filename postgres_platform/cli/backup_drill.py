@@ -12,6 +12,7 @@ directory, starts it and counts. --json prints only {"repo", "backup": {"type", 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import time
@@ -39,17 +40,11 @@ def drill_config(config: PlatformConfig, repo: Repo, s3: LocalS3 | None) -> Plat
 
 
 def run(config: PlatformConfig, repo: Repo, cipher_pass: str | None = None) -> dict[str, Any]:
-    s3 = LocalS3().start() if repo == "s3" else None
-    try:
-        repo_secrets = RepoSecrets(cipher_pass or secrets.token_hex(32), ACCESS_KEY, SECRET_KEY)
-        servers = Servers(drill_config(config, repo, s3), backup_secrets=repo_secrets).start()
-        try:
-            return drill(servers)
-        finally:
-            servers.stop()
-    finally:
-        if s3 is not None:
-            s3.stop()
+    repo_secrets = RepoSecrets(cipher_pass or secrets.token_hex(32), ACCESS_KEY, SECRET_KEY)
+    with contextlib.ExitStack() as started:
+        s3 = started.enter_context(LocalS3()) if repo == "s3" else None
+        servers = started.enter_context(Servers(drill_config(config, repo, s3), backup_secrets=repo_secrets))
+        return drill(servers)
 
 
 def _must(servers: Servers, argv: list[str]) -> None:

@@ -4,7 +4,7 @@
 
 Starts a real PostgreSQL and PgBouncer with the stack's config (postgres_platform/harness/servers.py), spreads N
 concurrent clients over the pooled apps, each connecting at once and running short transactions;
-then the same storm at Postgres directly, as the seeds' apps did. --json prints only
+then the same storm at Postgres directly, as apps did before PgBouncer. --json prints only
 {"clients", "backendBudget", "pooled": {"errors", "maxBackends", "tps"}, "direct": {...}, "versions":
 {"postgres", "pgbouncer", "pgbackrest"}}, where backendBudget is the most server connections the config
 lets the pooled apps hold and versions is what the servers it ran report.
@@ -114,14 +114,11 @@ async def _settle(servers: Servers, roles: list[str]) -> None:
 def run(config: PlatformConfig, clients: int, transactions: int) -> dict[str, Any]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, clients * 2 + 256)), hard))
-    servers = Servers(config).start()
-    try:
+    with Servers(config) as servers:
         versions = servers.versions()
         pooled = asyncio.run(storm(servers, clients, pooled=True, transactions=transactions))
         asyncio.run(_settle(servers, [pool.app for pool in pools(config)]))
         direct = asyncio.run(storm(servers, clients, pooled=False, transactions=transactions))
-    finally:
-        servers.stop()
     return {"clients": clients, "backendBudget": backend_budget(config), "pooled": pooled, "direct": direct,
             "versions": versions}  # fmt: skip
 

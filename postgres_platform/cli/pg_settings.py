@@ -36,12 +36,9 @@ def read_table(dsn: str) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    servers = Servers(load_stack_values(read_stack_values(stack_file("local"))).model_copy(update={"backup": None}))
-    servers.start()
-    try:
+    config = load_stack_values(read_stack_values(stack_file("local"))).model_copy(update={"backup": None})
+    with Servers(config) as servers:
         table = read_table(servers.superuser_dsn())
-    finally:
-        servers.stop()
     TABLE_FILE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(f"{TABLE_FILE}: PostgreSQL {table['server_version']}", file=sys.stderr)
     return 0

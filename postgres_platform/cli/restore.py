@@ -23,8 +23,9 @@ from pathlib import Path
 
 from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.model.config import PlatformConfig
-from postgres_platform.model.names import PGDATA, container_name
+from postgres_platform.model.names import PGDATA, PRIMARY
 from postgres_platform.render import backup as render
+from postgres_platform.render.containers import BACKUP_CONFIG, BACKUP_REPO, DATA, MountSource, postgres_container
 from postgres_platform.render.hetzner import CONFIG_ROOT
 
 # A point in time with its zone: ISO 8601 (`T` or a space), seconds and a fraction optional, `Z` or an offset.
@@ -59,19 +60,23 @@ def target_lsn(value: str) -> str:
 def commands(
     stack: str, config: PlatformConfig, pg_path: str, *, target: str | None, lsn: str | None, standby: bool
 ) -> list[list[str]]:
-    """`docker run` of pgBackRest's restore into `pg_path`, then (a copy) a server started from it."""
+    """`docker run` of pgBackRest's restore into `pg_path`, then (a copy) a server started from it; both
+    with the primary container's data and backup mounts (render.containers), `pg_path` as its data."""
     restore = render.restore_command(PGDATA, target=target, lsn=lsn, standby=standby)
+    copy = ["postgres", "-c", "archive_mode=off", "-c", "port=5433"]
+    spec = postgres_container(stack, config, PRIMARY, copy, initdb_password=False)
     # Where `pulumi up` left pgbackrest.conf (targets.py): a Hetzner host, or this machine's home.
     root = CONFIG_ROOT if config.target == "hetzner" else str(Path.home() / ".postgres-platform" / stack)
-    mounts = ["-v", f"{root}/pgbackrest:{render.CONFIG_DIR}:ro", "-v", f"{pg_path}:{PGDATA}"]
-    if config.backup is not None and config.backup.repo == "posix":
-        mounts += ["-v", f"postgres-platform-{stack}-pgbackrest:{render.POSIX_REPO}"]
-    image = config.server_image()
-    run = ["docker", "run", "--rm", "--network", "host", "-u", "postgres", *mounts, image, *restore]
+    sources = {
+        DATA: MountSource(pg_path),
+        BACKUP_CONFIG: MountSource(f"{root}/pgbackrest"),
+        BACKUP_REPO: MountSource(f"postgres-platform-{stack}-pgbackrest", type="volume"),
+    }
+    mounts = spec.volume_args(sources)  # the repository volume only where the spec mounts one (posix)
+    run = ["docker", "run", "--rm", "--network", "host", "-u", "postgres", *mounts, spec.image, *restore]
     if standby:
         return [run]  # then start the replica's container again: it follows the primary
-    start = ["docker", "run", "-d", "--name", f"{container_name(stack, 'postgres')}-restored", "-u", "postgres",
-             *mounts, image, "postgres", "-c", "archive_mode=off", "-c", "port=5433"]  # fmt: skip
+    start = ["docker", "run", "-d", "--name", f"{spec.name}-restored", "-u", "postgres", *mounts, spec.image, *copy]
     return [run, start]
 
 

@@ -1,6 +1,6 @@
 """End-to-end: the real Pulumi engine (scripts/engine.sh) runs the project's program, its dynamic
 providers and its policy pack. What needs the provider plugins (docker, postgresql, random, tls,
-command) is not here: the Go module proxy serves none of them (engine/providers.tsv, README).
+command) is not here: the Go module proxy serves none of them (engine/providers.tsv, engine/README.md).
 """
 
 from __future__ import annotations
@@ -51,11 +51,8 @@ def test_a_bad_stack_config_stops_the_real_engine_before_any_resource(engine: En
 @pytest.fixture
 def server() -> Iterator[Servers]:
     skip_without_real_servers()
-    started = Servers(PROD).start()
-    try:
+    with Servers(PROD) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def _sql_steps_stack(engine: Engine, server: Servers, **config: str) -> Path:

@@ -20,8 +20,5 @@ pytest_collection_modifyitems = tier(__file__, "integration", missing_real_serve
 @pytest.fixture(scope="module")
 def prod_tls_servers() -> Iterator[Servers]:
     """Real PostgreSQL and PgBouncer with the prod config, TLS and pg_hba as on a Hetzner host (one per module)."""
-    started = Servers(load_stack_values(read_stack_values(stack_file("prod"))), tls=True).start()
-    try:
+    with Servers(load_stack_values(read_stack_values(stack_file("prod"))), tls=True) as started:
         yield started
-    finally:
-        started.stop()

@@ -168,14 +168,11 @@ def budget_when(argv: list[str], settled: Callable[[dict[str, Any]], bool]) -> t
 
 @pytest.fixture(scope="module")
 def legacy() -> Iterator[Servers]:
-    started = Servers(LEGACY).start()  # initdb and start only: target existing applies nothing by itself
-    try:
+    with Servers(LEGACY) as started:  # initdb and start only: target existing applies nothing by itself
         started.psql(EXTERNAL + "CREATE DATABASE tracksolid_db; CREATE DATABASE fleet_platform;")
         started.psql(TRACKSOLID, database="tracksolid_db")
         started.psql(FLEET, database="fleet_platform")
         yield started
-    finally:
-        started.stop()
 
 
 def superuser_dsn(servers: Servers) -> Callable[[str, str, str], str]:
@@ -316,8 +313,7 @@ def managed() -> Iterator[Servers]:
     existing = LEGACY.existing.model_copy(update={"admin_user": "app_owner", "admin_superuser": False,  # type: ignore[union-attr]
                                                   "keep_owners": [], "object_creators": None})  # fmt: skip
     config = LEGACY.model_copy(update={"existing": existing, "external_roles": {}})
-    started = Servers(config).start()
-    try:
+    with Servers(config) as started:
         # As Heroku or RDS give it: the admin owns the databases and their objects, CREATEROLE, no superuser.
         started.psql(f"CREATE ROLE app_owner LOGIN CREATEROLE CREATEDB PASSWORD '{MANAGED_ADMIN[1]}';")
         started.psql("CREATE DATABASE tracksolid_db; CREATE DATABASE fleet_platform;", login=MANAGED_ADMIN)
@@ -325,8 +321,6 @@ def managed() -> Iterator[Servers]:
         started.psql(body, database="tracksolid_db", login=MANAGED_ADMIN)
         started.psql(FLEET, database="fleet_platform", login=MANAGED_ADMIN)
         yield started
-    finally:
-        started.stop()
 
 
 def test_a_managed_server_with_a_createrole_admin(managed: Servers) -> None:

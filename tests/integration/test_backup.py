@@ -41,12 +41,9 @@ def must(servers: Servers, argv: list[str]) -> str:
 @pytest.fixture(scope="module")
 def posix() -> Iterator[Servers]:
     config = backup_drill.drill_config(PROD, "posix", None)
-    started = Servers(config, backup_secrets=RepoSecrets(cipher_pass="module-passphrase")).start()
-    try:
+    with Servers(config, backup_secrets=RepoSecrets(cipher_pass="module-passphrase")) as started:
         must(started, command("stanza-create"))
         yield started
-    finally:
-        started.stop()
 
 
 def test_point_in_time_restore_brings_back_exactly_the_rows_before_the_target(posix: Servers) -> None:
@@ -102,18 +99,14 @@ def test_check_fails_clearly_when_archiving_is_broken(posix: Servers) -> None:
 def s3() -> Iterator[local_s3.LocalS3]:
     if local_s3.missing():
         pytest.skip(f"the S3 drill needs {', '.join(local_s3.missing())}")
-    started = local_s3.LocalS3().start()
-    try:
+    with local_s3.LocalS3() as started:
         yield started
-    finally:
-        started.stop()
 
 
 def test_s3_point_in_time_restore_with_encryption_and_a_wrong_passphrase_reads_nothing(s3: local_s3.LocalS3) -> None:
     config = backup_drill.drill_config(PROD, "s3", s3)
     keys = (local_s3.ACCESS_KEY, local_s3.SECRET_KEY)
-    servers = Servers(config, backup_secrets=RepoSecrets("the-right-one", *keys)).start()
-    try:
+    with Servers(config, backup_secrets=RepoSecrets("the-right-one", *keys)) as servers:
         result = backup_drill.drill(servers)
         assert result["repo"] == "s3"
         assert result["restore"]["rowsFound"] == result["restore"]["rowsExpected"] == backup_drill.ROWS_BEFORE
@@ -124,8 +117,6 @@ def test_s3_point_in_time_restore_with_encryption_and_a_wrong_passphrase_reads_n
         text = done.stdout + done.stderr
         # The repository's info files do not decrypt: pgBackRest says so, and lists no backup.
         assert "status: error" in text and "unable to load info file" in text, text
-    finally:
-        servers.stop()
 
 
 def test_a_repository_it_cannot_write_is_named_before_pgbackrest_runs(posix: Servers) -> None:

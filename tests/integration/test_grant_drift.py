@@ -58,15 +58,12 @@ REPORTED = {
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    started = Servers(LOCAL).start()
-    try:
+    with Servers(LOCAL) as started:
         started.psql("SET ROLE tracksolid_db_owner; CREATE TABLE tracksolid.devices (id bigserial PRIMARY KEY, note text);"
                      "INSERT INTO tracksolid.devices (note) VALUES ('a'), ('b'), ('c');", database="tracksolid_db")  # fmt: skip
         started.psql("SET ROLE fleet_platform_owner; CREATE TABLE public.vehicles (id bigserial PRIMARY KEY);",
                      database="fleet_platform")  # fmt: skip
         yield started
-    finally:
-        started.stop()
 
 
 def check(servers: Servers) -> tuple[int, list[dict[str, str]]]:

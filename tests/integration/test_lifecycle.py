@@ -105,8 +105,7 @@ def state(servers: Servers) -> tuple[Any, ...]:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    started = Servers(v1(), tls=True).start()
-    try:
+    with Servers(v1(), tls=True) as started:
         started.psql(
             "SET ROLE tracksolid_db_owner; CREATE TABLE tracksolid.trips (id bigserial PRIMARY KEY, note text);",
             database="tracksolid_db",
@@ -119,8 +118,6 @@ def servers() -> Iterator[Servers]:
         started.psql("SET ROLE leaving_app; CREATE TABLE public.leaving_notes (id int); INSERT INTO "
                      "public.leaving_notes VALUES (1), (2);", database="fleet_platform")  # fmt: skip
         yield started
-    finally:
-        started.stop()
 
 
 def test_a_routine_up_restarts_nothing_and_fails_no_transaction(servers: Servers) -> None:

@@ -21,11 +21,8 @@ LOCAL = load_stack_values(read_stack_values(stack_file("local"))).model_copy(upd
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    started = Servers(LOCAL).start()
-    try:
+    with Servers(LOCAL) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def report(servers: Servers) -> tuple[int, dict[str, object]]:

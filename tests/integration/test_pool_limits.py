@@ -18,17 +18,14 @@ from postgres_platform.render.pgbouncer import pools
 PROD = load_stack_values(read_stack_values(stack_file("prod")))
 # No reserve pool: it opens only after reserve_pool_timeout (5 s), which would blur the figures.
 CONFIG = PROD.model_copy(
-    update={"pgbouncer": PROD.bouncer().model_copy(update={"query_wait_timeout": 2, "reserve_pool_size": 0})}
+    update={"pgbouncer": PROD.required_pgbouncer().model_copy(update={"query_wait_timeout": 2, "reserve_pool_size": 0})}
 )
 
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    started = Servers(CONFIG).start()
-    try:
+    with Servers(CONFIG) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def test_a_saturated_pool_leaves_the_migration_its_direct_slot_and_fails_the_next_client_in_seconds(

@@ -54,8 +54,7 @@ def _create_tables(servers: Servers, config: PlatformConfig) -> None:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    started = Servers(PROD).start()
-    try:
+    with Servers(PROD) as started:
         _create_tables(started, PROD)
         # The next `pulumi up`: the re-apply step revokes writes on migration tables created since.
         started.psql(
@@ -66,8 +65,6 @@ def servers() -> Iterator[Servers]:
             )
         )
         yield started
-    finally:
-        started.stop()
 
 
 @contextmanager
@@ -198,8 +195,7 @@ def test_a_schema_subset_app_reaches_exactly_its_schemas() -> None:
                                     "schemas": ["reporting"]}  # fmt: skip
     raw["externalRoles"]["dashboard_ro"]["connectionLimit"] = 9  # room in the budget for it
     config = parse(raw)
-    subset = Servers(config).start()
-    try:
+    with Servers(config) as subset:
         _create_tables(subset, config)
         for pooled in (False, True):
             with psycopg.connect(
@@ -211,8 +207,6 @@ def test_a_schema_subset_app_reaches_exactly_its_schemas() -> None:
                 assert not allowed(conn, "SELECT count(*) FROM tracksolid.trips")
                 assert not allowed(conn, "INSERT INTO tracksolid.trips (note) VALUES ('x')")
                 assert not allowed(conn, "CREATE TABLE reporting.sneaky (id int)")
-    finally:
-        subset.stop()
 
 
 def console(servers: Servers, command: str) -> list[dict[str, Any]]:

@@ -26,7 +26,9 @@ def test_storm_of_50_clients_is_absorbed_by_the_pool() -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) == {"clients", "backendBudget", "pooled", "direct", "versions"}
-    assert report["versions"] == versions_of(PROD.postgres.image, PROD.bouncer().image)  # shipped == what ran
+    assert report["versions"] == versions_of(
+        PROD.postgres.image, PROD.required_pgbouncer().image
+    )  # shipped == what ran
     assert report["clients"] == 50
     # Pool + reserve per app: its limit less its direct slots (prod: every limit under pool + reserve, 20).
     assert report["backendBudget"] == sum(s.connection_limit - s.direct_slots() for s in PROD.apps.values() if s.pooled)
@@ -38,8 +40,7 @@ def test_storm_of_50_clients_is_absorbed_by_the_pool() -> None:
 
 
 def test_pooled_clients_survive_a_postgres_restart_and_lose_no_commit() -> None:
-    servers = Servers(PROD).start()
-    try:
+    with Servers(PROD) as servers:
         servers.psql(
             "SET ROLE tracksolid_db_owner; CREATE TABLE tracksolid.events (id bigserial PRIMARY KEY, note text);",
             database="tracksolid_db",
@@ -87,5 +88,3 @@ def test_pooled_clients_survive_a_postgres_restart_and_lose_no_commit() -> None:
         with psycopg.connect(servers.superuser_dsn("tracksolid_db")) as admin:
             stored = {row[0] for row in admin.execute("SELECT note FROM tracksolid.events")}
         assert set(committed) <= stored
-    finally:
-        servers.stop()

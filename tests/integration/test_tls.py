@@ -7,11 +7,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from postgres_platform.harness.certificates import Certificates
 from postgres_platform.harness.servers import Servers
-from postgres_platform.model.load import load_stack_values
-from postgres_platform.model.stackfile import read_stack_values, stack_file
-
-PROD = load_stack_values(read_stack_values(stack_file("prod")))
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +48,10 @@ def test_tls_below_1_2_is_refused(servers: Servers) -> None:
 def test_a_certificate_from_another_ca_is_not_trusted(
     servers: Servers, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    other = Servers(PROD, tls=True)
-    other.issue_certificates()  # a second, unrelated CA
+    other = Certificates(tmp_path_factory.mktemp("other-ca")).issue()  # a second, unrelated CA
     dsn = servers.dsn("webhook_app", "tracksolid_db", pooled=False).replace(str(servers.ca_file), str(other.ca_file))
-    try:
-        with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
-            psycopg.connect(dsn).close()
-    finally:
-        other.stop()
+    with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
+        psycopg.connect(dsn).close()
 
 
 def test_pgbouncer_requires_tls_from_clients_and_verifies_postgres(servers: Servers) -> None:

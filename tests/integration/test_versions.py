@@ -19,15 +19,12 @@ PROD = load_stack_values(read_stack_values(stack_file("prod")))
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    started = Servers(PROD).start()
-    try:
+    with Servers(PROD) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def test_the_servers_run_the_versions_the_images_carry(servers: Servers) -> None:
-    assert PROD.bouncer().image == PGBOUNCER_124.reference
+    assert PROD.required_pgbouncer().image == PGBOUNCER_124.reference
     assert servers.versions() == {"postgres": "17.12", "pgbouncer": "1.24.1", "pgbackrest": "2.55.1"}
 
 
