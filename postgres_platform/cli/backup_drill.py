@@ -34,8 +34,11 @@ ROWS_BEFORE, ROWS_AFTER = 1000, 500
 def drill_config(config: PlatformConfig, repo: Repo, s3: LocalS3 | None) -> PlatformConfig:
     """The stack's config with its repository on this machine (posix: a temp dir; s3: the local server)."""
     backup = config.backup or BackupConfig(repo=repo)
-    target = S3RepoConfig(endpoint=s3.endpoint, bucket=s3.bucket, region=s3.region, path="/drill",
-                          ca_file=str(s3.ca_file)) if s3 else None  # fmt: skip
+    target = (
+        S3RepoConfig(endpoint=s3.endpoint, bucket=s3.bucket, region=s3.region, path="/drill", ca_file=str(s3.ca_file))
+        if s3
+        else None
+    )
     return config.model_copy(update={"backup": backup.model_copy(update={"repo": repo, "s3": target})})
 
 
@@ -101,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['repo']}: full backup {result['backup']['seconds']} s; restore to {restore['target']} "
-              f"in {restore['seconds']} s: {restore['rowsFound']} of {restore['rowsExpected']} rows")  # fmt: skip
+        print(
+            f"{result['repo']}: full backup {result['backup']['seconds']} s; restore to {restore['target']} "
+            f"in {restore['seconds']} s: {restore['rowsFound']} of {restore['rowsExpected']} rows"
+        )
     return 0 if restore["rowsFound"] == restore["rowsExpected"] else 1

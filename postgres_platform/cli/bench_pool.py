@@ -119,8 +119,13 @@ def run(config: PlatformConfig, clients: int, transactions: int) -> dict[str, An
         pooled = asyncio.run(storm(servers, clients, pooled=True, transactions=transactions))
         asyncio.run(_settle(servers, [pool.app for pool in pools(config)]))
         direct = asyncio.run(storm(servers, clients, pooled=False, transactions=transactions))
-    return {"clients": clients, "backendBudget": backend_budget(config), "pooled": pooled, "direct": direct,
-            "versions": versions}  # fmt: skip
+    return {
+        "clients": clients,
+        "backendBudget": backend_budget(config),
+        "pooled": pooled,
+        "direct": direct,
+        "versions": versions,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

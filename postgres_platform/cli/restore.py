@@ -52,8 +52,9 @@ def target_time(value: str) -> str:
 
 def target_lsn(value: str) -> str:
     if not LSN.fullmatch(value):
-        raise ValueError(f"--to-lsn: must be a WAL position such as 0/3000060 (hex/hex, 8 digits each at most), "
-                         f"got {value!r}")  # fmt: skip
+        raise ValueError(
+            f"--to-lsn: must be a WAL position such as 0/3000060 (hex/hex, 8 digits each at most), got {value!r}"
+        )
     return value
 
 

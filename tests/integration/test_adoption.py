@@ -1,6 +1,6 @@
 """Adopting a running server in a container of the shipped PostgreSQL 17 image (issue 12's proof, moved to containers).
 
-A "legacy" server as the runbooks found it: tracksolid_db (tracksolid, reporting, and a
+A "legacy" server as it ran before this program: tracksolid_db (tracksolid, reporting, and a
 _timescaledb_catalog schema standing in for the extension's) and fleet_platform (public), every
 object owned by postgres but one matview of reporting_refresher, rows, and six services connected as
 postgres. Then discover, the adoption (the plan of Pulumi.legacy.yaml as rendered SQL, applied while
@@ -30,8 +30,10 @@ from postgres_platform.render import sql
 
 LEGACY = load_stack_values(read_stack_values(stack_file("legacy")))
 
-EXTERNAL = "".join(f"CREATE ROLE {name} LOGIN PASSWORD 'x' CONNECTION LIMIT {spec.connection_limit};\n"
-                   for name, spec in LEGACY.external_roles.items())  # fmt: skip
+EXTERNAL = "".join(
+    f"CREATE ROLE {name} LOGIN PASSWORD 'x' CONNECTION LIMIT {spec.connection_limit};\n"
+    for name, spec in LEGACY.external_roles.items()
+)
 TRACKSOLID = """
 CREATE SCHEMA tracksolid; CREATE SCHEMA reporting; CREATE SCHEMA _timescaledb_catalog;
 CREATE TABLE _timescaledb_catalog.hypertable (id serial PRIMARY KEY, table_name text);
@@ -57,7 +59,7 @@ INSERT INTO public.vehicles (plate) SELECT 'B-' || g FROM generate_series(1, 40)
 CREATE TABLE public.jobs (id serial PRIMARY KEY, name text);
 CREATE TABLE public.alembic_version (version_num text PRIMARY KEY); INSERT INTO public.alembic_version VALUES ('a1');
 """
-# The six services of runbook 000 (application_name, database, connections, statement).
+# The six services that ran on it as postgres (application_name, database, connections, statement).
 SERVICES = [
     ("webhook_receiver", "tracksolid_db", 2, "INSERT INTO tracksolid.positions (device, speed) VALUES ('hook', 1)"),
     ("ingest_worker", "tracksolid_db", 1, "UPDATE tracksolid.readings SET value = value WHERE at = '2026-01-01'"),
@@ -66,9 +68,15 @@ SERVICES = [
     ("gateway", "fleet_platform", 1, "UPDATE public.vehicles SET plate = plate WHERE id = 1"),
     ("cron", "fleet_platform", 1, "INSERT INTO public.jobs (name) VALUES ('nightly')"),
 ]
-# Each service's app in the stack file (runbook 000's table).
-APP_OF = {"webhook_receiver": "webhook_app", "ingest_worker": "ingest_app", "worker": "worker_app",
-          "dashboard_api": "dashboard_app", "gateway": "gateway_app", "cron": "cron_app"}  # fmt: skip
+# Each service's app in the stack file.
+APP_OF = {
+    "webhook_receiver": "webhook_app",
+    "ingest_worker": "ingest_app",
+    "worker": "worker_app",
+    "dashboard_api": "dashboard_app",
+    "gateway": "gateway_app",
+    "cron": "cron_app",
+}
 # Rows the services add while the adoption runs are theirs: checksums cover the rows that were there.
 ROWS_BEFORE = {"tracksolid.positions": "id <= 500", "public.jobs": "false"}
 
@@ -124,13 +132,21 @@ def checksums(servers: Servers) -> dict[str, str]:
     """Rows and an md5 of every table and matview of both databases (the pre-existing rows)."""
     out = {}
     for db in LEGACY.databases:
-        relations = rows(servers, "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON "
-                         "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN "
-                         "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1;", db)  # fmt: skip
+        relations = rows(
+            servers,
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON "
+            "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN "
+            "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1;",
+            db,
+        )
         for rel in relations:
             where = ROWS_BEFORE.get(rel, "true")
-            (out[f"{db}.{rel}"],) = rows(servers, f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY "
-                                         f"t::text), '')) FROM {rel} t WHERE {where};", db)  # fmt: skip
+            (out[f"{db}.{rel}"],) = rows(
+                servers,
+                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY "
+                f"t::text), '')) FROM {rel} t WHERE {where};",
+                db,
+            )
     return out
 
 
@@ -144,7 +160,7 @@ def owners(servers: Servers, db: str) -> dict[str, str]:
         "'information_schema' UNION ALL SELECT p.oid::regprocedure::text || '=' || pg_get_userbyid(p.proowner) "
         "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'tracksolid';",
         db,
-    )  # fmt: skip
+    )
     return dict(line.split("=", 1) for line in found)
 
 
@@ -234,9 +250,19 @@ def test_adopting_the_legacy_server(legacy: Servers) -> None:
 
     # 4. Ownership moved in the app schemas only; the stand-in extension schema and the kept view untouched.
     tracksolid = owners(legacy, "tracksolid_db")
-    for name in ("tracksolid", "reporting", "tracksolid.positions", "tracksolid.positions_id_seq", "tracksolid.readings",
-                 "tracksolid.readings_2026", "tracksolid.batch_seq", "tracksolid.v_fast", "tracksolid.kmh(integer)",
-                 "reporting.daily", "tracksolid.schema_migrations"):  # fmt: skip
+    for name in (
+        "tracksolid",
+        "reporting",
+        "tracksolid.positions",
+        "tracksolid.positions_id_seq",
+        "tracksolid.readings",
+        "tracksolid.readings_2026",
+        "tracksolid.batch_seq",
+        "tracksolid.v_fast",
+        "tracksolid.kmh(integer)",
+        "reporting.daily",
+        "tracksolid.schema_migrations",
+    ):
         assert tracksolid[name] == "tracksolid_db_owner", name
     assert tracksolid["reporting.v_trips"] == "reporting_refresher"
     assert tracksolid["_timescaledb_catalog"] == tracksolid["_timescaledb_catalog.hypertable"] == "postgres"
@@ -257,8 +283,10 @@ def test_adopting_the_legacy_server(legacy: Servers) -> None:
         except psycopg.Error as exc:
             return str(exc)
 
-    legacy.psql("CREATE TABLE tracksolid.made_by_postgres (id int); INSERT INTO tracksolid.made_by_postgres VALUES (1);",
-                database="tracksolid_db")  # today's migration runner still logs in as postgres  # fmt: skip
+    legacy.psql(
+        "CREATE TABLE tracksolid.made_by_postgres (id int); INSERT INTO tracksolid.made_by_postgres VALUES (1);",
+        database="tracksolid_db",
+    )  # today's migration runner still logs in as postgres
     assert run_as("ingest_app", "tracksolid_db", "CREATE TABLE tracksolid.batches (id int)") is None
     assert run_as("ingest_app", "tracksolid_db", "ALTER TABLE tracksolid.positions ADD COLUMN note text") is None
     assert run_as("ingest_app", "tracksolid_db", "INSERT INTO tracksolid.schema_migrations VALUES ('2')") is None
@@ -268,8 +296,9 @@ def test_adopting_the_legacy_server(legacy: Servers) -> None:
     for table in ("tracksolid.positions", "tracksolid.batches", "tracksolid.made_by_postgres"):
         assert run_as("webhook_app", "tracksolid_db", f"INSERT INTO {table} (id) VALUES (9999)") is None, table
     assert "must be owner" in (run_as("webhook_app", "tracksolid_db", "DROP TABLE tracksolid.batches") or "")
-    assert "permission denied" in (run_as("webhook_app", "tracksolid_db",
-                                          "INSERT INTO tracksolid.schema_migrations VALUES ('x')") or "")  # fmt: skip
+    assert "permission denied" in (
+        run_as("webhook_app", "tracksolid_db", "INSERT INTO tracksolid.schema_migrations VALUES ('x')") or ""
+    )
     assert "permission denied" in (run_as("worker_app", "fleet_platform", "SELECT * FROM public.vehicles") or "")
     assert run_as("gateway_app", "fleet_platform", "ALTER TABLE public.vehicles ADD COLUMN vin text") is None
     assert run_as("cron_app", "fleet_platform", "INSERT INTO public.jobs (name) VALUES ('x')") is None
@@ -288,8 +317,10 @@ def test_adopting_the_legacy_server(legacy: Servers) -> None:
         assert stop_services(running) == []
 
     # 7. Drift by hand: a limit changed, an undeclared role holding slots, a grant revoked.
-    legacy.psql("ALTER ROLE worker_app CONNECTION LIMIT 3; CREATE ROLE rogue LOGIN PASSWORD 'x';"
-                "GRANT CONNECT ON DATABASE fleet_platform TO rogue;")  # fmt: skip
+    legacy.psql(
+        "ALTER ROLE worker_app CONNECTION LIMIT 3; CREATE ROLE rogue LOGIN PASSWORD 'x';"
+        "GRANT CONNECT ON DATABASE fleet_platform TO rogue;"
+    )
     legacy.psql("REVOKE SELECT ON tracksolid.positions FROM tracksolid_db_read;", database="tracksolid_db")
     with psycopg.connect(legacy.dsn("rogue", "fleet_platform", pooled=False, password="x")):
         code, drift = run_cli(live_budget.main, [*stack, "--dsn", legacy.superuser_dsn(), "--json"])
@@ -310,8 +341,15 @@ MANAGED_ADMIN = ("app_owner", "managed-admin-pw")
 
 @pytest.fixture(scope="module")
 def managed() -> Iterator[Servers]:
-    existing = LEGACY.existing.model_copy(update={"admin_user": "app_owner", "admin_superuser": False,  # type: ignore[union-attr]
-                                                  "keep_owners": [], "object_creators": None})  # fmt: skip
+    assert LEGACY.existing is not None
+    existing = LEGACY.existing.model_copy(
+        update={
+            "admin_user": "app_owner",
+            "admin_superuser": False,
+            "keep_owners": [],
+            "object_creators": None,
+        }
+    )
     config = LEGACY.model_copy(update={"existing": existing, "external_roles": {}})
     with Servers(config) as started:
         # As Heroku or RDS give it: the admin owns the databases and their objects, CREATEROLE, no superuser.
@@ -335,8 +373,12 @@ def test_a_managed_server_with_a_createrole_admin(managed: Servers) -> None:
         conn.execute("CREATE TABLE tracksolid.batches (id int)")  # as tracksolid_db_owner
     with psycopg.connect(managed.dsn("webhook_app", "tracksolid_db", pooled=False), autocommit=True) as conn:
         conn.execute("INSERT INTO tracksolid.batches VALUES (1)")  # the owner's default privileges
-    logins = rows(managed, "SELECT rolname FROM pg_roles WHERE rolname LIKE '%\\_app' AND rolconnlimit > 0 "
-                  "AND NOT rolsuper AND NOT rolcreaterole ORDER BY 1;", "postgres")  # fmt: skip
+    logins = rows(
+        managed,
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE '%\\_app' AND rolconnlimit > 0 "
+        "AND NOT rolsuper AND NOT rolcreaterole ORDER BY 1;",
+        "postgres",
+    )
     assert logins == sorted(LEGACY.apps)
     # What a CREATEROLE admin cannot do: move an object someone else owns (the step names it and stops).
     managed.psql("CREATE TABLE tracksolid.root_owned (id int);", database="tracksolid_db")

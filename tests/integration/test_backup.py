@@ -83,7 +83,9 @@ def test_check_fails_clearly_when_archiving_is_broken(posix: Servers) -> None:
         text = done.stdout + done.stderr
         # It fails, and says where: pgBackRest error [053], the archive path, "Permission denied".
         assert done.returncode != 0 and "ERROR: [053]" in text and "Permission denied" in text, text
-        with psycopg.connect(posix.superuser_dsn(), autocommit=True) as conn:  # what the README says to watch
+        with psycopg.connect(
+            posix.superuser_dsn(), autocommit=True
+        ) as conn:  # what docs/operations/backups-and-restore.md says to watch
             conn.execute("SELECT pg_switch_wal()")
             for _ in range(100):
                 row = conn.execute("SELECT failed_count, last_failed_wal FROM pg_stat_archiver").fetchone()
@@ -129,8 +131,10 @@ def test_a_repository_it_cannot_write_is_named_before_pgbackrest_runs(posix: Ser
         started = time.monotonic()
         done = subprocess.run(["sh", "-c", precheck], capture_output=True, text=True, timeout=60)
         assert done.returncode == 1 and time.monotonic() - started < 10
-        assert done.stderr.strip() == ("pgBackRest repository /var/lib/pgbackrest: not writable by postgres (a "
-                                       "read-only mount, its owner or its mode)")  # fmt: skip
+        assert done.stderr.strip() == (
+            "pgBackRest repository /var/lib/pgbackrest: not writable by postgres (a "
+            "read-only mount, its owner or its mode)"
+        )
     finally:
         posix.repo.chmod(0o750)
     assert subprocess.run(["sh", "-c", precheck], capture_output=True, timeout=60).returncode == 0

@@ -28,7 +28,7 @@ PLAN = access.plan(LOCAL)
 LOGIN_WHY = "a login holds nothing directly, only its memberships"
 LOOKUP = '"pgbouncer"."get_auth"(text)'
 
-# What a hand, a console or a migration adds beyond the plan (the runbooks' "just grant it" fixes).
+# What a hand, a console or a migration adds beyond the plan (the "just grant it" fixes done by hand).
 BEYOND = {
     "tracksolid_db": """
         GRANT DELETE, TRUNCATE ON tracksolid.devices TO worker_app;
@@ -41,28 +41,28 @@ BEYOND = {
 }
 # Each with its problem and its fix, as the check reports them.
 REPORTED = {
-    f"tracksolid_db: worker_app holds DELETE, TRUNCATE on table tracksolid.devices, beyond the plan ({LOGIN_WHY})":
-        "REVOKE DELETE, TRUNCATE ON TABLE tracksolid.devices FROM worker_app CASCADE;",
-    f"tracksolid_db: worker_app holds CREATE on schema tracksolid, beyond the plan ({LOGIN_WHY})":
-        "REVOKE CREATE ON SCHEMA tracksolid FROM worker_app CASCADE;",
-    "tracksolid_db: tracksolid_db_read holds TRUNCATE on table tracksolid.devices, beyond the plan (its level is read)":
-        "REVOKE TRUNCATE ON TABLE tracksolid.devices FROM tracksolid_db_read CASCADE;",
-    "role worker_app is a member of tracksolid_db_write, beyond the plan":
-        "REVOKE tracksolid_db_write FROM worker_app CASCADE;",
+    f"tracksolid_db: worker_app holds DELETE, TRUNCATE on table tracksolid.devices, beyond the plan ({LOGIN_WHY})": "REVOKE DELETE, TRUNCATE ON TABLE tracksolid.devices FROM worker_app CASCADE;",
+    f"tracksolid_db: worker_app holds CREATE on schema tracksolid, beyond the plan ({LOGIN_WHY})": "REVOKE CREATE ON SCHEMA tracksolid FROM worker_app CASCADE;",
+    "tracksolid_db: tracksolid_db_read holds TRUNCATE on table tracksolid.devices, beyond the plan (its level is read)": "REVOKE TRUNCATE ON TABLE tracksolid.devices FROM tracksolid_db_read CASCADE;",
+    "role worker_app is a member of tracksolid_db_write, beyond the plan": "REVOKE tracksolid_db_write FROM worker_app CASCADE;",
     "tracksolid_db: tracksolid_db_read gets DELETE on new tables of tracksolid_db_owner in tracksolid, beyond the plan "
-    "(its level is read)":
-        "ALTER DEFAULT PRIVILEGES FOR ROLE tracksolid_db_owner IN SCHEMA tracksolid REVOKE DELETE ON TABLES FROM "
-        "tracksolid_db_read;",
-}  # fmt: skip
+    "(its level is read)": "ALTER DEFAULT PRIVILEGES FOR ROLE tracksolid_db_owner IN SCHEMA tracksolid REVOKE DELETE ON TABLES FROM "
+    "tracksolid_db_read;",
+}
 
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
     with Servers(LOCAL) as started:
-        started.psql("SET ROLE tracksolid_db_owner; CREATE TABLE tracksolid.devices (id bigserial PRIMARY KEY, note text);"
-                     "INSERT INTO tracksolid.devices (note) VALUES ('a'), ('b'), ('c');", database="tracksolid_db")  # fmt: skip
-        started.psql("SET ROLE fleet_platform_owner; CREATE TABLE public.vehicles (id bigserial PRIMARY KEY);",
-                     database="fleet_platform")  # fmt: skip
+        started.psql(
+            "SET ROLE tracksolid_db_owner; CREATE TABLE tracksolid.devices (id bigserial PRIMARY KEY, note text);"
+            "INSERT INTO tracksolid.devices (note) VALUES ('a'), ('b'), ('c');",
+            database="tracksolid_db",
+        )
+        started.psql(
+            "SET ROLE fleet_platform_owner; CREATE TABLE public.vehicles (id bigserial PRIMARY KEY);",
+            database="fleet_platform",
+        )
         yield started
 
 
@@ -144,8 +144,10 @@ def test_a_changed_lookup_function_is_reported_and_the_plan_restores_it(servers:
         f"WHERE rolname = p_usename $$; {sql.harden_auth_function()}",
         database="fleet_platform",
     )
-    servers.psql(f"ALTER FUNCTION {LOOKUP} OWNER TO tracksolid_db_owner; ALTER FUNCTION {LOOKUP} SECURITY INVOKER;",
-                 database="tracksolid_db")  # fmt: skip
+    servers.psql(
+        f"ALTER FUNCTION {LOOKUP} OWNER TO tracksolid_db_owner; ALTER FUNCTION {LOOKUP} SECURITY INVOKER;",
+        database="tracksolid_db",
+    )
     with psycopg.connect(servers.superuser_dsn("fleet_platform")) as admin:
         assert admin.execute("SELECT count(*) FROM pgbouncer.get_auth('postgres')").fetchone() == (1,)
     code, failures = check(servers)
@@ -197,10 +199,21 @@ def test_re_applying_the_plan_removes_what_is_beyond_it_and_the_apps_lose_it(ser
 
 def step(servers: Servers, database: str) -> dict[str, Any]:
     """The re-apply step's inputs as components/access.py declares them (a local stack's connection)."""
-    connection = {"host": LOOPBACK, "port": servers.pg_port, "user": "postgres", "password": servers.superuser_password,
-                  "sslmode": "disable", "sslrootcert": None}  # fmt: skip
-    return {"connection": connection, "database": database, "purpose": "test",
-            "sql": sql.reapply_script(PLAN, database), "check": sql.reapply_check(PLAN, database)}  # fmt: skip
+    connection = {
+        "host": LOOPBACK,
+        "port": servers.pg_port,
+        "user": "postgres",
+        "password": servers.superuser_password,
+        "sslmode": "disable",
+        "sslrootcert": None,
+    }
+    return {
+        "connection": connection,
+        "database": database,
+        "purpose": "test",
+        "sql": sql.reapply_script(PLAN, database),
+        "check": sql.reapply_check(PLAN, database),
+    }
 
 
 def test_the_re_apply_step_sees_what_is_beyond_the_plan_and_revokes_it(servers: Servers) -> None:
@@ -232,9 +245,11 @@ def test_the_check_makes_a_few_queries_however_many_tables(servers: Servers, mon
         return len(executed)
 
     few = queries()
-    servers.psql("SET ROLE tracksolid_db_owner; DO $$ BEGIN FOR i IN 1..300 LOOP EXECUTE pg_catalog.format("
-                 "'CREATE TABLE tracksolid.t%s (id bigserial PRIMARY KEY, note text)', i); END LOOP; END $$;",
-                 database="tracksolid_db")  # fmt: skip
+    servers.psql(
+        "SET ROLE tracksolid_db_owner; DO $$ BEGIN FOR i IN 1..300 LOOP EXECUTE pg_catalog.format("
+        "'CREATE TABLE tracksolid.t%s (id bigserial PRIMARY KEY, note text)', i); END LOOP; END $$;",
+        database="tracksolid_db",
+    )
     many = queries()
     # Roles and the cluster (databases, memberships) once; per database: relations, database/schema/function
     # privileges, default privileges, migration tables, everything beyond the plan, the lookup function.

@@ -115,8 +115,11 @@ def servers() -> Iterator[Servers]:
             database="fleet_platform",
         )
         # The app to be removed made a table of its own (as itself, not as the owner).
-        started.psql("SET ROLE leaving_app; CREATE TABLE public.leaving_notes (id int); INSERT INTO "
-                     "public.leaving_notes VALUES (1), (2);", database="fleet_platform")  # fmt: skip
+        started.psql(
+            "SET ROLE leaving_app; CREATE TABLE public.leaving_notes (id int); INSERT INTO "
+            "public.leaving_notes VALUES (1), (2);",
+            database="fleet_platform",
+        )
         yield started
 
 
@@ -179,8 +182,9 @@ def test_after_the_up_both_logins_work_and_the_new_app_gets_in(servers: Servers)
         app = login.removesuffix("_a").removesuffix("_b")
         database = servers.config.apps[app].database
         for pooled in (False, True):
-            with psycopg.connect(servers.dsn(login, app if pooled else database, pooled=pooled),
-                                 prepare_threshold=None) as conn:  # fmt: skip
+            with psycopg.connect(
+                servers.dsn(login, app if pooled else database, pooled=pooled), prepare_threshold=None
+            ) as conn:
                 assert conn.execute("SELECT current_user").fetchone() == (login,)
     assert servers.config.active_login("cron_app").role == "cron_app_b"
     # pg_hba.conf was reloaded (the new app's and logins' hostssl lines admit them); a wrong password fails.

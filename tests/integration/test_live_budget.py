@@ -39,14 +39,21 @@ def test_a_server_as_declared_has_no_problem_and_the_contract_holds(servers: Ser
     assert (result["maxConnections"], result["usable"]) == (100, 97)
     assert result["problems"] == [] and code == 0
     roles = {r["role"]: r for r in result["roles"]}  # type: ignore[attr-defined]
-    assert roles["worker_app"] == {"role": "worker_app", "kind": "app", "declared": 5, "serverLimit": 5,
-                                   "connections": 0}  # fmt: skip
+    assert roles["worker_app"] == {
+        "role": "worker_app",
+        "kind": "app",
+        "declared": 5,
+        "serverLimit": 5,
+        "connections": 0,
+    }
     assert roles["pgbouncer_auth"]["kind"] == "system" and roles["postgres"]["kind"] == "superuser"
 
 
 def test_superuser_sessions_undeclared_roles_and_changed_limits_are_reported(servers: Servers) -> None:
-    servers.psql("ALTER ROLE worker_app CONNECTION LIMIT 4; DROP ROLE IF EXISTS rogue; CREATE ROLE rogue LOGIN "
-                 "PASSWORD 'x' CONNECTION LIMIT 1; GRANT CONNECT ON DATABASE fleet_platform TO rogue;")  # fmt: skip
+    servers.psql(
+        "ALTER ROLE worker_app CONNECTION LIMIT 4; DROP ROLE IF EXISTS rogue; CREATE ROLE rogue LOGIN "
+        "PASSWORD 'x' CONNECTION LIMIT 1; GRANT CONNECT ON DATABASE fleet_platform TO rogue;"
+    )
     admin = servers.superuser_dsn("fleet_platform") + " application_name=webhook-service"
     held = [psycopg.connect(admin) for _ in range(3)]
     held.append(psycopg.connect(servers.dsn("rogue", "fleet_platform", pooled=False, password="x")))
@@ -57,8 +64,12 @@ def test_superuser_sessions_undeclared_roles_and_changed_limits_are_reported(ser
             conn.close()
         servers.psql("ALTER ROLE worker_app CONNECTION LIMIT 5;")
     assert code == 1
-    assert {"database": "fleet_platform", "applicationName": "webhook-service", "clientAddr": "127.0.0.1",
-            "count": 3} in result["superuserSessions"]  # type: ignore[operator]  # fmt: skip
+    assert {
+        "database": "fleet_platform",
+        "applicationName": "webhook-service",
+        "clientAddr": "127.0.0.1",
+        "count": 3,
+    } in result["superuserSessions"]  # type: ignore[operator]
     problems = result["problems"]
     assert "role worker_app has CONNECTION LIMIT 4 on the server, 5 declared" in problems  # type: ignore[operator]
     assert "role rogue is not declared but holds 1 connection(s)" in problems  # type: ignore[operator]

@@ -33,8 +33,10 @@ def test_a_saturated_pool_leaves_the_migration_its_direct_slot_and_fails_the_nex
 ) -> None:
     (pool,) = [p for p in pools(CONFIG) if p.app == "gateway_app"]
     assert pool.max_server_connections == CONFIG.apps["gateway_app"].connection_limit - 1 == 14
-    busy = [psycopg.connect(servers.dsn("gateway_app", "gateway_app", pooled=True), prepare_threshold=None)
-            for _ in range(pool.max_server_connections)]  # fmt: skip
+    busy = [
+        psycopg.connect(servers.dsn("gateway_app", "gateway_app", pooled=True), prepare_threshold=None)
+        for _ in range(pool.max_server_connections)
+    ]
     try:
         for conn in busy:  # each holds a server connection: transaction pooling keeps it until COMMIT
             conn.execute("SELECT 1")

@@ -56,13 +56,24 @@ def servers(prod_tls_servers: Servers) -> Servers:
 
 def connection(servers: Servers) -> dict[str, Any]:
     """What components.postgres.AdminConnection.as_secret_input gives the step on a Hetzner stack."""
-    return {"host": LOOPBACK, "port": servers.pg_port, "user": "postgres", "password": servers.superuser_password,
-            "sslmode": "verify-full", "sslrootcert": str(servers.ca_file)}  # fmt: skip
+    return {
+        "host": LOOPBACK,
+        "port": servers.pg_port,
+        "user": "postgres",
+        "password": servers.superuser_password,
+        "sslmode": "verify-full",
+        "sslrootcert": str(servers.ca_file),
+    }
 
 
 def reapply_props(servers: Servers, database: str) -> dict[str, Any]:
-    return {"connection": connection(servers), "database": database, "purpose": "test",
-            "sql": sql.reapply_script(PLAN, database), "check": sql.reapply_check(PLAN, database)}  # fmt: skip
+    return {
+        "connection": connection(servers),
+        "database": database,
+        "purpose": "test",
+        "sql": sql.reapply_script(PLAN, database),
+        "check": sql.reapply_check(PLAN, database),
+    }
 
 
 def test_reapply_runs_over_verify_full_and_its_diff_reports_only_what_is_missing(servers: Servers) -> None:
@@ -71,8 +82,9 @@ def test_reapply_runs_over_verify_full_and_its_diff_reports_only_what_is_missing
     assert engine(SqlApplyProvider(), "diff", "id", props, props) == {"changes": False}  # a clean preview
 
     # A migration creates the migration table after the last up: the write group got it by default.
-    servers.psql("SET ROLE tracksolid_db_owner; CREATE TABLE tracksolid.schema_migrations (v text);",
-                 database="tracksolid_db")  # fmt: skip
+    servers.psql(
+        "SET ROLE tracksolid_db_owner; CREATE TABLE tracksolid.schema_migrations (v text);", database="tracksolid_db"
+    )
     assert engine(SqlApplyProvider(), "diff", "id", props, props) == {"changes": True}
     engine(SqlApplyProvider(), "update", "id", props, props)
     assert engine(SqlApplyProvider(), "diff", "id", props, props) == {"changes": False}
@@ -96,8 +108,13 @@ def test_without_the_stack_ca_verify_full_fails(servers: Servers) -> None:
     props = reapply_props(servers, "fleet_platform")
     props["connection"] = {**props["connection"], "sslrootcert": None}
     request = {"provider": serialize_provider(SqlApplyProvider()), "method": "create", "args": [props]}
-    done = subprocess.run([sys.executable, "-c", ENGINE], input=json.dumps(request), capture_output=True, text=True,
-                          env={"HOME": str(servers.root), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", ENGINE],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env={"HOME": str(servers.root), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode != 0 and "root certificate file" in done.stderr
 
 
@@ -114,8 +131,10 @@ def test_retiring_an_app_moves_what_it_owns_to_the_owner_before_its_role_is_drop
     engine(RoleRetirementProvider(), "delete", "leaving_app", props)
     servers.psql("DROP ROLE leaving_app;")
     with psycopg.connect(servers.superuser_dsn("fleet_platform")) as admin:
-        row = admin.execute("SELECT tableowner, (SELECT count(*) FROM public.left_behind) FROM pg_tables "
-                            "WHERE tablename = 'left_behind'").fetchone()  # fmt: skip
+        row = admin.execute(
+            "SELECT tableowner, (SELECT count(*) FROM public.left_behind) FROM pg_tables "
+            "WHERE tablename = 'left_behind'"
+        ).fetchone()
     assert row == ("fleet_platform_owner", 1)
     engine(RoleRetirementProvider(), "delete", "leaving_app", props)  # a retried delete: the role is gone, no error
 
@@ -123,8 +142,10 @@ def test_retiring_an_app_moves_what_it_owns_to_the_owner_before_its_role_is_drop
 def test_a_step_behind_an_open_migration_gives_up_in_one_line_and_succeeds_once_it_ends(servers: Servers) -> None:
     """A migration's ALTER TABLE left open: the re-apply step does not queue behind it (which would
     block every query behind the step too); it names who holds the lock, then runs once it is gone."""
-    servers.psql("SET ROLE tracksolid_db_owner; CREATE TABLE IF NOT EXISTS tracksolid.schema_migrations (v text);",
-                 database="tracksolid_db")  # fmt: skip
+    servers.psql(
+        "SET ROLE tracksolid_db_owner; CREATE TABLE IF NOT EXISTS tracksolid.schema_migrations (v text);",
+        database="tracksolid_db",
+    )
     props = reapply_props(servers, "tracksolid_db")
     with psycopg.connect(servers.superuser_dsn("tracksolid_db")) as migration:
         migration.execute("SET application_name = 'alembic'")

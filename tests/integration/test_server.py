@@ -191,8 +191,12 @@ def test_no_grant_drift_for_tables_created_later(servers: Servers) -> None:
 
 def test_a_schema_subset_app_reaches_exactly_its_schemas() -> None:
     raw = PROD.model_dump(by_alias=True, exclude_none=True)
-    raw["apps"]["reporting_app"] = {"database": "tracksolid_db", "access": "write", "connectionLimit": 2,
-                                    "schemas": ["reporting"]}  # fmt: skip
+    raw["apps"]["reporting_app"] = {
+        "database": "tracksolid_db",
+        "access": "write",
+        "connectionLimit": 2,
+        "schemas": ["reporting"],
+    }
     raw["externalRoles"]["dashboard_ro"]["connectionLimit"] = 9  # room in the budget for it
     config = parse(raw)
     with Servers(config) as subset:
@@ -369,10 +373,15 @@ def test_render_sql_twice_changes_nothing(servers: Servers) -> None:
 
 
 def test_the_sql_route_sets_verifiers_from_a_variables_file_and_apps_log_in_direct_and_pooled(servers: Servers) -> None:
-    """README's route: passwords go in on stdin, become SCRAM verifiers in a psql file, never argv."""
+    """The documented route (docs/access-model.md): passwords go in on stdin, become SCRAM verifiers in a psql file, never argv."""
     new = secrets.token_hex(16)
-    made = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_sql.py"), "prod", "--psql-variables"],
-                          input=f"worker_app {new}\n", capture_output=True, text=True, check=True)  # fmt: skip
+    made = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "render_sql.py"), "prod", "--psql-variables"],
+        input=f"worker_app {new}\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert new not in made.stdout and made.stdout.startswith("\\set worker_app_password 'SCRAM-SHA-256$4096:")
     servers.psql(made.stdout + "ALTER ROLE worker_app WITH PASSWORD :'worker_app_password';")
     servers.passwords["worker_app"] = new
@@ -398,8 +407,11 @@ def test_the_settings_table_is_the_shipped_servers_own(servers: Servers) -> None
 def test_no_secret_on_a_command_line_or_as_plaintext_on_disk(servers: Servers) -> None:
     """While the plan is applied (psql in the container, verifiers as variables), no process's argv
     holds a password or verifier; the superuser's password file holds only its verifier."""
-    secret_values = [*servers.passwords.values(), servers.superuser_password,
-                     *(stable_verifier(role, pw) for role, pw in servers.passwords.items())]  # fmt: skip
+    secret_values = [
+        *servers.passwords.values(),
+        servers.superuser_password,
+        *(stable_verifier(role, pw) for role, pw in servers.passwords.items()),
+    ]
     seen: list[str] = []
     done = threading.Event()
 

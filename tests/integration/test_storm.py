@@ -21,8 +21,11 @@ PROD = load_stack_values(read_stack_values(stack_file("prod")))
 def test_storm_of_50_clients_is_absorbed_by_the_pool() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench_pool.py"), "--clients", "50", "--transactions", "3", "--json"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) == {"clients", "backendBudget", "pooled", "direct", "versions"}
