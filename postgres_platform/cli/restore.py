@@ -77,7 +77,9 @@ def commands(
     run = ["docker", "run", "--rm", "--network", "host", "-u", "postgres", *mounts, spec.image, *restore]
     if standby:
         return [run]  # then start the replica's container again: it follows the primary
-    start = ["docker", "run", "-d", "--name", f"{spec.name}-restored", "-u", "postgres", *mounts, spec.image, *copy]
+    # On the host's network as the primary runs, so the copy is reachable on the host at port 5433.
+    start = ["docker", "run", "-d", "--name", f"{spec.name}-restored", "--network", "host", "-u", "postgres"]
+    start += [*mounts, spec.image, *copy]
     return [run, start]
 
 

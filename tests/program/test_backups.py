@@ -103,5 +103,6 @@ def test_restores_never_archive_into_production_and_standbys_follow_it() -> None
     assert (
         "archive_mode=off" in start and "-v" in copy and "/etc/postgres-platform/pgbackrest:/etc/pgbackrest:ro" in copy
     )
+    assert start[start.index("--network") + 1] == "host" and "port=5433" in start  # reachable on the host
     (standby,) = restore.commands("prod", config, "/mnt/pgdata/data", target=None, lsn=None, standby=True)
     assert "--type=standby" in standby and "--archive-mode=off" not in standby
