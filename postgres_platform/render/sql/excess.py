@@ -111,7 +111,13 @@ def _problem(mode: ExcessMode, where: str, privileges: str, what: str) -> str:
     )
 
 
-def _units(name: str, source: str, match: str, mode: ExcessMode) -> str:
+def _planned_when(*matches: str) -> str:
+    """SQL: whether the plan grants an ACL item s, one EXISTS per alternative match: each all equalities,
+    which the planner hashes (an OR inside one EXISTS scans the plan's rows once per ACL item)."""
+    return " OR ".join(f"EXISTS (SELECT 1 FROM planned p WHERE {match})" for match in matches)
+
+
+def _units(name: str, source: str, planned: str, mode: ExcessMode) -> str:
     """CTE: the ACL items of `source` beyond the plan (to revoke) or planned but passable on (option),
     per grantee, grantor and action their privileges, and the objects with the same ones together."""
     where = {
@@ -125,7 +131,7 @@ def _units(name: str, source: str, match: str, mode: ExcessMode) -> str:
         "  FROM (SELECT keyword, schema, object, grantee, grantee_sql, why, grantor, chained, action,\n"
         "      pg_catalog.array_agg(privilege ORDER BY privilege) AS privileges\n"
         "    FROM (SELECT *, CASE WHEN chained OR NOT planned THEN 'revoke' ELSE 'option' END AS action\n"
-        f"      FROM (SELECT s.*, EXISTS (SELECT 1 FROM planned p WHERE {match}) AS planned\n"
+        f"      FROM (SELECT s.*, ({planned}) AS planned\n"
         f"        FROM ({source}) AS s ({_ACL})) x\n"
         f"      WHERE {where}) u\n"
         "    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) o\n"
@@ -133,12 +139,12 @@ def _units(name: str, source: str, match: str, mode: ExcessMode) -> str:
     )
 
 
-def _object_units(name: str, source: str, match: str, mode: ExcessMode, where: str) -> tuple[str, str]:
+def _object_units(name: str, source: str, planned: str, mode: ExcessMode, where: str) -> tuple[str, str]:
     """(CTE, SELECT) of the problems and fixes for the ACL items of `source`."""
     target = "keyword || ' ' || pg_catalog.array_to_string(objects, ', ')"
     what = f"{_NOUN} || CASE WHEN pg_catalog.cardinality(objects) > 1 THEN 's ' ELSE ' ' END || {_listed('objects')}"
     select = f"SELECT {_problem(mode, where, _PRIVILEGES, what)},\n  {_fix(mode, _PRIVILEGES, target)}\nFROM {name}"
-    return _units(name, source, match, mode), select
+    return _units(name, source, planned, mode), select
 
 
 def _relations(public: str) -> str:
@@ -326,22 +332,27 @@ def excess_query(plan: AccessPlan, database: str | None, *, cluster: bool, mode:
         f"planned AS ({_rows(('kind', 'db', 'schema', 'object', 'grantee', 'privilege'), _planned(plan, database))})",
     ]
     same = "p.grantee = s.grantee AND p.privilege = s.privilege"
-    in_schema = f"p.schema = s.schema AND (p.object IS NULL OR p.object = s.name) AND {same}"
+    # Granted on the whole schema (object NULL) or on the object itself.
+    in_schema = (
+        f"p.schema = s.schema AND p.object IS NULL AND {same}",
+        f"p.schema = s.schema AND p.object = s.name AND {same}",
+    )
     parts: list[tuple[str, str]] = []
     if database is not None:
         where = literal(f"{database}: ")
         relations = _relations(public_relations)
-        in_relations = f"p.kind = pg_catalog.lower(s.keyword) AND {in_schema}"
+        in_relations = _planned_when(*(f"p.kind = pg_catalog.lower(s.keyword) AND {m}" for m in in_schema))
         parts.append(_object_units("relation_units", relations, in_relations, mode, where))
         schemas = _schemas(public_schemas)
-        in_schemas = f"p.kind = 'schema' AND p.schema = s.name AND {same}"
+        in_schemas = _planned_when(f"p.kind = 'schema' AND p.schema = s.name AND {same}")
         parts.append(_object_units("schema_units", schemas, in_schemas, mode, where))
         functions = _functions(text_array(auth))
-        parts.append(_object_units("function_units", functions, f"p.kind = 'function' AND {in_schema}", mode, where))
+        in_functions = _planned_when(*(f"p.kind = 'function' AND {m}" for m in in_schema))
+        parts.append(_object_units("function_units", functions, in_functions, mode, where))
         parts += [_columns(mode, public_relations, where), _defaults(plan, database, mode, where)]
     if cluster:
         databases = _databases(public_databases)
-        in_databases = f"p.kind = 'database' AND p.db = s.name AND {same}"
+        in_databases = _planned_when(f"p.kind = 'database' AND p.db = s.name AND {same}")
         parts.append(_object_units("database_units", databases, in_databases, mode, "''"))
         if mode != "rest":  # a membership's fixes are all plain revokes
             parts.append(_memberships(plan, mode))
