@@ -197,6 +197,17 @@ class PostgresServer:
             raise RuntimeError(f"psql failed ({result.returncode}): {result.stderr}")
         return result.stdout
 
+    def client(self, argv: list[str], password: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
+        """A client program of the image (pgbench) inside the container; the password reaches it through
+        the environment, never an argument."""
+        return subprocess.run(
+            exec_argv(self.container, argv, env_from_caller=["PGPASSWORD"]),
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGPASSWORD": password},
+            timeout=timeout,
+        )
+
     def pgbackrest(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         """A rendered pgBackRest command line (render.backup) inside the container, as the Backups
         component runs it there; the server's port is not 5432, so it is told."""

@@ -197,6 +197,16 @@ class Servers:
         """A rendered pgBackRest command line inside the Postgres container (PostgresServer.pgbackrest)."""
         return self._postgres.pgbackrest(argv)
 
+    def pgbench(
+        self, argv: list[str], user: str, database: str, *, pooled: bool, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """pgbench of the Postgres image, inside its container (on the host network, so PgBouncer's loopback
+        port is in reach) as `user`: pooled, `database` is the PgBouncer pool database."""
+        port = self.pgbouncer_port if pooled else self.pg_port
+        password = self.superuser_password if user == SUPERUSER else self.passwords[user]
+        command = ["pgbench", "-h", LOOPBACK, "-p", str(port), "-U", user, *argv, database]
+        return self._postgres.client(command, password, timeout=timeout)
+
     def restart_postgres(self) -> None:
         self._postgres.restart()
 
