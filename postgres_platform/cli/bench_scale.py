@@ -4,7 +4,9 @@
 
 Per N: resources declared, resources per app, the marginal resources of one more app that uses its
 database's default schemas, preflight seconds and peak memory (each preflight in its own process,
-measured with wait4), and the time as a multiple of the prod stack's preflight in the same run.
+measured with wait4), and the time as a multiple of the prod stack's preflight in the same run. And
+`--against` as a PR adding that app runs it (the N+1 stack against the N one): its seconds, as a multiple
+of the N+1 stack's plain preflight, and its peak memory (the larger of its two processes).
 --project runs another checkout's scripts/preflight.py (e.g. an older commit, for before/after).
 A benchmark, not a test: tests/unit/test_bench_scale.py runs it small and checks its arithmetic.
 """
@@ -64,9 +66,10 @@ def plus_one_app(stack: dict[str, Any]) -> dict[str, Any]:
     return {"config": config}
 
 
-def preflight(project: Path, path: Path) -> dict[str, Any]:
+def preflight(project: Path, path: Path, *options: str) -> dict[str, Any]:
     """One preflight in its own process: its JSON report, wall seconds and peak resident memory (wait4)."""
     command = [sys.executable, str(project / "scripts" / "preflight.py"), "--stack-file", str(path), "--json"]
+    command += options
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         process = subprocess.Popen(command, stdout=out, stderr=err, cwd=project)
@@ -97,16 +100,21 @@ def run(apps_counts: list[int], project: Path) -> dict[str, Any]:
             measured = preflight(project, path)
             bigger = Path(tmp) / f"Pulumi.scale{apps}plus1.yaml"
             bigger.write_text(yaml.safe_dump(plus_one_app(stack)))
+            plus_one = preflight(project, bigger)
+            against = preflight(project, bigger, "--against", str(path))
             runs.append(
                 {
                     "apps": apps,
                     "databases": max(1, apps // 10),
                     "resources": measured["resources"],
                     "resourcesPerApp": round(measured["resources"] / apps, 2),
-                    "marginalResourcesPerApp": preflight(project, bigger)["resources"] - measured["resources"],
+                    "marginalResourcesPerApp": plus_one["resources"] - measured["resources"],
                     "seconds": round(measured["seconds"], 2),
                     "peakMb": measured["peakMb"],
                     "timesProd": round(measured["seconds"] / prod["seconds"], 1),
+                    "againstSeconds": round(against["seconds"], 2),
+                    "againstTimesPreflight": round(against["seconds"] / plus_one["seconds"], 2),
+                    "againstPeakMb": against["peakMb"],
                 }
             )
     return {
@@ -128,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     prod = result["prod"]
     print(f"prod stack: {prod['resources']} resources, preflight {prod['seconds']} s, peak {prod['peakMb']} MB")
     print(
-        f"{'apps':>5} {'dbs':>4} {'resources':>9} {'per app':>8} {'marginal':>8} {'seconds':>8} {'x prod':>6} {'MB':>7}"
+        f"{'apps':>5} {'dbs':>4} {'resources':>9} {'per app':>8} {'marginal':>8} {'seconds':>8} {'x prod':>6} "
+        f"{'MB':>7} {'against':>8} {'x plain':>7} {'MB':>7}"
     )
     for r in result["runs"]:
         print(
             f"{r['apps']:>5} {r['databases']:>4} {r['resources']:>9} {r['resourcesPerApp']:>8} "
-            f"{r['marginalResourcesPerApp']:>8} {r['seconds']:>8} {r['timesProd']:>6} {r['peakMb']:>7}"
+            f"{r['marginalResourcesPerApp']:>8} {r['seconds']:>8} {r['timesProd']:>6} {r['peakMb']:>7} "
+            f"{r['againstSeconds']:>8} {r['againstTimesPreflight']:>7} {r['againstPeakMb']:>7}"
         )
     return 0

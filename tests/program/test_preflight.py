@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from postgres_platform.cli import preflight
-from postgres_platform.model.stackfile import ROOT
+from postgres_platform.model.stackfile import ROOT, read_stack_values, stack_file
+from postgres_platform.offline import impact
+from postgres_platform.offline.program import run_program
+from postgres_platform.program.deploy import StackConfigError
 from tests.helpers import BUILT_STACKS, STACKS
 
 PREFLIGHT = [sys.executable, str(ROOT / "scripts" / "preflight.py")]
@@ -146,3 +150,34 @@ def test_markdown_has_budget_table_pie_and_policies() -> None:
     assert "```mermaid\npie showData title primary: max_connections 100" in text
     assert '    "free" : 2' in text
     assert "| connection-budget | mandatory | pass |" in text
+
+
+def local_with_a_database(tmp_path: Path) -> Path:
+    new = tmp_path / "Pulumi.local.yaml"
+    document = yaml.safe_load(stack_file("local").read_text())
+    document["config"]["postgres-platform:databases"]["reports"] = {"schemas": ["public"]}
+    new.write_text(yaml.safe_dump(document))
+    return new
+
+
+def test_against_runs_the_old_stack_aside_and_reports_what_two_runs_in_series_do(tmp_path: Path) -> None:
+    old, new = stack_file("local"), local_with_a_database(tmp_path)
+    result = run("--stack-file", str(new), "--against", str(old), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    changes = report.pop("changes")
+    assert report == json.loads(run("--stack-file", str(new), "--json").stdout)
+    serial = impact.compare(run_program("local", read_stack_values(old)), run_program("local", read_stack_values(new)))
+    # The SDK registers from a thread pool: the order of resources, so of changes, is not the program's.
+    assert sorted(map(json.dumps, changes)) == sorted(json.dumps(c.as_dict()) for c in serial)
+
+
+def test_against_raises_what_the_old_stacks_program_raises(tmp_path: Path) -> None:
+    values = read_stack_values(local_with_a_database(tmp_path))
+    old = read_stack_values(stack_file("local"))
+    apps = json.loads(old["postgres-platform:apps"])
+    apps["worker_app"]["connectionLimit"] = -1
+    old["postgres-platform:apps"] = json.dumps(apps)
+    with pytest.raises(StackConfigError) as caught:
+        preflight.runs_aside("local", values, old)
+    assert "apps.worker_app.connectionLimit: must be an integer >= 1, got -1" in str(caught.value)

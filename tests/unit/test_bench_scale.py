@@ -31,3 +31,6 @@ def test_a_small_run_measures_resources_and_the_marginal_app() -> None:
     # A write app on its database's schemas: its role, its password and its retirement step.
     assert small["marginalResourcesPerApp"] == 3
     assert result["prod"]["resources"] > 100 and small["seconds"] > 0 and small["peakMb"] > 10
+    # --against, the stack of one app more against this one: its time as a multiple of that stack's preflight.
+    assert small["againstSeconds"] > 0 and small["againstPeakMb"] > 10
+    assert 0 < small["againstTimesPreflight"] < 5
