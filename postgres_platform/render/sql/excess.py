@@ -44,6 +44,7 @@ _EXTENSION_MEMBER = (
 )
 _PRIVILEGES = "pg_catalog.array_to_string(privileges, ', ')"
 _NO_PROBLEM = "NULL::pg_catalog.text"
+_PLANNED_COLUMNS = ("kind", "db", "schema", "object", "grantee", "privilege")
 
 
 def _rows(columns: tuple[str, ...], rows: Iterable[tuple[str | None, ...]]) -> str:
@@ -54,24 +55,38 @@ def _rows(columns: tuple[str, ...], rows: Iterable[tuple[str | None, ...]]) -> s
     return f"SELECT * FROM (VALUES {values}) AS v ({', '.join(columns)})"
 
 
-def _managed(plan: AccessPlan, why: bool) -> list[tuple[str | None, ...]]:
-    """(role, kind, why it may hold no more: only with `why`) for every role the plan manages."""
+def _managed(plan: AccessPlan, why: bool) -> str:
+    """A relation (rolname, kind, why it may hold no more: only with `why`) of every role the plan manages,
+    an array of names per kind: every database's query lists them all, so they are kept short."""
     levels = {g.name: g.level for db in plan.databases for g in db.groups}
-    rows = [(r.name, "owner", _WHY["owner"]) for r in plan.owners]
-    rows += [(r.name, "group", f"its level is {levels[r.name]}") for r in plan.groups]
-    for login in plan.logins:
-        kind = "auth" if login.name == AUTH_ROLE else "login"
-        rows.append((login.name, kind, _WHY[kind]))
-    return [(name, kind, reason if why else None) for name, kind, reason in rows]
+    groups = [r.name for r in plan.groups]
+    kinds = {
+        "owner": [r.name for r in plan.owners],
+        "group": groups,
+        "auth": [r.name for r in plan.logins if r.name == AUTH_ROLE],
+        "login": [r.name for r in plan.logins if r.name != AUTH_ROLE],
+    }
+    selects = []
+    for kind, names in kinds.items():
+        if not names:
+            continue
+        reason, arrays, columns = _NO_PROBLEM, text_array(names), "rolname"
+        if why and kind == "group":
+            reason, columns = "'its level is ' || m.level", "rolname, level"
+            arrays += ", " + text_array(levels[g] for g in groups)
+        elif why:
+            reason = literal(_WHY[kind])
+        selects.append(f"SELECT m.rolname, {literal(kind)}, {reason} FROM pg_catalog.unnest({arrays}) AS m ({columns})")
+    return "\n  UNION ALL ".join(selects) or _rows(("rolname", "kind", "why"), ())
 
 
-def _planned(plan: AccessPlan, database: str | None) -> list[tuple[str | None, ...]]:
-    """(kind, database, schema, object, grantee, privilege) the plan grants: every database's database
-    privileges, the others in `database` only."""
+def _planned(plan: AccessPlan, database: str | None, cluster: bool) -> list[tuple[str | None, ...]]:
+    """(kind, database, schema, object, grantee, privilege) the plan grants in `database`, and with
+    `cluster` every database's database privileges (only that query checks them)."""
     return [
         (g.object_type, g.database, g.schema, obj, "PUBLIC" if g.role == "public" else g.role, privilege)
         for g in plan.grants
-        if g.object_type == "database" or g.database == database
+        if (cluster and g.object_type == "database") or (g.object_type != "database" and g.database == database)
         for privilege in g.privileges
         for obj in g.objects or (None,)
     ]
@@ -325,11 +340,11 @@ def excess_query(plan: AccessPlan, database: str | None, *, cluster: bool, mode:
     public_schemas = text_array(auth + ([] if plan.adopted else [*app_schemas, "public"]))
     public_databases = text_array([] if plan.adopted else [db.name for db in plan.databases])
     ctes = [
-        f"managed AS ({_rows(('rolname', 'kind', 'why'), _managed(plan, why=mode != 'revoke'))})",
+        f"managed (rolname, kind, why) AS (\n  {_managed(plan, why=mode != 'revoke')})",
         "grantee AS (\n  SELECT r.oid, m.rolname AS grantee, pg_catalog.quote_ident(m.rolname) AS grantee_sql, "
         "m.kind, m.why\n  FROM managed m JOIN pg_catalog.pg_roles r ON r.rolname = m.rolname\n"
         f"  UNION ALL SELECT 0::pg_catalog.oid, 'PUBLIC', 'PUBLIC', 'public', {literal(_WHY['public'])})",
-        f"planned AS ({_rows(('kind', 'db', 'schema', 'object', 'grantee', 'privilege'), _planned(plan, database))})",
+        f"planned AS ({_rows(_PLANNED_COLUMNS, _planned(plan, database, cluster))})",
     ]
     same = "p.grantee = s.grantee AND p.privilege = s.privilege"
     # Granted on the whole schema (object NULL) or on the object itself.
