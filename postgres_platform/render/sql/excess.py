@@ -70,13 +70,14 @@ def _managed(plan: AccessPlan, why: bool) -> str:
     for kind, names in kinds.items():
         if not names:
             continue
-        reason, arrays, columns = _NO_PROBLEM, text_array(names), "rolname"
-        if why and kind == "group":
-            reason, columns = "'its level is ' || m.level", "rolname, level"
-            arrays += ", " + text_array(levels[g] for g in groups)
+        source, reason = f"pg_catalog.unnest({text_array(names)}) AS m (rolname)", _NO_PROBLEM
+        if why and kind == "group":  # each group with its level, side by side
+            both = f"pg_catalog.unnest({text_array(names)}), pg_catalog.unnest({text_array(levels[g] for g in groups)})"
+            source = f"ROWS FROM ({both}) AS m (rolname, level)"
+            reason = "'its level is ' || m.level"
         elif why:
             reason = literal(_WHY[kind])
-        selects.append(f"SELECT m.rolname, {literal(kind)}, {reason} FROM pg_catalog.unnest({arrays}) AS m ({columns})")
+        selects.append(f"SELECT m.rolname, {literal(kind)}, {reason} FROM {source}")
     return "\n  UNION ALL ".join(selects) or _rows(("rolname", "kind", "why"), ())
 
 
