@@ -28,6 +28,7 @@ class Entry:
     limit: int
     kind: EntryKind
     direct: int | None = None  # an app's slots the pool never takes (directConnections)
+    key: str = ""  # the stack key that sets its limit (for people: what to lower)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class ServerBudget:
     def free(self) -> int:
         return self.usable - self.headroom - self.total
 
+    @property
+    def over(self) -> int:
+        """By how many slots the promises exceed what the server has (0 when the budget fits)."""
+        return max(0, -self.free)
+
     def as_dict(self) -> dict[str, object]:
         """The shape of preflight's --json and of the `budget` stack output."""
         return {
@@ -70,15 +76,29 @@ class ServerBudget:
 def entries(config: PlatformConfig) -> tuple[Entry, ...]:
     # Both alternating logins of an app are valid at once (that is the point): both hold its limit.
     apps = [
-        Entry(login.role, spec.database, spec.connection_limit, "app", spec.direct_slots() if spec.pooled else None)
+        Entry(
+            login.role,
+            spec.database,
+            spec.connection_limit,
+            "app",
+            spec.direct_slots() if spec.pooled else None,
+            f"apps.{app}.connectionLimit",
+        )
         for app, spec in config.apps.items()
         for login in config.logins(app)
     ]
-    external = [Entry(name, None, spec.connection_limit, "external") for name, spec in config.external_roles.items()]
-    system = [Entry(AUTH_ROLE, None, config.auth_role_limit(), "system")] if config.pgbouncer is not None else []
+    external = [
+        Entry(name, None, spec.connection_limit, "external", key=f"externalRoles.{name}.connectionLimit")
+        for name, spec in config.external_roles.items()
+    ]
+    system = (
+        [Entry(AUTH_ROLE, None, config.auth_role_limit(), "system", key="pgbouncer.authConnectionLimit")]
+        if config.pgbouncer is not None
+        else []
+    )
     if config.backup is not None:
         # pgBackRest connects as the superuser (no role limit holds it): a backup and a check at once.
-        system.append(Entry(PGBACKREST, None, PGBACKREST_CONNECTIONS, "system"))
+        system.append(Entry(PGBACKREST, None, PGBACKREST_CONNECTIONS, "system", key="backup"))
     return tuple(apps + external + system)
 
 
@@ -118,6 +138,7 @@ def render_table(server: ServerBudget) -> str:
         ("admin headroom", "-", "reserve", str(server.headroom), "-"),
         ("superuser reserved", "-", "reserve", str(server.superuser_reserved), "-"),
         *([("reserved_connections", "-", "reserve", str(server.reserved), "-")] if server.reserved else []),
+        *([(OVERFLOW_ROW, "-", "overflow", str(server.over), "-")] if server.over else []),
     ]
     header = ("role", "database", "kind", "limit", "direct")  # direct: of the limit, kept from the pool
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
@@ -127,25 +148,108 @@ def render_table(server: ServerBudget) -> str:
             cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
 
-    used = server.total + server.headroom + server.superuser_reserved + server.reserved
     return "\n".join(
         [
-            f"server {server.name}: {used} of {server.max_connections} max_connections promised, {server.free} free",
+            summary_line(server),
             line(header),
             *(line(r) for r in rows),
         ]
     )
 
 
-def problems(config: PlatformConfig) -> list[str]:
-    """One config error per server whose budget does not fit, naming both sides of the sum."""
-    pg = config.postgres
-    return [
+def summary_line(server: ServerBudget) -> str:
+    """`server primary: 76 of 100 max_connections promised, 24 free` (or `, 12 over`)."""
+    used = server.total + server.headroom + server.superuser_reserved + server.reserved
+    left = f"{server.over} OVER" if server.over else f"{server.free} free"
+    return f"server {server.name}: {used} of {server.max_connections} max_connections promised, {left}"
+
+
+OVERFLOW_ROW = "OVER BUDGET"  # the row render_table adds for the slots promised beyond max_connections
+LARGEST = 3  # consumers named when nothing tells which role pushed the budget over
+
+
+@dataclass(frozen=True)
+class Growth:
+    """A role whose limit is new or higher than in an older config."""
+
+    entry: Entry
+    before: int | None  # None: the role is new
+
+    @property
+    def added(self) -> int:
+        return self.entry.limit - (self.before or 0)
+
+    def describe(self) -> str:
+        if self.before is None:
+            return f"{self.entry.role} is new (+{self.entry.limit}, {self.entry.key or self.entry.kind})"
+        return f"{self.entry.role} grew {self.before} -> {self.entry.limit} (+{self.added}, {self.entry.key})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"role": self.entry.role, "key": self.entry.key, "limit": self.entry.limit, "before": self.before}
+
+
+def growth(old: ServerBudget, new: ServerBudget) -> list[Growth]:
+    """The roles of `new` whose limits are new or higher than in `old`, most added slots first."""
+    before = {entry.role: entry.limit for entry in old.entries}
+    grown = [
+        Growth(entry, before.get(entry.role))
+        for entry in new.entries
+        if entry.role not in before or entry.limit > before[entry.role]
+    ]
+    return sorted(grown, key=lambda g: (-g.added, g.entry.role))
+
+
+def largest(server: ServerBudget, count: int = LARGEST) -> list[Entry]:
+    return sorted(server.entries, key=lambda e: (-e.limit, e.role))[:count]
+
+
+def _settings_changed(old: ServerBudget, new: ServerBudget) -> list[str]:
+    pairs = (
+        ("maxConnections", old.max_connections, new.max_connections),
+        ("superuserReservedConnections", old.superuser_reserved, new.superuser_reserved),
+        ("reserved_connections", old.reserved, new.reserved),
+        ("adminHeadroom", old.headroom, new.headroom),
+    )
+    return [f"{name} {before} -> {after}" for name, before, after in pairs if before != after]
+
+
+def _culprits(server: ServerBudget, old: ServerBudget | None, against: str) -> str:
+    grown = growth(old, server) if old is not None else []
+    if grown:
+        return f"against {against}: {', '.join(g.describe() for g in grown)}"
+    named = ", ".join(f"{e.role} {e.limit}" for e in largest(server))
+    if old is None:
+        return f"the largest: {named}"
+    settings = _settings_changed(old, server)
+    return f"against {against} no role grew{' (' + ', '.join(settings) + ')' if settings else ''}; the largest: {named}"
+
+
+def overflow_line(server: ServerBudget, old: ServerBudget | None = None, against: str = "") -> str:
+    """One config error for a server over budget: both sides of the sum, by how much, and what pushed it
+    over: against an older config (`old`, from the file `against`) the roles that grew or are new, or
+    with nothing to compare the largest consumers."""
+    reserved = f" - reserved_connections {server.reserved}" if server.reserved else ""
+    return (
         f"postgres.maxConnections: connection budget of server {server.name} does not fit: roles hold "
         f"{server.total} + adminHeadroom {server.headroom} = {server.total + server.headroom} > {server.usable} "
-        f"usable (maxConnections {pg.max_connections} - superuserReservedConnections "
-        f"{pg.superuser_reserved_connections}{f' - reserved_connections {server.reserved}' if server.reserved else ''})"
-        f", got {pg.max_connections}"
-        for server in compute(config)
-        if server.free < 0
-    ]
+        f"usable (maxConnections {server.max_connections} - superuserReservedConnections "
+        f"{server.superuser_reserved}{reserved}), {server.over} over; {_culprits(server, old, against)} "
+        f"(lower their connectionLimit or raise maxConnections), got {server.max_connections}"
+    )
+
+
+class OverBudget(str):
+    """A config error line (a str, as every other) that also carries the budget it is about, so that a
+    command can still print the budget table with its overflow (preflight)."""
+
+    server: ServerBudget
+
+    def __new__(cls, server: ServerBudget) -> OverBudget:
+        line = super().__new__(cls, overflow_line(server))
+        line.server = server
+        return line
+
+
+def problems(config: PlatformConfig) -> list[str]:
+    """One config error per server whose budget does not fit, naming both sides of the sum."""
+    return [OverBudget(server) for server in compute(config) if server.free < 0]

@@ -38,7 +38,7 @@ ADMIN_PASSWORD_KEY = "existingAdminPassword"  # target existing: the password of
 SECRET_KEYS = ("backupS3Key", "backupS3KeySecret", ADMIN_PASSWORD_KEY)
 
 
-def _required_secrets(config: PlatformConfig) -> dict[str, str]:
+def required_secrets(config: PlatformConfig) -> dict[str, str]:
     """The secret keys this config needs, and what for."""
     needed: dict[str, str] = {}
     if config.backup is not None and config.backup.repo == "s3":
@@ -87,7 +87,7 @@ def load_stack_values(values: Mapping[str, Any], secret_keys: Iterable[str] | No
                 value = json.loads(value)
         raw[name] = value
     config = parse(raw)
-    problems = _secret_problems(values, secret_keys, _required_secrets(config))
+    problems = _secret_problems(values, secret_keys, required_secrets(config))
     if problems:
         raise ConfigError(problems)
     return config

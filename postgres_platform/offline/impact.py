@@ -111,7 +111,7 @@ class Change:
     action: Action
     data_loss: bool
     interruption: bool
-    inputs: tuple[str, ...] = ()  # the inputs that changed (for people; not in the JSON contract)
+    inputs: tuple[str, ...] = ()  # the inputs that changed (camelCase, as the engine sends them)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -120,7 +120,13 @@ class Change:
             "action": self.action,
             "dataLoss": self.data_loss,
             "interruption": self.interruption,
+            "properties": list(self.inputs),
         }
+
+
+ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete")  # the summary's order
+MARKERS: dict[Action, str] = {"create": "+", "update": "~", "replace": "±", "delete": "-"}
+_RISK: dict[Action, int] = {"delete": 0, "replace": 1, "update": 2, "create": 3}  # the listing's order
 
 
 def _managed(resource: Registered) -> bool:
@@ -186,27 +192,53 @@ def compare(old: ProgramRun, new: ProgramRun) -> list[Change]:
                 change = dataclasses.replace(change, data_loss=True)
             changes.append(change)
     changes += [_change(resource, "delete") for resource in before.values()]
-    return changes
+    # The SDK registers from a thread pool, so registration order varies: the riskiest first, then by name.
+    return sorted(changes, key=lambda c: (not c.data_loss, _RISK[c.action], c.resource, c.type))
+
+
+def summary(changes: list[Change]) -> dict[str, int]:
+    """How many changes of each action, how many lose data and how many interrupt apps (JSON `summary`)."""
+    counts: dict[str, int] = {action: sum(c.action == action for c in changes) for action in ACTIONS}
+    return {
+        **counts,
+        "dataLoss": sum(c.data_loss for c in changes),
+        "interruption": sum(c.interruption for c in changes),
+    }
+
+
+def summary_line(changes: list[Change]) -> str:
+    """`3 to create, 1 to update, 0 to replace, 0 to delete; 0 lose data, 0 interrupt apps`."""
+    counts = summary(changes)
+    actions = ", ".join(f"{counts[action]} to {action}" for action in ACTIONS)
+    return f"{actions}; {counts['dataLoss']} lose data, {counts['interruption']} interrupt apps"
+
+
+def _row(change: Change) -> tuple[str, ...]:
+    return (
+        MARKERS[change.action],
+        change.resource,
+        change.type,
+        change.action,
+        "DATA LOSS" if change.data_loss else "",
+        "interruption" if change.interruption else "",
+        ", ".join(change.inputs),
+    )
 
 
 def render_table(changes: list[Change], markdown: bool = False) -> str:
+    """The summary line, then one line per change: its marker (+ create, ~ update, ± replace, - delete),
+    resource, type, action, what it costs, and the properties that changed."""
     if not changes:
         return "no changes"
-    rows = [
-        (
-            c.resource,
-            c.type,
-            c.action,
-            "DATA LOSS" if c.data_loss else "",
-            "interruption" if c.interruption else "",
-            ", ".join(c.inputs),
-        )
-        for c in changes
-    ]
+    rows = [_row(c) for c in changes]
     if markdown:
-        head = ["| resource | type | action | data | apps | inputs |", "|---|---|---|---|---|---|"]
+        head = [
+            f"**{summary_line(changes)}**",
+            "",
+            "| | resource | type | action | data | apps | properties |",
+            "|---|---|---|---|---|---|---|",
+        ]
         return "\n".join(head + [f"| {' | '.join(row)} |" for row in rows])
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + f"  {row[5]}" for row in rows
-    )
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:6], widths, strict=True)) + f"  {row[6]}" for row in rows]
+    return "\n".join([summary_line(changes), *(f"  {line.rstrip()}" for line in lines)])

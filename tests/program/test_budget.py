@@ -65,7 +65,9 @@ def test_reserved_connections_take_slots_in_the_config_and_in_the_policy_alike()
         lines = exc.lines
     assert lines == [
         "postgres.maxConnections: connection budget of server primary does not fit: roles hold 39 + adminHeadroom 5 "
-        "= 44 > 37 usable (maxConnections 100 - superuserReservedConnections 3 - reserved_connections 60), got 100"
+        "= 44 > 37 usable (maxConnections 100 - superuserReservedConnections 3 - reserved_connections 60), 7 over; "
+        "the largest: gateway_app 15, webhook_app 10, grafana_ro 5 (lower their connectionLimit or raise "
+        "maxConnections), got 100"
     ]
     config["postgres"]["settings"] = {"reserved_connections": 10}
     fits = budget.compute(parse(config))[0]

@@ -168,11 +168,31 @@ def test_preflight_against_reports_changes_in_json_and_refuses_data_loss(tmp_pat
         "action": "create",
         "dataLoss": False,
         "interruption": False,
+        "properties": [],
     } in report["changes"]
-    assert set(report) == {"stack", "servers", "resources", "policies", "versions", "changes"}
+    # The properties that change (camelCase, as in the stack's resources): for each update, none for a create.
+    updates = {c["resource"]: c["properties"] for c in report["changes"] if c["action"] == "update"}
+    assert updates and all(updates.values()), updates
+    assert all(c["properties"] == [] for c in report["changes"] if c["action"] in ("create", "delete"))
+    assert set(report) == {
+        "stack",
+        "servers",
+        "resources",
+        "policies",
+        "versions",
+        "secrets",
+        "problems",
+        "summary",
+        "changes",
+    }
+    assert report["problems"] == [] and report["summary"]["delete"] == 0
 
     assert preflight.main(["--stack-file", str(old), "--against", str(new), "--json"]) == 1  # the reverse drops it
     captured = capsys.readouterr()
     assert "refused: these changes lose data: access-reports" in captured.err
+    reverse = json.loads(captured.out)
+    lost = [c["resource"] for c in reverse["changes"] if c["dataLoss"]]
+    assert reverse["summary"]["dataLoss"] == len(lost) and "access-reports" in lost
+    assert [p["problem"] for p in reverse["problems"]] == [f"refused: these changes lose data: {', '.join(lost)}"]
     assert preflight.main(["--stack-file", str(old), "--against", str(new), "--json", "--accept-data-loss"]) == 0
     assert read_stack_values(old) == read_stack_values(stack_file("local"))

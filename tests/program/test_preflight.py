@@ -39,10 +39,17 @@ def test_the_script_is_the_same_command() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_json_report_contract(stack: str) -> None:
-    result = run(stack, "--json")
-    assert result.returncode == 0, result.stderr
+    result = run(stack, "--json", "--require-secrets")
     report = json.loads(result.stdout)  # stdout holds only the JSON
-    assert set(report) == {"stack", "servers", "resources", "policies", "versions"}
+    assert set(report) == {"stack", "servers", "resources", "policies", "versions", "secrets", "problems"}
+    # The repository's stack files hold no secrets: a stack that needs one ran and found that problem.
+    missing = [s["key"] for s in report["secrets"] if not s["present"]]
+    assert result.returncode == (1 if missing else 0), result.stderr
+    assert run(stack, "--json").returncode == 0  # without --require-secrets they are listed only
+    assert [p["problem"].split(":")[0:2] for p in report["problems"]] == [k.split(":") for k in missing]
+    assert all(set(p) == {"problem", "fix"} and k in p["fix"] for p, k in zip(report["problems"], missing, strict=True))
+    for secret in report["secrets"]:
+        assert set(secret) == {"key", "present", "neededFor"}
     # What the stack's images carry: the figures the real-container tests check the running servers report.
     if stack in BUILT_STACKS:
         assert report["versions"] == {"postgres": "17.12", "pgbackrest": "2.55.1", "pgbouncer": "1.24.1"}
@@ -96,19 +103,22 @@ def test_text_report_lists_resources_and_budget() -> None:
     assert "server primary: 70 of 100 max_connections promised, 30 free" in result.stdout
 
 
-def test_config_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_config_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A bad config: preflight could not run (2); under --json the error is a JSON object on stdout."""
     stack = tmp_path / "Pulumi.broken.yaml"
     text = (ROOT / "Pulumi.local.yaml").read_text().replace("connectionLimit: 5}", "connectionLimit: -1}", 1)
     stack.write_text(text)
     result = run("--stack-file", str(stack), "--json")
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert result.stderr.strip() == "apps.worker_app.connectionLimit: must be an integer >= 1, got -1"
+    line = "apps.worker_app.connectionLimit: must be an integer >= 1, got -1"
+    assert result.returncode == 2
+    assert result.stderr.strip() == line
+    out = json.loads(result.stdout)
+    assert out["error"] == line and [p["problem"] for p in out["problems"]] == [line]
 
 
-def test_missing_stack_file_exit_1() -> None:
+def test_missing_stack_file_exit_2() -> None:
     result = run("--stack-file", "/nonexistent/Pulumi.x.yaml")
-    assert result.returncode == 1 and "no such stack file" in result.stderr
+    assert result.returncode == 2 and "no such stack file" in result.stderr
 
 
 def test_mandatory_violation_exits_1_advisory_does_not(
@@ -166,10 +176,13 @@ def test_against_runs_the_old_stack_aside_and_reports_what_two_runs_in_series_do
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     changes = report.pop("changes")
+    summary = report.pop("summary")
     assert report == json.loads(run("--stack-file", str(new), "--json").stdout)
     serial = impact.compare(run_program("local", read_stack_values(old)), run_program("local", read_stack_values(new)))
     # The SDK registers from a thread pool: the order of resources, so of changes, is not the program's.
     assert sorted(map(json.dumps, changes)) == sorted(json.dumps(c.as_dict()) for c in serial)
+    assert summary == impact.summary(serial) and summary["create"] == sum(c["action"] == "create" for c in changes) > 0
+    assert changes == [c.as_dict() for c in serial]  # sorted: the same order however the SDK registered them
 
 
 def test_against_raises_what_the_old_stacks_program_raises(tmp_path: Path) -> None:
