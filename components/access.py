@@ -87,12 +87,18 @@ class DatabaseAccess(pulumi.ComponentResource):
         admin = args.admin.as_secret_input()  # one Output for every SQL step
         databases: dict[str, postgresql.Database] = {}
         structures: dict[str, list[pulumi.Resource]] = {}  # what a database's grants and steps wait for
+        granted: dict[str, list[pulumi.Resource]] = {}
         for db in plan.databases:
             database, schemas = declare_structure(db)
             structure = [database, *schemas, *(self._auth_function(db.name, database) if plan.has_pgbouncer else [])]
-            privileges = self._privileges(plan, db.name, structure)
-            self._reapply(plan, db.name, admin, after=structure + privileges)
+            granted[db.name] = structure + self._privileges(plan, db.name, structure)
             databases[db.name], structures[db.name] = database, structure
+        for db in plan.databases:
+            # The step holding the database privileges revokes them on every database (PUBLIC's CONNECT
+            # under the lockdown): it waits for every database's grants, so no declared role is cut off.
+            cluster = sql.holds_cluster(plan, db.name)
+            after = [r for name, resources in granted.items() if cluster or name == db.name for r in resources]
+            self._reapply(plan, db.name, admin, after=after)
         for move in plan.ownership:
             self._move_ownership(plan, move, admin, after=structures[move.database])
         by_name = {db.name: db for db in plan.databases}

@@ -143,6 +143,10 @@ class AccessPlan:
     admin_superuser: bool = True  # False on a managed server: CREATEROLE only
     adopted: bool = False  # databases and schemas exist: never created, their owners never changed
     has_pgbouncer: bool = True  # a PgBouncer: its auth role, schema and lookup function
+    # An adopted server locked down (existing.lockdown): PUBLIC's CONNECT on its databases is beyond the plan,
+    # each group and external role holds CONNECT itself (docs/operations/adopting-a-running-server.md).
+    lockdown: bool = False
+    external_roles: tuple[str, ...] = ()  # roles managed elsewhere (externalRoles): not created here
 
     @property
     def roles(self) -> tuple[Role, ...]:
@@ -203,6 +207,7 @@ def plan(config: PlatformConfig) -> AccessPlan:
     # On an adopted server others create tables too (a migration runner logged in as postgres): their
     # new tables get the groups' grants as well, or every migration would need its own GRANT.
     creators = existing.creators() if existing is not None else ()
+    lockdown = existing is not None and existing.lockdown
 
     grants: list[Grant] = []
     defaults: list[DefaultPrivilege] = []
@@ -214,6 +219,10 @@ def plan(config: PlatformConfig) -> AccessPlan:
             # (docs/decisions/0005-public-kept-on-adopted-databases.md).
             grants.append(Grant("public", db.name, "database", ()))
             grants.append(Grant("public", db.name, "schema", ("USAGE",), schema="public"))
+        if lockdown:
+            # PUBLIC's CONNECT goes (the re-apply step revokes it once no undeclared role depends on it):
+            # the roles declared elsewhere connect by their own grant, the apps through their groups'.
+            grants += [Grant(role, db.name, "database", ("CONNECT",)) for role in config.external_roles]
         if has_pgbouncer:
             grants.append(Grant(AUTH_ROLE, db.name, "database", ("CONNECT",)))
             grants.append(Grant(AUTH_ROLE, db.name, "schema", ("USAGE",), schema=AUTH_SCHEMA))
@@ -265,6 +274,8 @@ def plan(config: PlatformConfig) -> AccessPlan:
         admin_superuser=existing.admin_superuser if existing is not None else True,
         adopted=config.adopted,
         has_pgbouncer=has_pgbouncer,
+        lockdown=lockdown,
+        external_roles=tuple(config.external_roles),
     )
 
 

@@ -155,7 +155,21 @@ def _existing_checks(config: PlatformConfig) -> list[str]:
         _adopted_server_checks(config)
         + _adopted_pgbouncer_checks(config, existing)
         + _keep_owner_checks(config, existing)
+        + _admin_address_checks(existing)
     )
+
+
+def _admin_address_checks(existing: ExistingConfig) -> list[str]:
+    """The admin's addresses, which the server's pg_hba.conf should admit the admin from (and from nowhere
+    else): a small known range, and only where the admin is a superuser (a managed server's pg_hba is the
+    provider's)."""
+    cidrs = existing.admin_cidrs
+    if cidrs is None:
+        return []
+    if not existing.admin_superuser:
+        message = "needs existing.adminSuperuser: a managed server's pg_hba.conf is the provider's"
+        return [problem("existing.adminCidrs", message, cidrs)]
+    return [problem("existing.adminCidrs", f"together admit the admin from {wide}", cidrs) for wide in too_wide(cidrs)]
 
 
 def _adopted_server_checks(config: PlatformConfig) -> list[str]:

@@ -121,6 +121,15 @@ class ExistingConfig(ConfigModel):
     pgbouncer_host: PgBouncerHostConfig | None = Field(None, alias="pgbouncerHost")
     """Where PgBouncer runs, required with a pgbouncer section; absent: no PgBouncer, apps get direct
     DSNs only."""
+    lockdown: bool = False
+    """The end of the cutover (default false): true revokes PUBLIC's CONNECT on the adopted databases and
+    grants CONNECT to each database's groups and to every external role, so an app of one database can no
+    longer connect to another. `pulumi up` refuses it while a role nobody declared connects only through
+    PUBLIC (live_budget.py names it). To undo it, GRANT CONNECT to PUBLIC by hand first, then set false."""
+    admin_cidrs: Annotated[list[Cidr], Field(min_length=1)] | None = Field(None, alias="adminCidrs")
+    """Where the admin (a superuser) may log in from, e.g. [203.0.113.10/32]; live_budget.py checks the
+    server's pg_hba.conf admits it from these only (`python3 -m postgres_platform.ops.lockdown STACK`
+    prints the lines to add). Absent: not checked (a managed server's pg_hba is the provider's)."""
 
     def creators(self) -> tuple[str, ...]:
         return tuple(self.object_creators if self.object_creators is not None else [self.admin_user])

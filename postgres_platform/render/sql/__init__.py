@@ -16,9 +16,11 @@ from postgres_platform.render.sql.excess import (
     SHOWN_OBJECTS,
     ExcessMode,
     excess_query,
+    holds_cluster,
     revoke_excess,
 )
 from postgres_platform.render.sql.grants import default_privilege_statements, grant_statements, revoke_migration_writes
+from postgres_platform.render.sql.lockdown import cut_off_query, declared_roles, lockdown_guard
 from postgres_platform.render.sql.ownership import (
     ownership_candidates,
     ownership_check,
@@ -42,12 +44,16 @@ __all__ = [
     "AuthFunction",
     "ExcessMode",
     "auth_function_statements",
+    "cut_off_query",
+    "declared_roles",
     "default_privilege_statements",
     "excess_query",
     "grant_statements",
     "harden_auth_function",
+    "holds_cluster",
     "ident",
     "literal",
+    "lockdown_guard",
     "membership_statements",
     "ownership_candidates",
     "ownership_check",

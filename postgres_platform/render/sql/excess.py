@@ -206,14 +206,17 @@ def _functions(auth: str) -> str:
     )
 
 
-def _databases(public: str) -> str:
+def _databases(public: str, locked: str) -> str:
+    """ACL items of databases: PUBLIC's where the plan owns PUBLIC, and PUBLIC's CONNECT where the lockdown
+    takes it (an adopted server's: PUBLIC keeps TEMPORARY there, which admits no one without CONNECT)."""
     return (
         "SELECT 'DATABASE', NULL::pg_catalog.text, d.datname::pg_catalog.text, pg_catalog.quote_ident(d.datname),\n"
         f"          {_GRANTEE}, a.grantor <> d.datdba, a.privilege_type, a.is_grantable\n"
         "        FROM pg_catalog.pg_database d\n"
         "        CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) a\n"
         "        JOIN grantee g ON g.oid = a.grantee\n"
-        f"        WHERE a.grantee <> d.datdba AND (a.grantee <> 0 OR d.datname = ANY ({public}))"
+        f"        WHERE a.grantee <> d.datdba AND (a.grantee <> 0 OR d.datname = ANY ({public})\n"
+        f"          OR (a.privilege_type = 'CONNECT' AND d.datname = ANY ({locked})))"
     )
 
 
@@ -340,6 +343,8 @@ def excess_query(plan: AccessPlan, database: str | None, *, cluster: bool, mode:
     public_relations = text_array(auth + ([] if plan.adopted else app_schemas))
     public_schemas = text_array(auth + ([] if plan.adopted else [*app_schemas, "public"]))
     public_databases = text_array([] if plan.adopted else [db.name for db in plan.databases])
+    # Locked down, PUBLIC's CONNECT on the adopted databases is beyond the plan too.
+    locked_databases = text_array([db.name for db in plan.databases] if plan.lockdown else [])
     ctes = [
         f"managed (rolname, kind, why) AS (\n  {_managed(plan, why=mode != 'revoke')})",
         "grantee AS (\n  SELECT r.oid, m.rolname AS grantee, pg_catalog.quote_ident(m.rolname) AS grantee_sql, "
@@ -367,7 +372,7 @@ def excess_query(plan: AccessPlan, database: str | None, *, cluster: bool, mode:
         parts.append(_object_units("function_units", functions, in_functions, mode, where))
         parts += [_columns(mode, public_relations, where), _defaults(plan, database, mode, where)]
     if cluster:
-        databases = _databases(public_databases)
+        databases = _databases(public_databases, locked_databases)
         in_databases = _planned_when(f"p.kind = 'database' AND p.db = s.name AND {same}")
         parts.append(_object_units("database_units", databases, in_databases, mode, "''"))
         if mode != "rest":  # a membership's fixes are all plain revokes

@@ -6,14 +6,17 @@ from postgres_platform.model.access import AccessPlan
 from postgres_platform.render.sql.auth_function import auth_function_hardened, harden_auth_function
 from postgres_platform.render.sql.excess import excess_query, holds_cluster, revoke_excess
 from postgres_platform.render.sql.grants import migration_revokes_in, migration_writes_revoked, revoke_migration_writes
+from postgres_platform.render.sql.lockdown import lockdown_guard
 
 
 def reapply_script(plan: AccessPlan, database: str) -> str:
     """What the SqlApply step runs in one database on every up (and render_script runs there too): the
     lookup function's search_path, the migration-table revokes, and every privilege beyond the plan
-    revoked (revoke_excess), in one transaction (psycopg sends it as one simple query)."""
+    revoked (revoke_excess), in one transaction (psycopg sends it as one simple query). Under the lockdown,
+    its guard first: the step stops while an undeclared client depends on PUBLIC's CONNECT."""
     revokes = revoke_migration_writes(migration_revokes_in(plan, database))
-    steps = (harden_auth_function() if plan.has_pgbouncer else "", revokes, revoke_excess(plan, database))
+    guard = lockdown_guard(plan, database)
+    steps = (harden_auth_function() if plan.has_pgbouncer else "", revokes, guard, revoke_excess(plan, database))
     return "\n".join(s for s in steps if s)
 
 

@@ -11,6 +11,7 @@ from postgres_platform.render.sql.grants import (
     migration_revokes_in,
     revoke_migration_writes,
 )
+from postgres_platform.render.sql.lockdown import lockdown_guard
 from postgres_platform.render.sql.locks import LOCK_TIMEOUT
 from postgres_platform.render.sql.ownership import ownership_script
 from postgres_platform.render.sql.quoting import ident, literal
@@ -85,8 +86,11 @@ def _database(plan: AccessPlan, db: Database) -> list[str]:
     if revoke:
         out.append(revoke)
     # What the roles hold beyond the plan, in the grants' transaction: the re-apply step's revokes,
-    # then the ones it may not run (an option to pass a privilege on, another grantor's grant).
-    out += [revoke_excess(plan, db.name), revoke_excess(plan, db.name, mode="rest"), "COMMIT;"]
+    # then the ones it may not run (an option to pass a privilege on, another grantor's grant). Under the
+    # lockdown its guard first: the transaction stops while an undeclared client depends on PUBLIC's CONNECT.
+    guard = lockdown_guard(plan, db.name)
+    out += [*([guard] if guard else []), revoke_excess(plan, db.name), revoke_excess(plan, db.name, mode="rest")]
+    out.append("COMMIT;")
     out += [ownership_script(move, plan.admin_superuser) for move in plan.ownership if move.database == db.name]
     return out
 
