@@ -13,7 +13,7 @@ import json
 import os
 import ssl
 import sys
-from collections.abc import Callable
+from typing import Protocol
 
 import psycopg
 
@@ -23,6 +23,10 @@ FOUND_PROBLEMS = 1
 COULD_NOT_RUN = 2
 INTERRUPTED = 130
 PIPE_CLOSED = 141
+
+
+class Main(Protocol):
+    def __call__(self, argv: list[str] | None = None) -> int: ...
 
 
 class CannotRun(Exception):
@@ -52,7 +56,7 @@ def _quiet_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def command(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+def command(main: Main) -> Main:
     """Wrap a command's main with the exits above."""
 
     @functools.wraps(main)
