@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from postgres_platform.cli import errors
 from postgres_platform.harness.s3 import ACCESS_KEY, SECRET_KEY, LocalS3
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model.config import BackupConfig, PlatformConfig, S3RepoConfig
@@ -93,6 +94,7 @@ def drill(servers: Servers) -> dict[str, Any]:
     }
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", choices=["posix", "s3"], default="posix")

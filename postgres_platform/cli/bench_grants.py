@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 
 from postgres_platform.cli.bench_scale import generated_stack
+from postgres_platform.cli.errors import command
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.load import parse
@@ -95,6 +96,7 @@ def run(apps: int, tables: int, runs: int) -> dict[str, Any]:
     return {"tables": tables, "apps": apps, "databases": len(config.databases), **measured, "versions": versions}
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--apps", type=int, default=20, help="apps, ten per database (default 20)")

@@ -31,6 +31,7 @@ from typing import Any
 
 import psycopg
 
+from postgres_platform.cli.errors import command
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.load import load_stack_values
@@ -213,6 +214,7 @@ def _print_storm(result: dict[str, Any], transactions: int) -> None:
             print(f"          {count:5d} x {reason}")
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, help="required for the storm; --pgbench: default 32")

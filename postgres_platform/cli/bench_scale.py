@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from postgres_platform.cli.errors import command
 from postgres_platform.model.images import PGBOUNCER_124, POSTGRES_17
 from postgres_platform.model.stackfile import ROOT, stack_file
 
@@ -123,6 +124,7 @@ def run(apps_counts: list[int], project: Path) -> dict[str, Any]:
     }
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--apps", type=int, nargs="+", default=[50, 500], help="app counts (default 50 500)")

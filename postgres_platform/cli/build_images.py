@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 
+from postgres_platform.cli.errors import command
 from postgres_platform.model.images import BUILDS, DEFAULT_BASE, ImageBuild
 
 
@@ -25,6 +26,7 @@ def build_argv(build: ImageBuild, base: str) -> list[str]:
     return ["docker", "build", "--quiet", "--network", "host", *args, "--tag", build.reference, str(build.directory)]
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default=DEFAULT_BASE, help=f"the Debian base image (default {DEFAULT_BASE})")

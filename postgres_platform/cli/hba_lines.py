@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from postgres_platform.cli.errors import CannotRun, command
+from postgres_platform.cli.errors import COULD_NOT_RUN, CannotRun, command
 from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.ops.lockdown import hba_lines
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = load_chosen(args)
     if chosen is None:
-        return 2
+        return COULD_NOT_RUN
     lines = hba_lines(chosen.config)
     if not lines:
         raise CannotRun(f"{chosen.name}: no lines: set existing.adminCidrs (target existing, adminSuperuser true)")

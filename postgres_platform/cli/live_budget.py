@@ -27,11 +27,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
+from postgres_platform.cli.errors import COULD_NOT_RUN, command, one_line
 from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.ops import grants, live_budget
+from postgres_platform.ops.lockdown import lockdown_problems
 
 
 def render(report: dict[str, Any]) -> str:
@@ -51,6 +56,50 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+BAR = 20  # characters of a role's bar at its limit
+
+
+def bar(connections: int, limit: int) -> str:
+    """`#####...............` : connections against a limit (no limit: none drawn)."""
+    if limit <= 0:
+        return ""
+    filled = min(BAR, round(BAR * connections / limit))
+    return "#" * filled + "." * (BAR - filled)
+
+
+class Watch:
+    """--watch: each refresh stamped with its time; while the server is down, since when (and it retries)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.down_since: str | None = None
+
+    def up(self, report: dict[str, Any]) -> str:
+        self.down_since = None
+        now = _now()
+        if self.as_json:
+            return json.dumps({"time": now, **report})
+        bars = [
+            f"{r['role']:22s} {bar(r['connections'], r['serverLimit'])} {r['connections']}/{r['serverLimit']}"
+            for r in report["roles"]
+            if r["serverLimit"] > 0
+        ]
+        return "\n".join([f"--- {now}", render(report), *bars])
+
+    def down(self, exc: psycopg.OperationalError) -> str:
+        now = _now()
+        self.down_since = self.down_since or now
+        line = one_line(exc) or str(exc)
+        if self.as_json:
+            return json.dumps({"time": now, "downSince": self.down_since, "error": line})
+        return f"--- {now}: server down since {self.down_since}: {line} (retrying)"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
@@ -64,18 +113,27 @@ def main(argv: list[str] | None = None) -> int:
     chosen = load_chosen(args)
     dsn = chosen_dsn(args)
     if chosen is None or dsn is None:
-        return 1
+        return COULD_NOT_RUN
     config = chosen.config
     if args.check_grants:
-        failures = grants.check_grants(config, dsn)
+        failures = grants.check_grants(config, dsn) + lockdown_problems(config, dsn)
         if args.json:
             print(json.dumps({"failures": failures}))
         else:
             print("\n".join(f"{f['problem']}\n  fix: {f['fix']}" for f in failures) or "grants as planned")
         return 1 if failures else 0
+    watch = Watch(args.json)
     while True:
-        report = live_budget.assess(config, live_budget.snapshot(dsn))
-        print(json.dumps(report) if args.json else render(report), flush=True)
-        if args.watch is None:
-            return 1 if report["problems"] else 0
+        try:
+            report = live_budget.assess(config, live_budget.snapshot(dsn))
+            report["problems"] += [f"{p['problem']} (fix: {p['fix']})" for p in lockdown_problems(config, dsn)]
+        except psycopg.OperationalError as exc:
+            if args.watch is None:
+                raise
+            print(watch.down(exc), flush=True)
+        else:
+            if args.watch is None:
+                print(json.dumps(report) if args.json else render(report), flush=True)
+                return 1 if report["problems"] else 0
+            print(watch.up(report), flush=True)
         time.sleep(args.watch)

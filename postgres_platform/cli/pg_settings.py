@@ -14,6 +14,7 @@ import sys
 
 import psycopg
 
+from postgres_platform.cli.errors import command
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.model.settings import TABLE_FILE
@@ -35,6 +36,7 @@ def read_table(dsn: str) -> dict[str, object]:
     }
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     config = load_stack_values(read_stack_values(stack_file("local"))).model_copy(update={"backup": None})
     with Servers(config) as servers:

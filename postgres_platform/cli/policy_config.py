@@ -9,16 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 
+from postgres_platform.cli.errors import COULD_NOT_RUN, command
 from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.offline.policy_config import policy_config
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
     chosen = load_chosen(parser.parse_args(argv))
     if chosen is None:
-        return 1
+        return COULD_NOT_RUN
     config = chosen.config
     print(json.dumps(policy_config(config), indent=2))
     return 0

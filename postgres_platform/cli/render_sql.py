@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from postgres_platform.cli.errors import COULD_NOT_RUN, command
 from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.model import access
 from postgres_platform.render import sql
 from postgres_platform.render.scram import stable_verifier
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = load_chosen(args)
     if chosen is None:
-        return 1
+        return COULD_NOT_RUN
     config = chosen.config
     plan = access.plan(config)
     if not args.psql_variables:
@@ -46,6 +48,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"stdin line {number}: must be `ROLE PASSWORD` for a login role of the plan, got role {role!r}",
                 file=sys.stderr,
             )
-            return 1
+            return COULD_NOT_RUN
         print(f"\\set {sql.password_variable(role)} {sql.literal(stable_verifier(role, password))}")
     return 0

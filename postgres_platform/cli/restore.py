@@ -21,6 +21,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from postgres_platform.cli.errors import COULD_NOT_RUN, command
 from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import PGDATA, PRIMARY
@@ -83,6 +84,7 @@ def commands(
     return [run, start]
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
@@ -98,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         lsn = target_lsn(args.to_lsn) if args.to_lsn is not None else None
     except ValueError as exc:
         print(exc, file=sys.stderr)
-        return 1
+        return COULD_NOT_RUN
     chosen = load_chosen(args)
     if chosen is None:
-        return 1
+        return COULD_NOT_RUN
     stack, path, config = chosen.name, chosen.path, chosen.config
     if config.backup is None:
         print(f"{path}: the stack has no backup section", file=sys.stderr)
-        return 1
+        return COULD_NOT_RUN
     steps = commands(stack, config, args.pg_path, target=to_time, lsn=lsn, standby=args.standby)
     for step in steps:
         print(shlex.join(step))

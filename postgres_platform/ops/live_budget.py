@@ -1,7 +1,7 @@
 """The live budget: who holds a running server's slots now, against what the stack declares.
 
-`snapshot()` reads the server (client backends only); `assess()` is pure: it compares a snapshot with
-the config's budget and names every drift.
+`snapshot()` reads the server (client backends only, its own connection left out); `assess()` is
+pure: it compares a snapshot with the config's budget and names every drift.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class Snapshot:
 
 
 ROLES = """
-SELECT r.rolname, r.rolsuper, r.rolconnlimit, count(a.pid) FILTER (WHERE a.backend_type = 'client backend')
+SELECT r.rolname, r.rolsuper, r.rolconnlimit,
+  count(a.pid) FILTER (WHERE a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid())
 FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_stat_activity a ON a.usesysid = r.oid
 WHERE r.rolcanlogin OR a.pid IS NOT NULL
 GROUP BY 1, 2, 3 ORDER BY 1

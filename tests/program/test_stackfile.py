@@ -26,9 +26,8 @@ from postgres_platform.model.stackfile import (
 )
 
 LOCAL = (ROOT / "Pulumi.local.yaml").read_text()
-# What each command exits with for a stack file it cannot read: preflight follows cli/errors.py (2: could not
-# run); render_sql and policy_config still exit 1 (change this table when they follow it too).
-COULD_NOT_RUN = {preflight.main: 2, render_sql.main: 1, policy_config.main: 1}
+# What each command exits with for a stack file it cannot read: 2, could not run (cli/errors.py).
+COULD_NOT_RUN = {preflight.main: 2, render_sql.main: 2, policy_config.main: 2}
 
 BAD_FILES = [
     ("not YAML", "config:\n  postgres-platform:target: [local\n", "Pulumi.bad.yaml:3: not valid YAML"),
@@ -341,7 +340,7 @@ SCRIPT_CASES = [
 
 
 @pytest.mark.parametrize(("case", "data", "line", "expected"), SCRIPT_CASES, ids=[c[0] for c in SCRIPT_CASES])
-def test_as_a_script_under_an_address_space_limit_one_line_and_exit_1(
+def test_as_a_script_under_an_address_space_limit_one_line_and_exit_2(
     tmp_path: Path, case: str, data: bytes, line: int, expected: str
 ) -> None:
     path = tmp_path / "Pulumi.bad.yaml"

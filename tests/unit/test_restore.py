@@ -94,7 +94,7 @@ def test_a_time_with_its_zone_reaches_pgbackrest_in_utc(
 def test_any_other_time_is_one_line_naming_the_flag_and_the_value(
     capsys: pytest.CaptureFixture[str], given: str
 ) -> None:
-    assert restore.main(["prod", f"--to-time={given}", "--pg-path", PG_PATH]) == 1
+    assert restore.main(["prod", f"--to-time={given}", "--pg-path", PG_PATH]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # no command printed, so none to copy and run
     lines = captured.err.strip().splitlines()
@@ -111,7 +111,7 @@ def test_a_wal_position_reaches_pgbackrest_as_given(capsys: pytest.CaptureFixtur
 
 @pytest.mark.parametrize("given", BAD_LSNS)
 def test_anything_else_as_a_wal_position_is_one_line(capsys: pytest.CaptureFixture[str], given: str) -> None:
-    assert restore.main(["prod", f"--to-lsn={given}", "--pg-path", PG_PATH]) == 1
+    assert restore.main(["prod", f"--to-lsn={given}", "--pg-path", PG_PATH]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert captured.out == "" and len(lines) == 1
@@ -127,13 +127,13 @@ def test_a_standby_needs_no_target(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_time_is_checked_before_the_stack_is_read(capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         restore.main(["--stack-file", "/nonexistent/Pulumi.x.yaml", "--to-time", "yesterday", "--pg-path", PG_PATH])
-        == 1
+        == 2
     )
     assert capsys.readouterr().err.startswith("--to-time: ")
 
 
 def test_a_stack_without_backups_is_still_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert restore.main(["legacy", "--to-time", "2026-11-21 09:30:00+00", "--pg-path", PG_PATH]) == 1
+    assert restore.main(["legacy", "--to-time", "2026-11-21 09:30:00+00", "--pg-path", PG_PATH]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "Pulumi.legacy.yaml" in lines[0]
 
