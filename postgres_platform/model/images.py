@@ -50,7 +50,14 @@ PGBOUNCER_124 = ImageBuild(
     build_args={"PGBOUNCER_VERSION": "1.24.1-1+deb13u2"},
     versions={"pgbouncer": "1.24.1"},
 )
-BUILDS = {build.reference: build for build in (POSTGRES_17, PGBOUNCER_124)}
+# Debian 13's Prometheus 2.53.3 (its promtool checks and unit-tests the generated alert rules).
+PROMETHEUS_253 = ImageBuild(
+    reference="postgres-platform/prometheus:2.53.3-deb13",
+    context="prometheus",
+    build_args={"PROMETHEUS_VERSION": "2.53.3+ds1-2"},
+    versions={"prometheus": "2.53.3"},
+)
+BUILDS = {build.reference: build for build in (POSTGRES_17, PGBOUNCER_124, PROMETHEUS_253)}
 
 MIN_PGBOUNCER = (1, 25, 2)  # upstream: the release with every CVE fix so far
 # Debian builds of older releases that carry those fixes as patches: (version, suite) -> first update.

@@ -1,0 +1,401 @@
+"""Alert rules and the exporter's custom queries, from the stack config and its budget (pure, no pulumi).
+
+One source: model.budget.compute() gives every role's CONNECTION LIMIT and each server's usable slots,
+so a budget change (an app's connectionLimit) changes that role's thresholds. The rules use metrics
+postgres_exporter 0.17.1 and pgbouncer_exporter 0.10.2 expose by themselves (`pg_up`,
+`pg_stat_archiver_failed_count`, `pg_replication_lag_seconds`, `pg_replication_is_replica`,
+`pgbouncer_up`, `pgbouncer_pools_client_waiting_connections`, `pgbouncer_pools_client_maxwait_seconds`)
+and those of the custom queries below (`pgplatform_*`), which postgres_exporter runs as the
+monitoring role (a member of pg_monitor).
+
+Scrape jobs the rules expect: `postgres-primary`, `postgres-replica` (with replicas), `pgbouncer`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from postgres_platform.model import budget
+from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.names import AUTH_ROLE, REPLICATION_ROLE, SUPERUSER
+
+MONITORING_ROLE = "pgplatform_monitor"  # the exporters' login (not yet in the budget: see docs/operations/alerts.md)
+LEVELS = ((0.75, "warning"), (0.90, "critical"))
+WRAPAROUND = 2**31  # transaction IDs before wraparound
+XID_LEVELS = ((0.50, "warning"), (0.75, "critical"))
+BACKUP_MARGIN_HOURS = 6  # a backup may run late or long this much past its schedule's longest gap
+PGBOUNCER_MAXWAIT_SECONDS = 5
+REPLICATION_LAG_SECONDS = 60
+LIVE_BUDGET = "python3 scripts/live_budget.py {stack}"
+DAY_HOURS = 24
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def job(server: str) -> str:
+    return f"postgres-{server}"
+
+
+def _rule(name: str, expr: str, severity: str, summary: str, *, wait: str = "0m", **labels: str) -> dict[str, Any]:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": wait,
+        "labels": {"severity": severity, **labels},
+        "annotations": {"summary": summary},
+    }
+
+
+def _percent(level: float) -> str:
+    return f"{round(level * 100)}"
+
+
+def role_rules(server: budget.ServerBudget, stack: str) -> list[dict[str, Any]]:
+    """One rule per declared role (app or external) and level: each role's limit is a constant here, so
+    the rule reads plainly, names the role's database and key, and promtool can test it role by role."""
+    rules = []
+    for entry in server.entries:
+        if entry.kind == "system":
+            continue
+        for level, severity in LEVELS:
+            threshold = level * entry.limit
+            selector = f'job="{job(server.name)}",usename="{entry.role}"'
+            rules.append(
+                _rule(
+                    f"PostgresRoleConnections{_percent(level)}",
+                    f"pgplatform_role_backends_count{{{selector}}} >= {threshold:g}",
+                    severity,
+                    f"{entry.role} holds {{{{ $value }}}} of its CONNECTION LIMIT {entry.limit} on {server.name}"
+                    f" (database {entry.database or '-'}): find what holds them ({LIVE_BUDGET.format(stack=stack)})"
+                    f" or raise {entry.key} (the budget must still fit)",
+                    role=entry.role,
+                    database=entry.database or "",
+                    server=server.name,
+                )
+            )
+    return rules
+
+
+def server_rules(server: budget.ServerBudget, stack: str) -> list[dict[str, Any]]:
+    total = f'sum(pgplatform_role_backends_count{{job="{job(server.name)}"}})'
+    return [
+        _rule(
+            f"PostgresServerConnections{_percent(level)}",
+            f"{total} >= {level * server.usable:g}",
+            severity,
+            f"{server.name} has {{{{ $value }}}} client backends of {server.usable} usable: find who holds them"
+            f" ({LIVE_BUDGET.format(stack=stack)}), lower a connectionLimit or raise postgres.maxConnections",
+            server=server.name,
+        )
+        for level, severity in LEVELS
+    ]
+
+
+def excluded_roles(config: PlatformConfig, server: budget.ServerBudget) -> list[str]:
+    """Roles that may hold slots without being an app or external entry of the budget."""
+    admin = [config.existing.admin_user] if config.existing is not None else []
+    declared = [entry.role for entry in server.entries]
+    return sorted({*declared, SUPERUSER, AUTH_ROLE, REPLICATION_ROLE, MONITORING_ROLE, *admin})
+
+
+def undeclared_rule(config: PlatformConfig, server: budget.ServerBudget, stack: str) -> dict[str, Any]:
+    selector = f'job="{job(server.name)}",usename!~"{"|".join(re.escape(r) for r in excluded_roles(config, server))}"'
+    superusers = f'pgplatform_role_backends_superuser{{job="{job(server.name)}"}} == 1'
+    return _rule(
+        "PostgresUndeclaredRoleConnections",
+        f"pgplatform_role_backends_count{{{selector}}} > 0 unless on(job, usename) {superusers}",
+        "warning",
+        f"{{{{ $labels.usename }}}} holds {{{{ $value }}}} slots on {server.name} and is in no budget: declare it"
+        f" under externalRoles with a connectionLimit, or drop it ({LIVE_BUDGET.format(stack=stack)})",
+        wait="5m",
+        role="{{ $labels.usename }}",
+        server=server.name,
+    )
+
+
+def admin_cidrs(config: PlatformConfig) -> list[str]:
+    if config.hetzner is not None:
+        return [str(c) for c in config.hetzner.admin_cidrs]
+    if config.existing is not None and config.existing.admin_cidrs:
+        return [str(c) for c in config.existing.admin_cidrs]
+    return []
+
+
+def superuser_rule(stack: str) -> dict[str, Any]:
+    return _rule(
+        "PostgresSuperuserOutsideAdmin",
+        "pgplatform_superuser_outside_count > 0",
+        "critical",
+        "superuser {{ $labels.usename }} has {{ $value }} sessions from {{ $labels.client_addr }}, outside the admin"
+        f" addresses: end them (pg_terminate_backend), check pg_hba.conf ({LIVE_BUDGET.format(stack=stack)})",
+        role="{{ $labels.usename }}",
+    )
+
+
+def pgbouncer_rules() -> list[dict[str, Any]]:
+    pools = 'database!="pgbouncer"'
+    return [
+        _rule(
+            "PgBouncerClientsWaiting",
+            f"pgbouncer_pools_client_waiting_connections{{{pools}}} > 0",
+            "warning",
+            "{{ $value }} clients of {{ $labels.user }} wait for a server connection in pool {{ $labels.database }}:"
+            " the app's pool is full (raise its poolSize within its connectionLimit, or find slow transactions)",
+            wait="2m",
+            role="{{ $labels.user }}",
+            database="{{ $labels.database }}",
+        ),
+        _rule(
+            "PgBouncerMaxWait",
+            f"pgbouncer_pools_client_maxwait_seconds{{{pools}}} > {PGBOUNCER_MAXWAIT_SECONDS}",
+            "critical",
+            "a client of {{ $labels.user }} has waited {{ $value }}s in pool {{ $labels.database }}: the pool is"
+            " exhausted (raise its poolSize within its connectionLimit, or end long transactions)",
+            role="{{ $labels.user }}",
+            database="{{ $labels.database }}",
+        ),
+    ]
+
+
+def replica_rules() -> list[dict[str, Any]]:
+    replica = f'job="{job("replica")}"'
+    return [
+        _rule(
+            "PostgresReplicationLag",
+            f"pg_replication_lag_seconds{{{replica}}} > {REPLICATION_LAG_SECONDS}",
+            "warning",
+            "the replica replays {{ $value }}s behind the primary: check the private network, the replica's"
+            " disk and long queries on it (docs/operations/alerts.md)",
+            wait="5m",
+        ),
+        _rule(
+            "PostgresReplicaDown",
+            f"pg_up{{{replica}}} == 0 or pg_replication_is_replica{{{replica}}} == 0",
+            "critical",
+            "the replica is down or no longer in recovery: read apps lose their replica DSN; start it or rebuild"
+            " it from the primary (docs/operations/alerts.md)",
+            wait="2m",
+        ),
+    ]
+
+
+def _weekdays(spec: str) -> set[int]:
+    days: set[int] = set()
+    for part in spec.lower().split(","):
+        first, _, last = part.partition("..")
+        start, end = WEEKDAYS.index(first[:3]), WEEKDAYS.index((last or first)[:3])
+        days |= {d % 7 for d in range(start, end + 1 if end >= start else end + 8)}
+    return days
+
+
+def schedule_gap_hours(calendar: str) -> int:
+    """The longest gap between two runs of a systemd OnCalendar expression, in hours: `daily`, `weekly`,
+    or `[weekdays] *-*-* HH:MM:SS` (one run a chosen day). Other forms count as weekly (the longest
+    schedule a backup should have)."""
+    words = calendar.split()
+    named = {"daily": DAY_HOURS, "weekly": 7 * DAY_HOURS, "hourly": 1}
+    if len(words) == 1 and words[0].lower() in named:
+        return named[words[0].lower()]
+    if len(words) == 3 and words[1] == "*-*-*":
+        try:
+            days = sorted(_weekdays(words[0]))
+        except ValueError:
+            return 7 * DAY_HOURS
+        gaps = [((days[(i + 1) % len(days)] - d - 1) % 7 + 1) for i, d in enumerate(days)]
+        return max(gaps) * DAY_HOURS
+    if len(words) == 2 and words[0] == "*-*-*":
+        return DAY_HOURS
+    return 7 * DAY_HOURS
+
+
+def backup_rules(config: PlatformConfig) -> list[dict[str, Any]]:
+    backup = config.backup
+    if backup is None:
+        return []
+    primary = f'job="{job("primary")}"'
+    # Either type resets pg_wal's backup history file: the shorter schedule bounds the age of the latest
+    # backup; a full one is due within the full schedule (the type is not visible from SQL: see the docs).
+    hours = min(schedule_gap_hours(backup.schedule.full), schedule_gap_hours(backup.schedule.diff))
+    limit = (hours + BACKUP_MARGIN_HOURS) * 3600
+    return [
+        _rule(
+            "PostgresWalArchivingFailing",
+            f"rate(pg_stat_archiver_failed_count{{{primary}}}[5m]) > 0",
+            "critical",
+            "WAL archiving to the pgBackRest repository keeps failing: point-in-time recovery stops here and"
+            " pg_wal fills; read the Postgres log and run pgbackrest check (docs/operations/backups-and-restore.md)",
+            wait="10m",
+        ),
+        _rule(
+            "PostgresBackupTooOld",
+            f"time() - pgplatform_backup_last_time_seconds{{{primary}}} > {limit}",
+            "critical",
+            f"no pgBackRest backup (full or diff) for more than {hours}h + {BACKUP_MARGIN_HOURS}h (schedules"
+            f" full `{backup.schedule.full}`, diff `{backup.schedule.diff}`): check the host's pgbackrest timers"
+            " and run pgbackrest info (docs/operations/backups-and-restore.md)",
+            type="any",
+        ),
+    ]
+
+
+def xid_rules() -> list[dict[str, Any]]:
+    return [
+        _rule(
+            f"PostgresXidAge{_percent(level)}",
+            f"pgplatform_database_xid_age > {level * WRAPAROUND:.0f}",
+            severity,
+            f"database {{{{ $labels.datname }}}} is {_percent(level)}% of the way to transaction ID wraparound"
+            " ({{ $value }}): VACUUM FREEZE it, and end long transactions and stale replication slots",
+            database="{{ $labels.datname }}",
+        )
+        for level, severity in XID_LEVELS
+    ]
+
+
+def jobs(config: PlatformConfig) -> list[str]:
+    servers = [job(server.name) for server in budget.compute(config)]
+    return servers + (["pgbouncer"] if config.pgbouncer is not None else [])
+
+
+def exporter_rules(config: PlatformConfig) -> list[dict[str, Any]]:
+    rules = []
+    for name in jobs(config):
+        rules.append(
+            _rule(
+                "ExporterAbsent",
+                f'absent(up{{job="{name}"}})',
+                "critical",
+                f"Prometheus has no target for job {name}: its exporter is not scraped (check the scrape config)",
+                wait="5m",
+                job=name,
+            )
+        )
+        rules.append(
+            _rule(
+                "ExporterDown",
+                f'up{{job="{name}"}} == 0',
+                "critical",
+                f"the {name} exporter does not answer: start its container, check the host is up",
+                wait="2m",
+                job=name,
+            )
+        )
+        up = "pgbouncer_up" if name == "pgbouncer" else "pg_up"
+        rules.append(
+            _rule(
+                "ServerDown",
+                f'{up}{{job="{name}"}} == 0',
+                "critical",
+                f"the {name} exporter runs but cannot connect to its server: the server is down or refuses"
+                " the monitoring role (read the server's log)",
+                wait="1m",
+                job=name,
+            )
+        )
+    return rules
+
+
+def watchdog() -> dict[str, Any]:
+    return _rule(
+        "Watchdog",
+        "vector(1)",
+        "none",
+        "always firing: the receiver's dead man's switch alerts when this stops arriving (Prometheus or"
+        " Alertmanager down, or the whole host)",
+    )
+
+
+def rules(config: PlatformConfig, stack: str) -> dict[str, Any]:
+    """The rules file as data: one group per concern."""
+    servers = budget.compute(config)
+    connections = [r for s in servers for r in role_rules(s, stack) + server_rules(s, stack)]
+    connections += [undeclared_rule(config, s, stack) for s in servers]
+    if admin_cidrs(config):
+        connections.append(superuser_rule(stack))
+    groups = [
+        ("connections", connections),
+        ("pgbouncer", pgbouncer_rules() if config.pgbouncer is not None else []),
+        ("replication", replica_rules() if len(servers) > 1 else []),
+        ("backups", backup_rules(config)),
+        ("vacuum", xid_rules()),
+        ("exporters", [*exporter_rules(config), watchdog()]),
+    ]
+    return {"groups": [{"name": f"postgres-platform-{stack}-{name}", "rules": r} for name, r in groups if r]}
+
+
+def rules_yaml(config: PlatformConfig, stack: str) -> str:
+    return yaml.safe_dump(rules(config, stack), sort_keys=False, width=1000)
+
+
+ROLE_BACKENDS = """\
+SELECT r.rolname AS usename, count(a.pid) AS count, r.rolconnlimit AS connlimit,
+       CASE WHEN r.rolsuper THEN 1 ELSE 0 END AS superuser
+FROM pg_roles r LEFT JOIN pg_stat_activity a ON a.usename = r.rolname AND a.backend_type = 'client backend'
+WHERE r.rolcanlogin
+GROUP BY r.rolname, r.rolconnlimit, r.rolsuper"""
+XID_AGE = "SELECT datname, age(datfrozenxid) AS xid_age FROM pg_database WHERE datallowconn"
+# pg_backup_stop leaves the latest backup's history file (*.backup) in pg_wal until the next backup:
+# its time is the end of the last backup of any type (pg_ls_waldir: granted to pg_monitor). 0: none yet.
+LAST_BACKUP = """\
+SELECT COALESCE(max(extract(epoch FROM modification)), 0)::float8 AS time_seconds
+FROM pg_ls_waldir() WHERE name LIKE '%.backup'"""
+
+
+def superuser_outside(cidrs: list[str]) -> str:
+    listed = ", ".join(f"'{c}'" for c in cidrs)
+    return f"""\
+SELECT a.usename, host(a.client_addr) AS client_addr, count(*) AS count
+FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename
+WHERE r.rolsuper AND a.backend_type = 'client backend' AND a.client_addr IS NOT NULL
+  AND NOT a.client_addr <<= ANY (ARRAY[{listed}]::inet[])
+GROUP BY a.usename, a.client_addr"""
+
+
+def _gauge(description: str) -> dict[str, str]:
+    return {"usage": "GAUGE", "description": description}
+
+
+def _label(description: str) -> dict[str, str]:
+    return {"usage": "LABEL", "description": description}
+
+
+def queries(config: PlatformConfig) -> dict[str, Any]:
+    """postgres_exporter's --extend.query-path file: metric prefix -> query and its columns."""
+    found: dict[str, Any] = {
+        "pgplatform_role_backends": {
+            "query": ROLE_BACKENDS,
+            "metrics": [
+                {"usename": _label("login role")},
+                {"count": _gauge("client backends of the role")},
+                {"connlimit": _gauge("the role's CONNECTION LIMIT (-1: none)")},
+                {"superuser": _gauge("1 when the role is a superuser")},
+            ],
+        },
+        "pgplatform_database": {
+            "query": XID_AGE,
+            "metrics": [{"datname": _label("database")}, {"xid_age": _gauge("age(datfrozenxid)")}],
+        },
+    }
+    cidrs = admin_cidrs(config)
+    if cidrs:
+        found["pgplatform_superuser_outside"] = {
+            "query": superuser_outside(cidrs),
+            "metrics": [
+                {"usename": _label("superuser")},
+                {"client_addr": _label("client address outside the admin CIDRs")},
+                {"count": _gauge("sessions")},
+            ],
+        }
+    if config.backup is not None:
+        found["pgplatform_backup_last"] = {
+            "query": LAST_BACKUP,
+            "master": True,
+            "metrics": [{"time_seconds": _gauge("end of the last pgBackRest backup (any type), unix time")}],
+        }
+    return found
+
+
+def queries_yaml(config: PlatformConfig) -> str:
+    return yaml.safe_dump(queries(config), sort_keys=False, width=1000)
