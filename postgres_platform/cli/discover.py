@@ -18,6 +18,7 @@ import dataclasses
 import json
 
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
+from postgres_platform.cli.errors import command
 from postgres_platform.ops import discover
 
 
@@ -49,6 +50,7 @@ def render(found: discover.Discovery, apps: dict[str, dict[str, object]]) -> str
     return "\n".join(lines)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_connection_arguments(parser, "an admin connection to the server")
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             "owners": found.owners,
             "migrationTables": found.migration_tables,
             "suggestedApps": apps,
+            "tools": [dataclasses.asdict(c) | {"kinds": sorted(c.kinds)} for c in found.clients if discover.is_tool(c)],
         }
         print(json.dumps(report))
     else:

@@ -225,6 +225,24 @@ def margin(peak: int) -> int:
     return max(2, math.ceil(peak / 4))
 
 
+# Sessions of people and tools, never apps: interactive clients and the tool's own name.
+TOOL_APPLICATIONS = re.compile(r"^(psql|pgadmin|dbeaver|datagrip|pg_dump|pg_restore|pg_basebackup|walreceiver)", re.I)
+
+
+def is_tool(client: Client) -> bool:
+    """A person or a tool, not an app: the `postgres` database, psql, pgAdmin, DBeaver, discover itself."""
+    return (
+        client.database == "postgres"
+        or client.application_name == APPLICATION_NAME
+        or bool(TOOL_APPLICATIONS.match(client.application_name))
+    )
+
+
+def written_databases(discovery: Discovery) -> set[str]:
+    """The databases whose per-table counters show rows written in the window."""
+    return {str(t["database"]) for t in discovery.tables}
+
+
 def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
     """An app per (database, application_name) seen, at the level of what it did and its peak plus a margin.
 
@@ -234,7 +252,7 @@ def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
     taken: set[str] = set()
     apps: dict[str, dict[str, Any]] = {}
     merged: dict[tuple[str, str], Client] = {}
-    for client in discovery.clients:
+    for client in (c for c in discovery.clients if not is_tool(c)):
         key = (client.database, client.application_name)
         if key in merged:
             merged[key].peak += client.peak
@@ -243,8 +261,18 @@ def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
             merged[key] = Client(
                 client.role, client.database, client.application_name, client.superuser, client.peak, set(client.kinds)
             )
+    written = written_databases(discovery)
     for (database, application), client in sorted(merged.items()):
         access = "migrate" if "ddl" in client.kinds else "write" if "write" in client.kinds else "read"
+        review = None
+        if access == "read" and database in written:
+            # The counters show writes no sample caught: never `read` here (it would end in permission denied).
+            access = "write"
+            review = {
+                "problem": f"rows were written in {database} during the window, but no sample caught this "
+                "client writing",
+                "fix": "check what this app does; set access: read only if it never writes",
+            }
         apps[app_name(application, database, taken)] = {
             "database": database,
             "access": access,
@@ -252,6 +280,7 @@ def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
             "seenAs": client.role,
             "applicationName": application,
             "peak": client.peak,
+            "review": review,
         }
     return apps
 
@@ -263,6 +292,6 @@ def apps_block(apps: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"    {app}: {{database: {s['database']}, access: {s['access']}, connectionLimit: "
             f"{s['connectionLimit']}}}  # seen: {s['applicationName'] or '(no application_name)'} as "
-            f"{s['seenAs']}, peak {s['peak']}"
+            f"{s['seenAs']}, peak {s['peak']}" + (f"; REVIEW: {s['review']['problem']}" if s.get("review") else "")
         )
     return "\n".join(lines)

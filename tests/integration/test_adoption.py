@@ -210,11 +210,13 @@ def test_adopting_the_legacy_server(legacy: Servers) -> None:
         assert suggested == {
             "webhook_receiver": ("tracksolid_db", "write", "postgres"),
             "ingest_worker": ("tracksolid_db", "write", "postgres"),
-            "worker": ("tracksolid_db", "read", "postgres"),
-            "dashboard_api": ("tracksolid_db", "read", "postgres"),
+            # tracksolid_db's counters show writes no sample tied to these two: write, marked for review
+            "worker": ("tracksolid_db", "write", "postgres"),
+            "dashboard_api": ("tracksolid_db", "write", "postgres"),
             "gateway": ("fleet_platform", "write", "postgres"),
             "cron": ("fleet_platform", "write", "postgres"),
         }
+        assert found["suggestedApps"]["worker"]["review"]["problem"]
         assert found["suggestedApps"]["webhook_receiver"]["connectionLimit"] == 4  # peak 2 + margin 2
         written = {(t["database"], t["schema"], t["table"]) for t in found["tables"]}
         assert ("tracksolid_db", "tracksolid", "positions") in written and (

@@ -54,3 +54,34 @@ def test_the_suggestion_parses_as_the_apps_of_a_stack() -> None:
     config["apps"] = {app: {k: s[k] for k in ("database", "access", "connectionLimit")} for app, s in apps.items()}
     assert set(parse(config).apps) == set(apps)
     assert "webhook: {database: tracksolid_db, access: write, connectionLimit: 5}  # seen: webhook" in apps_block(apps)
+
+
+def test_writes_in_the_counters_never_give_read() -> None:
+    """The issue's case: the samples caught no write, the counters show rows written in the database."""
+    clients = [
+        Client("app", "tracksolid_db", "webhook", False, 1, {"read"}),
+        Client("app", "fleet_platform", "gateway", False, 1, {"read"}),
+        Client("app", "quiet_db", "reporter", False, 1, {"read"}),
+    ]
+    tables = [
+        {"database": "tracksolid_db", "schema": "public", "table": "t", "inserted": 20, "updated": 0, "deleted": 0},
+        {"database": "fleet_platform", "schema": "public", "table": "t", "inserted": 0, "updated": 20, "deleted": 0},
+    ]
+    apps = suggest(Discovery(1.0, [], clients, tables, [], []))
+    assert apps["webhook"]["access"] == "write" and apps["webhook"]["review"]["problem"]
+    assert apps["gateway"]["access"] == "write" and set(apps["gateway"]["review"]) == {"problem", "fix"}
+    assert apps["reporter"]["access"] == "read" and apps["reporter"]["review"] is None
+    assert "REVIEW" in apps_block({"webhook": apps["webhook"]})
+
+
+def test_people_and_tools_are_not_apps() -> None:
+    clients = [
+        Client("postgres", "postgres", "psql", True, 1, {"read"}),
+        Client("postgres", "tracksolid_db", "psql", True, 1, {"write"}),
+        Client("postgres", "tracksolid_db", "pgAdmin 4 - DB:tracksolid_db", True, 1, {"read"}),
+        Client("postgres", "tracksolid_db", "DBeaver 24.1 - Main", True, 1, {"read"}),
+        Client("app", "postgres", "webhook", False, 1, {"read"}),
+        Client("app", "tracksolid_db", "webhook", False, 1, {"write"}),
+    ]
+    apps = suggest(Discovery(1.0, [], clients, [], [], []))
+    assert {a: s["database"] for a, s in apps.items()} == {"webhook": "tracksolid_db"}
