@@ -6,7 +6,8 @@
 Reports who is connected now (role, database, application_name, client address, state, count); per
 table, the rows inserted/updated/deleted during the sample window (pg_stat_user_tables deltas: no
 stats reset); the owners per schema; migrations tables; and a suggested `apps:` block for the stack
-file: an app per database and application_name, its level from what it wrote (DDL seen: migrate),
+file (with the databases, their schemas, and the roles other than a superuser seen logged in, as
+external roles): an app per database and application_name, its level from what it wrote (DDL seen: migrate),
 its connection limit from its peak connections plus a margin. The DSN: a superuser, or a role with
 pg_monitor (to see every session's statement) and CONNECT on every database.
 """
@@ -18,7 +19,7 @@ import dataclasses
 import json
 
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
-from postgres_platform.cli.errors import command
+from postgres_platform.cli.errors import COULD_NOT_RUN, command
 from postgres_platform.ops import discover
 
 
@@ -45,7 +46,7 @@ def render(found: discover.Discovery, apps: dict[str, dict[str, object]]) -> str
     lines += [
         "",
         "suggested (a migration run only at deploy is not seen: set access: migrate for those apps):",
-        discover.apps_block(apps),
+        discover.fragment(found, apps),
     ]
     return "\n".join(lines)
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     dsn = chosen_dsn(args)
     if dsn is None:
-        return 1
+        return COULD_NOT_RUN
     found = discover.sample(dsn, args.sample_seconds)
     apps = discover.suggest(found)
     if args.json:
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             "owners": found.owners,
             "migrationTables": found.migration_tables,
             "suggestedApps": apps,
+            "suggestedConfig": discover.fragment(found, apps),
             "tools": [dataclasses.asdict(c) | {"kinds": sorted(c.kinds)} for c in found.clients if discover.is_tool(c)],
         }
         print(json.dumps(report))

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from postgres_platform.model.config import IDENTIFIER, RESERVED_NAMES
+from postgres_platform.model.config.types import EXTENSION_SCHEMA_PREFIXES, RESERVED_SCHEMAS
 
 SAMPLE_INTERVAL = 0.1  # seconds between pg_stat_activity reads
 # discover's own sessions: left out of what it reports (a closed one's backend lingers a moment).
@@ -283,6 +284,48 @@ def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
             "review": review,
         }
     return apps
+
+
+def ours(schema: str) -> bool:
+    """A schema the config may name (not pgbouncer's, a system one or an extension's)."""
+    return schema not in RESERVED_SCHEMAS and not schema.startswith(EXTENSION_SCHEMA_PREFIXES)
+
+
+def databases_block(discovery: Discovery) -> list[str]:
+    """`databases:` as stack-file YAML: every database scanned but `postgres`, with its schemas (not an
+    extension's: the program leaves those alone) and the migrations tables found there."""
+    lines = ["  postgres-platform:databases:"]
+    databases = sorted({o["database"] for o in discovery.owners} - {"postgres"})
+    for db in databases:
+        schemas = ", ".join(sorted(o["schema"] for o in discovery.owners if o["database"] == db and ours(o["schema"])))
+        migrations = ", ".join(m["table"] for m in discovery.migration_tables if m["database"] == db)
+        lines.append(f"    {db}:")
+        lines.append(f"      schemas: [{schemas}]")
+        if migrations:
+            lines.append(f"      migrationTables: [{migrations}]")
+    return lines if databases else []
+
+
+def external_roles(discovery: Discovery) -> dict[str, int]:
+    """The roles other than a superuser that clients (apps, people, tools) log in as now, and the limit to
+    declare for each (its peak plus a margin): they keep connecting until the cutover moves them, so the
+    budget counts them and the lockdown knows them."""
+    peaks: dict[str, int] = {}
+    for client in discovery.clients:
+        if not client.superuser:
+            peaks[client.role] = peaks.get(client.role, 0) + client.peak
+    return {role: peak + margin(peak) for role, peak in sorted(peaks.items())}
+
+
+def fragment(discovery: Discovery, apps: dict[str, dict[str, Any]]) -> str:
+    """The whole suggestion, to paste under `config:` of a `target: existing` stack file."""
+    lines = databases_block(discovery)
+    lines.append(apps_block(apps))
+    roles = external_roles(discovery)
+    if roles:
+        lines.append("  postgres-platform:externalRoles:  # seen logged in now: declared until the cutover moves them")
+        lines += [f"    {role}: {{connectionLimit: {limit}}}" for role, limit in roles.items()]
+    return "\n".join(lines)
 
 
 def apps_block(apps: dict[str, dict[str, Any]]) -> str:

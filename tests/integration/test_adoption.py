@@ -16,12 +16,14 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import yaml
 
-from postgres_platform.cli import discover, live_budget
+from postgres_platform.cli import discover, live_budget, preflight
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model import access
 from postgres_platform.model.load import load_stack_values
@@ -199,7 +201,7 @@ def as_app(servers: Servers) -> Callable[[str, str, str], str]:
     return lambda name, db, app: servers.dsn(APP_OF[name], db, pooled=False) + f" application_name={app}"
 
 
-def test_adopting_the_legacy_server(legacy: Servers) -> None:
+def test_adopting_the_legacy_server(legacy: Servers, tmp_path: Path) -> None:
     stack = ["--stack-file", str(stack_file("legacy"))]
     running = start_services(superuser_dsn(legacy))
     try:
@@ -228,6 +230,16 @@ def test_adopting_the_legacy_server(legacy: Servers) -> None:
         assert {"database": "fleet_platform", "table": "public.alembic_version"} in found["migrationTables"]
         schema_owners = {(o["database"], o["schema"]): o["schemaOwner"] for o in found["owners"]}
         assert schema_owners[("tracksolid_db", "tracksolid")] == "postgres"
+        # The suggestion is a whole fragment: pasted under the stack's target, server and budget, preflight passes.
+        head = yaml.safe_load(stack_file("legacy").read_text())
+        for key in ("databases", "apps", "externalRoles"):
+            del head["config"][f"postgres-platform:{key}"]
+        head["config"] |= yaml.safe_load("config:\n" + found["suggestedConfig"])["config"]
+        pasted = tmp_path / "Pulumi.legacy.yaml"
+        pasted.write_text(yaml.safe_dump(head))
+        code, checked = run_cli(preflight.main, ["--stack-file", str(pasted), "--json"])
+        assert code == 0, checked["policies"]
+        assert set(head["config"]["postgres-platform:databases"]) == {"tracksolid_db", "fleet_platform"}
 
         # 2. The live budget sees the superuser sessions (and external roles declared but idle).
         expected = {name: count for name, _, count, _ in SERVICES}

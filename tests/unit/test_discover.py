@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from postgres_platform.model.load import parse
-from postgres_platform.ops.discover import Client, Discovery, app_name, apps_block, statement_kind, suggest
+from postgres_platform.ops.discover import (
+    Client,
+    Discovery,
+    app_name,
+    apps_block,
+    fragment,
+    margin,
+    statement_kind,
+    suggest,
+)
 from tests.helpers import valid_config
 
 
@@ -85,3 +95,30 @@ def test_people_and_tools_are_not_apps() -> None:
     ]
     apps = suggest(Discovery(1.0, [], clients, [], [], []))
     assert {a: s["database"] for a, s in apps.items()} == {"webhook": "tracksolid_db"}
+
+
+def test_the_fragment_declares_databases_apps_and_the_roles_seen() -> None:
+    owners = [
+        {"database": db, "schema": schema, "schemaOwner": "postgres", "objectOwners": {}}
+        for db, schema in [
+            ("tracksolid_db", "tracksolid"),
+            ("tracksolid_db", "_timescaledb_catalog"),  # an extension's: never declared
+            ("fleet_platform", "public"),
+            ("postgres", "public"),
+        ]
+    ]
+    migrations = [{"database": "fleet_platform", "table": "public.alembic_version"}]
+    clients = [
+        Client("postgres", "tracksolid_db", "webhook", True, 2, {"write"}),
+        Client("grafana_ro", "tracksolid_db", "grafana", False, 3, {"read"}),
+        Client("grafana_ro", "fleet_platform", "grafana", False, 1, {"read"}),
+    ]
+    found = Discovery(1.0, [], clients, [], owners, migrations)
+    config = yaml.safe_load("config:\n" + fragment(found, suggest(found)))["config"]
+    assert config["postgres-platform:databases"] == {
+        "tracksolid_db": {"schemas": ["tracksolid"]},
+        "fleet_platform": {"schemas": ["public"], "migrationTables": ["public.alembic_version"]},
+    }
+    assert config["postgres-platform:externalRoles"] == {"grafana_ro": {"connectionLimit": 4 + margin(4)}}
+    apps = config["postgres-platform:apps"]
+    assert len(apps) == 3 and {app["database"] for app in apps.values()} == {"tracksolid_db", "fleet_platform"}
