@@ -19,28 +19,33 @@ WARNING = (
 )
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--dsn", help=f"{what} (libpq keywords or a URI; the password from PGPASSWORD or ~/.pgpass)")
-    group.add_argument("--dsn-file", type=Path, help="a file holding that DSN, password included (mode 0600)")
+def add_connection_arguments(
+    parser: argparse.ArgumentParser, what: str, name: str = "dsn", required: bool = True
+) -> None:
+    """--<name> DSN | --<name>-file PATH (e.g. --pgbouncer-dsn for PgBouncer's admin console)."""
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument(f"--{name}", help=f"{what} (libpq keywords or a URI; the password from PGPASSWORD or ~/.pgpass)")
+    group.add_argument(f"--{name}-file", type=Path, help="a file holding that DSN, password included (mode 0600)")
 
 
-def chosen_dsn(args: argparse.Namespace) -> str | None:
+def chosen_dsn(args: argparse.Namespace, name: str = "dsn") -> str | None:
     """The DSN, or None after one line on stderr (an unreadable file, a DSN that does not parse)."""
-    if args.dsn_file is not None:
+    attribute = name.replace("-", "_")
+    dsn_file: Path | None = getattr(args, f"{attribute}_file")
+    if dsn_file is not None:
         try:
-            dsn: str = args.dsn_file.read_text().strip()
+            dsn: str = dsn_file.read_text().strip()
         except (OSError, UnicodeDecodeError) as exc:
-            print(f"--dsn-file: cannot read {args.dsn_file}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            print(f"--{name}-file: cannot read {dsn_file}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
             return None
-        source = f"--dsn-file {args.dsn_file}"
+        source = f"--{name}-file {dsn_file}"
     else:
-        dsn, source = str(args.dsn), "--dsn"
+        dsn, source = str(getattr(args, attribute)), f"--{name}"
     try:
         parts = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         print(f"{source}: not a connection string: {str(exc).splitlines()[0]}", file=sys.stderr)
         return None
-    if args.dsn_file is None and parts.get("password"):
-        print(WARNING, file=sys.stderr)
+    if dsn_file is None and parts.get("password"):
+        print(WARNING.replace("--dsn ", f"--{name} "), file=sys.stderr)
     return dsn

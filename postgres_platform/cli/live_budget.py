@@ -52,6 +52,11 @@ def render(report: dict[str, Any]) -> str:
             f"superuser: {s['count']} in {s['database']} from {s['applicationName'] or '?'} "
             f"at {s['clientAddr'] or 'local socket'}"
         )
+    lines += [
+        f"pgbouncer {p['database']}/{p['user']}: {p['active']} active, {p['waiting']} waiting"
+        + (f" (the oldest {p['maxWaitSeconds']:.1f} s)" if p["waiting"] else "")
+        for p in report.get("pgbouncerPools", [])
+    ]
     lines += [f"problem: {p}" for p in report["problems"]] or ["no problems"]
     return "\n".join(lines)
 
@@ -104,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
     add_connection_arguments(parser, "a superuser (or pg_monitor) connection to the server")
+    add_connection_arguments(
+        parser,
+        "also PgBouncer's admin console (dbname=pgbouncer, a stats or admin user): waiting clients",
+        name="pgbouncer-dsn",
+        required=False,
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON report")
     parser.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted")
     parser.add_argument(
@@ -112,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = load_chosen(args)
     dsn = chosen_dsn(args)
-    if chosen is None or dsn is None:
+    given = args.pgbouncer_dsn is not None or args.pgbouncer_dsn_file is not None
+    pgbouncer = chosen_dsn(args, "pgbouncer-dsn") if given else None
+    if chosen is None or dsn is None or (given and pgbouncer is None):
         return COULD_NOT_RUN
     config = chosen.config
     if args.check_grants:
@@ -127,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = live_budget.assess(config, live_budget.snapshot(dsn))
             report["problems"] += [f"{p['problem']} (fix: {p['fix']})" for p in lockdown_problems(config, dsn)]
+            if pgbouncer is not None:
+                report["pgbouncerPools"] = live_budget.pgbouncer_pools(pgbouncer)
+                report["problems"] += live_budget.waiting_problems(report["pgbouncerPools"])
         except psycopg.OperationalError as exc:
             if args.watch is None:
                 raise

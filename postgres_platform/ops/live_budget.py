@@ -131,3 +131,32 @@ def assess(config: PlatformConfig, live: Snapshot) -> dict[str, Any]:
         ],
         "problems": problems,
     }
+
+
+def pgbouncer_pools(console_dsn: str) -> list[dict[str, Any]]:
+    """PgBouncer's pools (SHOW POOLS on its admin console, simple queries only): clients active and
+    waiting, and how long the oldest has waited."""
+    with psycopg.connect(console_dsn, autocommit=True, prepare_threshold=None) as console:
+        cursor = console.execute("SHOW POOLS")
+        names = [column.name for column in cursor.description or ()]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return [
+        {
+            "database": row["database"],
+            "user": row["user"],
+            "active": int(row["cl_active"]),
+            "waiting": int(row["cl_waiting"]),
+            "maxWaitSeconds": int(row["maxwait"]) + int(row.get("maxwait_us", 0)) / 1e6,
+        }
+        for row in rows
+        if row["database"] != "pgbouncer"  # the console's own
+    ]
+
+
+def waiting_problems(pools: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{p['waiting']} client(s) of {p['user']} wait in PgBouncer's {p['database']} pool "
+        f"(the oldest {p['maxWaitSeconds']:.1f} s): its pool is full"
+        for p in pools
+        if p["waiting"]
+    ]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,6 +17,7 @@ from postgres_platform.cli import live_budget
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.model.stackfile import read_stack_values, stack_file
+from postgres_platform.render import pgbouncer
 
 # The local stack (no external roles exist on a test server), without its backups (not what this is about).
 LOCAL = load_stack_values(read_stack_values(stack_file("local"))).model_copy(update={"backup": None})
@@ -77,3 +81,31 @@ def test_superuser_sessions_undeclared_roles_and_changed_limits_are_reported(ser
     rogue = next(r for r in result["roles"] if r["role"] == "rogue")  # type: ignore[attr-defined]
     assert rogue == {"role": "rogue", "kind": "undeclared", "declared": None, "serverLimit": 1, "connections": 1}
     assert result["connected"] >= 4  # type: ignore[operator]
+
+
+def test_clients_waiting_in_a_full_pool_are_named(servers: Servers, tmp_path: Path) -> None:
+    """More clients than worker_app's pool holds, each in a 4 s query: the rest wait, and live says whose."""
+    (pool,) = [p for p in pgbouncer.pools(LOCAL) if p.name == "worker_app"]
+    clients = pool.max_server_connections + 2  # past the pool and its reserve: two must wait
+
+    def hold() -> None:
+        with psycopg.connect(servers.dsn("worker_app", pool.name, pooled=True), autocommit=True) as conn:
+            conn.execute("SELECT pg_catalog.pg_sleep(4)")
+
+    console = tmp_path / "console.dsn"
+    console.write_text(servers.console_dsn())
+    console.chmod(0o600)
+    with ThreadPoolExecutor(clients) as pool_of_clients:
+        held = [pool_of_clients.submit(hold) for _ in range(clients)]
+        time.sleep(1.5)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = live_budget.main(
+                ["local", "--dsn", servers.superuser_dsn(), "--pgbouncer-dsn-file", str(console), "--json"]
+            )
+        for done in held:
+            done.result(timeout=30)
+    result = json.loads(out.getvalue())
+    (pooled,) = [p for p in result["pgbouncerPools"] if p["user"] == "worker_app"]
+    assert pooled["waiting"] >= 1 and code == 1
+    assert any("of worker_app wait in PgBouncer's" in p for p in result["problems"]), result["problems"]
