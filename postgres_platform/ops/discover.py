@@ -1,9 +1,11 @@
 """Discovery on a running server (the first step of adopting it): who is connected, what they write, who owns what.
 
 `sample()` reads the server over a window: pg_stat_activity every SAMPLE_INTERVAL (each client's peak
-connections and the statements seen, by database and application_name), pg_stat_user_tables at both
-ends in every database (rows inserted, updated, deleted in between: no stats reset), the owners per
-schema and any migrations table. `suggest()` is pure: an `apps:` block from what each client did.
+connections and the statements seen, by database and application_name; a session holding a
+transaction ID has written), pg_stat_user_tables at both ends in every database (rows inserted,
+updated, deleted in between: no stats reset), the owners per schema and any migrations table. With
+`log_writes`, the writes come from the server's statement log for the window (statement_log.py):
+none is missed. `suggest()` is pure: an `apps:` block from what each client did.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import math
 import re
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
 from postgres_platform.model.config import IDENTIFIER, RESERVED_NAMES
 from postgres_platform.model.config.types import EXTENSION_SCHEMA_PREFIXES, RESERVED_SCHEMAS
+from postgres_platform.ops import statement_log
+from postgres_platform.ops.statements import statement_kind
 
 SAMPLE_INTERVAL = 0.1  # seconds between pg_stat_activity reads
 # discover's own sessions: left out of what it reports (a closed one's backend lingers a moment).
@@ -33,24 +38,6 @@ MIGRATION_TABLES = (
     "knex_migrations",
 )
 SYSTEM_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'"
-
-Kind = Literal["read", "write", "ddl"]
-# Writes, and what needs a write privilege: SELECT ... FOR UPDATE/SHARE takes UPDATE. (COPY (query) TO reads.)
-_WRITE = re.compile(
-    r"\b(insert\s+into|update\s+\S+\s+set|delete\s+from|merge\s+into|copy\s+[^\s(][^;]*\bfrom|"
-    r"truncate|for\s+(no\s+key\s+)?update|for\s+(key\s+)?share)\b",
-    re.IGNORECASE | re.DOTALL,
-)
-_DDL = re.compile(r"^\s*(create|alter|drop|comment\s+on|grant|revoke)\b", re.IGNORECASE)
-_COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.DOTALL)
-
-
-def statement_kind(query: str) -> Kind:
-    """What a statement does to data: DDL (a migration), a write, or (anything else) a read."""
-    text = _COMMENT.sub(" ", query)
-    if _DDL.match(text):
-        return "ddl"
-    return "write" if _WRITE.search(text) else "read"
 
 
 @dataclass
@@ -73,10 +60,14 @@ class Discovery:
     tables: list[dict[str, Any]]  # database, schema, table, inserted, updated, deleted (the window's)
     owners: list[dict[str, Any]]  # database, schema, schemaOwner, objectOwners {role: count}
     migration_tables: list[dict[str, str]]  # database, table
+    # "log": writes read from the server's statement log (complete); "samples": pg_stat_activity reads
+    # and each session's transaction ID (a write between two reads can be missed)
+    evidence: str = "samples"
 
 
 ACTIVITY = f"""
-SELECT r.rolname, a.datname, a.application_name, host(a.client_addr), a.state, a.query, r.rolsuper
+SELECT r.rolname, a.datname, a.application_name, host(a.client_addr), a.state, a.query, r.rolsuper,
+  a.backend_xid IS NOT NULL
 FROM pg_catalog.pg_stat_activity a JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
 WHERE a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid() AND a.datname IS NOT NULL
   AND a.application_name <> '{APPLICATION_NAME}'
@@ -127,24 +118,50 @@ def _table_stats(dsn: str, databases: list[str]) -> Stats:
     return stats
 
 
-def sample(dsn: str, seconds: float) -> Discovery:
+Progress = Callable[[float], None]  # told the seconds of the window gone so far
+
+
+def sample(
+    dsn: str, seconds: float, *, log_writes: bool = False, log_file: str | None = None, progress: Progress | None = None
+) -> Discovery:
+    """The server over `seconds`; with `log_writes`, writes read from its statement log (statement_log.py)."""
     with psycopg.connect(_ours(dsn), autocommit=True) as conn:
         databases = _databases(conn)
         before = _table_stats(dsn, databases)
-        clients, connections = _watch(conn, seconds)
+        if log_writes:
+            with statement_log.window(conn, log_file, APPLICATION_NAME) as logged:
+                clients, connections = _watch(conn, seconds, progress)
+            _add_logged(clients, logged.written)
+        else:
+            clients, connections = _watch(conn, seconds, progress)
         after = _table_stats(dsn, databases)
         owners, migrations = _owners_and_migrations(dsn, databases)
     by_app = sorted(clients.values(), key=lambda c: (c.database, c.application_name))
-    return Discovery(seconds, connections, by_app, _written(before, after), owners, migrations)
+    evidence = "log" if log_writes else "samples"
+    return Discovery(seconds, connections, by_app, _written(before, after), owners, migrations, evidence)
 
 
-def _watch(conn: psycopg.Connection[Any], seconds: float) -> tuple[dict[ClientKey, Client], list[dict[str, Any]]]:
+def _add_logged(clients: dict[ClientKey, Client], written: list[statement_log.Written]) -> None:
+    """The log's writes into the clients; one seen only in the log (between two reads) connected at least once."""
+    for w in written:
+        superuser = any(c.superuser for c in clients.values() if c.role == w.role)
+        key = (w.role, w.database, w.application_name)
+        client = clients.setdefault(key, Client(*key, superuser, 1))
+        client.kinds.add(w.kind)
+
+
+def _watch(
+    conn: psycopg.Connection[Any], seconds: float, progress: Progress | None = None
+) -> tuple[dict[ClientKey, Client], list[dict[str, Any]]]:
     """pg_stat_activity every SAMPLE_INTERVAL for `seconds`: each client's peak and statement kinds, and
     who is connected at the first read."""
     clients: dict[ClientKey, Client] = {}
     connections: list[dict[str, Any]] = []
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
     while True:
+        if progress is not None:
+            progress(min(seconds, time.monotonic() - started))
         now = _read_activity(conn, clients)
         if not connections:  # who is connected now: the first read
             connections = [
@@ -160,10 +177,12 @@ def _read_activity(conn: psycopg.Connection[Any], clients: dict[ClientKey, Clien
     """One read: into `clients` what each did and its peak; returned, the sessions per client, address and state."""
     counts: dict[ClientKey, int] = defaultdict(int)
     now: dict[SessionKey, int] = defaultdict(int)
-    for role, db, app, addr, state, query, superuser in conn.execute(ACTIVITY).fetchall():
+    for role, db, app, addr, state, query, superuser, in_writing_transaction in conn.execute(ACTIVITY).fetchall():
         key = (str(role), str(db), str(app))
         client = clients.setdefault(key, Client(key[0], key[1], key[2], bool(superuser)))
-        client.kinds.add(statement_kind(str(query or "")))
+        kind = statement_kind(str(query or ""))
+        # A transaction ID is assigned at a transaction's first write: it wrote, whatever its last statement.
+        client.kinds.add("write" if in_writing_transaction and kind == "read" else kind)
         counts[key] += 1
         now[(*key, None if addr is None else str(addr), str(state))] += 1
     for key, count in counts.items():
@@ -262,7 +281,8 @@ def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
             merged[key] = Client(
                 client.role, client.database, client.application_name, client.superuser, client.peak, set(client.kinds)
             )
-    written = written_databases(discovery)
+    # Only samples can miss a write: the statement log has every one.
+    written = written_databases(discovery) if discovery.evidence == "samples" else set()
     for (database, application), client in sorted(merged.items()):
         access = "migrate" if "ddl" in client.kinds else "write" if "write" in client.kinds else "read"
         review = None
@@ -272,7 +292,8 @@ def suggest(discovery: Discovery) -> dict[str, dict[str, Any]]:
             review = {
                 "problem": f"rows were written in {database} during the window, but no sample caught this "
                 "client writing",
-                "fix": "check what this app does; set access: read only if it never writes",
+                "fix": "run discover --log-writes (a superuser DSN) to see who writes, or check what this app does; "
+                "set access: read only if it never writes",
             }
         apps[app_name(application, database, taken)] = {
             "database": database,

@@ -208,7 +208,8 @@ def test_adopting_the_legacy_server(legacy: Servers, tmp_path: Path) -> None:
         # 1. Discover, while the six services run as postgres.
         code, found = run_cli(discover.main, ["--dsn", legacy.superuser_dsn(), "--sample-seconds", "2.5", "--json"])
         assert code == 0
-        suggested = {app: (s["database"], s["access"], s["seenAs"]) for app, s in found["suggestedApps"].items()}
+        apps = {a["name"]: a for a in found["suggestedApps"]}
+        suggested = {app: (s["database"], s["access"], s["seenAs"]) for app, s in apps.items()}
         assert suggested == {
             "webhook_receiver": ("tracksolid_db", "write", "postgres"),
             "ingest_worker": ("tracksolid_db", "write", "postgres"),
@@ -218,8 +219,8 @@ def test_adopting_the_legacy_server(legacy: Servers, tmp_path: Path) -> None:
             "gateway": ("fleet_platform", "write", "postgres"),
             "cron": ("fleet_platform", "write", "postgres"),
         }
-        assert found["suggestedApps"]["worker"]["review"]["problem"]
-        assert found["suggestedApps"]["webhook_receiver"]["connectionLimit"] == 4  # peak 2 + margin 2
+        assert apps["worker"]["review"]["problem"]
+        assert apps["webhook_receiver"]["connectionLimit"] == 4  # peak 2 + margin 2
         written = {(t["database"], t["schema"], t["table"]) for t in found["tables"]}
         assert ("tracksolid_db", "tracksolid", "positions") in written and (
             "fleet_platform",

@@ -13,9 +13,10 @@ from postgres_platform.ops.discover import (
     apps_block,
     fragment,
     margin,
-    statement_kind,
     suggest,
 )
+from postgres_platform.ops.statement_log import PREFIX, Written, restore_sql, writes_in
+from postgres_platform.ops.statements import statement_kind
 from tests.helpers import valid_config
 
 
@@ -122,3 +123,51 @@ def test_the_fragment_declares_databases_apps_and_the_roles_seen() -> None:
     assert config["postgres-platform:externalRoles"] == {"grafana_ro": {"connectionLimit": 4 + margin(4)}}
     apps = config["postgres-platform:apps"]
     assert len(apps) == 3 and {app["database"] for app in apps.values()} == {"tracksolid_db", "fleet_platform"}
+
+
+def test_the_statement_log_tells_who_wrote() -> None:
+    """Lines as Postgres writes them with the window's prefix after the server's own (%m [%p])."""
+    ours = PREFIX.replace("%u", "postgres").replace("%d", "tracksolid_db")
+    log = "\n".join(
+        [
+            "2026-12-03 09:00:00.001 UTC [41] "
+            + ours.replace("%a", "webhook receiver")
+            + "LOG:  statement: INSERT INTO tracksolid.positions (device) VALUES ('x')",
+            "2026-12-03 09:00:00.002 UTC [42] "
+            + ours.replace("%a", "gate|way")
+            + "LOG:  execute <unnamed>: UPDATE public.vehicles SET plate = $1",
+            "2026-12-03 09:00:00.003 UTC [42] " + ours.replace("%a", "gate|way") + "DETAIL:  parameters: $1 = 'B-1'",
+            "2026-12-03 09:00:00.004 UTC [43] "
+            + ours.replace("%a", "migrator")
+            + "LOG:  statement: CREATE TABLE t (a int)",
+            "2026-12-03 09:00:00.005 UTC [44] "
+            + ours.replace("%a", "discover")
+            + "LOG:  statement: ALTER SYSTEM SET x = 1",
+            "2026-12-03 09:00:00.006 UTC [45] LOG:  checkpoint starting: time",  # no prefix of ours
+        ]
+    )
+    assert writes_in(log, "discover") == [
+        Written("postgres", "tracksolid_db", "webhook receiver", "write"),
+        Written("postgres", "tracksolid_db", "gate|way", "write"),
+        Written("postgres", "tracksolid_db", "migrator", "ddl"),
+    ]
+
+
+def test_the_settings_go_back_as_they_were() -> None:
+    assert restore_sql({"log_statement": None, "log_line_prefix": "%m it's [%p] "}) == [
+        "ALTER SYSTEM RESET log_statement",
+        "ALTER SYSTEM SET log_line_prefix = '%m it''s [%p] '",
+        "SELECT pg_catalog.pg_reload_conf()",
+    ]
+
+
+def test_with_the_statement_log_a_reader_stays_read() -> None:
+    """The log has every write: a client it never saw writing is a reader, even in a written database."""
+    clients = [
+        Client("app", "tracksolid_db", "webhook", False, 1, {"write"}),
+        Client("app", "tracksolid_db", "dashboard", False, 1, {"read"}),
+    ]
+    tables = [{"database": "tracksolid_db", "schema": "s", "table": "t", "inserted": 20, "updated": 0, "deleted": 0}]
+    apps = suggest(Discovery(1.0, [], clients, tables, [], [], evidence="log"))
+    assert (apps["dashboard"]["access"], apps["dashboard"]["review"]) == ("read", None)
+    assert apps["webhook"]["access"] == "write"
