@@ -8,8 +8,11 @@ so as many sequences) spread over the databases' schemas as their owners, then r
 (ops.grants.check_grants, as `live_budget.py --check-grants` does) several times. It reports the median
 seconds, the most queries it sent to any one database (counted client-side: every psycopg
 Cursor.execute, which Connection.execute goes through) and the failures it found (0: a clean apply).
+Also discovery's scans on the same server (ops.discover: the table counters, the owners per schema and
+the migrations tables of every database; its sampling window is time it waits, not measured here).
 --json prints only {"tables", "apps", "databases", "seconds", "queriesPerDatabase", "failures",
-"versions": {"postgres", "pgbouncer", "pgbackrest"}} (what the servers it ran report).
+"discovery": {"seconds", "queriesPerDatabase"}, "versions": {"postgres", "pgbouncer", "pgbackrest"}}
+(what the servers it ran report).
 A benchmark, not a test: tests/integration/test_grant_oracle.py checks what the check reports.
 """
 
@@ -32,6 +35,7 @@ from postgres_platform.harness.servers import Servers
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.load import parse
 from postgres_platform.model.names import owner_role
+from postgres_platform.ops import discover
 from postgres_platform.ops.grants import check_grants
 from postgres_platform.render import sql
 
@@ -86,6 +90,21 @@ def measure(config: PlatformConfig, dsn: str, runs: int) -> dict[str, Any]:
     return {"seconds": round(statistics.median(seconds), 3), "queriesPerDatabase": per_database, "failures": failures}
 
 
+def measure_discovery(dsn: str, runs: int) -> dict[str, Any]:
+    """Median seconds of discovery's scans (counters, owners, migrations tables) over every database."""
+    seconds, per_database = [], 0
+    for _ in range(runs):
+        with counted_queries() as counts:
+            started = time.perf_counter()
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                databases = discover.database_names(conn)
+            discover.table_stats(dsn, databases)
+            discover.owners_and_migrations(dsn, databases)
+            seconds.append(time.perf_counter() - started)
+        per_database = max(n for db, n in counts.items() if db in databases)
+    return {"seconds": round(statistics.median(seconds), 3), "queriesPerDatabase": per_database}
+
+
 def run(apps: int, tables: int, runs: int) -> dict[str, Any]:
     config = generated_config(apps)
     with Servers(config) as servers:
@@ -93,6 +112,7 @@ def run(apps: int, tables: int, runs: int) -> dict[str, Any]:
             servers.psql(script, database=database)
         versions = servers.versions()
         measured = measure(config, servers.superuser_dsn(), runs)
+        measured["discovery"] = measure_discovery(servers.superuser_dsn(), runs)
     return {"tables": tables, "apps": apps, "databases": len(config.databases), **measured, "versions": versions}
 
 
@@ -112,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['tables']} tables, {result['apps']} apps, {result['databases']} databases; "
             f"{', '.join(f'{k} {v}' for k, v in result['versions'].items())}\n"
             f"  check_grants {result['seconds']:.3f} s (median of {args.runs}), "
-            f"{result['queriesPerDatabase']} queries per database, {result['failures']} failures"
+            f"{result['queriesPerDatabase']} queries per database, {result['failures']} failures\n"
+            f"  discovery's scans {result['discovery']['seconds']:.3f} s, "
+            f"{result['discovery']['queriesPerDatabase']} queries per database"
         )
     return 0

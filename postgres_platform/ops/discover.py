@@ -101,7 +101,7 @@ def _ours(dsn: str, database: str | None = None) -> str:
     return make_conninfo(dsn, application_name=APPLICATION_NAME, **extra)
 
 
-def _databases(conn: psycopg.Connection[Any]) -> list[str]:
+def database_names(conn: psycopg.Connection[Any]) -> list[str]:
     rows = conn.execute(
         "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
         "AND datname <> 'postgres' ORDER BY 1"
@@ -109,7 +109,7 @@ def _databases(conn: psycopg.Connection[Any]) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _table_stats(dsn: str, databases: list[str]) -> Stats:
+def table_stats(dsn: str, databases: list[str]) -> Stats:
     stats = {}
     for db in databases:
         with psycopg.connect(_ours(dsn, db), autocommit=True) as conn:
@@ -126,16 +126,16 @@ def sample(
 ) -> Discovery:
     """The server over `seconds`; with `log_writes`, writes read from its statement log (statement_log.py)."""
     with psycopg.connect(_ours(dsn), autocommit=True) as conn:
-        databases = _databases(conn)
-        before = _table_stats(dsn, databases)
+        databases = database_names(conn)
+        before = table_stats(dsn, databases)
         if log_writes:
             with statement_log.window(conn, log_file, APPLICATION_NAME) as logged:
                 clients, connections = _watch(conn, seconds, progress)
             _add_logged(clients, logged.written)
         else:
             clients, connections = _watch(conn, seconds, progress)
-        after = _table_stats(dsn, databases)
-        owners, migrations = _owners_and_migrations(dsn, databases)
+        after = table_stats(dsn, databases)
+        owners, migrations = owners_and_migrations(dsn, databases)
     by_app = sorted(clients.values(), key=lambda c: (c.database, c.application_name))
     evidence = "log" if log_writes else "samples"
     return Discovery(seconds, connections, by_app, _written(before, after), owners, migrations, evidence)
@@ -190,7 +190,7 @@ def _read_activity(conn: psycopg.Connection[Any], clients: dict[ClientKey, Clien
     return now
 
 
-def _owners_and_migrations(dsn: str, databases: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def owners_and_migrations(dsn: str, databases: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     owners, migrations = [], []
     for db in databases:
         with psycopg.connect(_ours(dsn, db), autocommit=True) as session:
