@@ -107,6 +107,10 @@ def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object
     return [[row[i] for row in rows] for i in range(width)]
 
 
+def _login(login: bool) -> str:
+    return "LOGIN" if login else "NOLOGIN"
+
+
 def _role_failures(plan: access.AccessPlan, conn: psycopg.Connection[Any]) -> list[Failure]:
     """Every declared role's existence, LOGIN, CONNECTION LIMIT, attributes, the memberships it lacks
     (those beyond its own are excess_query's) and the role its sessions start as."""
@@ -120,15 +124,18 @@ def _role_failures(plan: access.AccessPlan, conn: psycopg.Connection[Any]) -> li
         if (bool(login), int(limit)) != (role.login, role.connection_limit):
             failures.append(
                 Failure(
-                    f"role {role.name}: LOGIN {login}, CONNECTION LIMIT {limit}; declared LOGIN "
-                    f"{role.login}, CONNECTION LIMIT {role.connection_limit}"
+                    f"role {role.name}: {_login(bool(login))}, CONNECTION LIMIT {limit} on the server; declared "
+                    f"{_login(role.login)}, CONNECTION LIMIT {role.connection_limit}"
                 )
             )
         if privileged:
             failures.append(Failure(f"role {role.name} has SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS"))
         if set(role.member_of) - set(member_of):
             failures.append(
-                Failure(f"role {role.name} is a member of {sorted(member_of)}, declared {sorted(role.member_of)}")
+                Failure(
+                    f"role {role.name} is a member of {', '.join(sorted(member_of)) or 'no role'}, declared "
+                    f"{', '.join(sorted(role.member_of))}"
+                )
             )
         if role.assume_role is not None and f"role={role.assume_role}" not in settings:
             failures.append(Failure(f"role {role.name} does not start as {role.assume_role} (ALTER ROLE ... SET role)"))
