@@ -40,6 +40,7 @@ DELEGATES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "alert-rules": ("alert_rules", (), "Prometheus alert rules from the budget (scripts/alert_rules.py)"),
     "hba-lines": ("hba_lines", (), "pg_hba lines for an adopted server (scripts/hba_lines.py)"),
     "doctor": ("doctor", (), "what this machine has and lacks for each job"),
+    "switchover": ("switchover", (), "a planned Patroni switchover, PgBouncer paused (scripts/switchover.py)"),
 }
 BENCHES = {"scale": "bench_scale", "pool": "bench_pool", "grants": "bench_grants"}
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
