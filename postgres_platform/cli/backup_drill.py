@@ -5,8 +5,9 @@
 Starts PostgreSQL (and, for s3, an S3-compatible server on loopback: moto behind stunnel) with the
 stack's rendered pgBackRest config and archiving, the repository moved to this machine. Makes a full
 backup, writes rows, notes a target time, writes more rows, restores to the target into a fresh data
-directory, starts it and counts. --json prints only {"repo", "backup": {"type", "seconds"}, "restore":
-{"target", "rowsExpected", "rowsFound", "seconds"}}. Exit 1 when the counts differ.
+directory, starts it and counts; on a terminal, a progress bar of those phases on stderr. --json
+prints only {"repo", "backup": {"type", "seconds"}, "restore": {"target", "rowsExpected", "rowsFound",
+"seconds"}}. Exit 1 when the counts differ.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Literal
 import psycopg
 
 from postgres_platform.cli import errors
+from postgres_platform.cli.progress import Advance, no_progress, steps
 from postgres_platform.harness.s3 import ACCESS_KEY, SECRET_KEY, LocalS3
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model.config import BackupConfig, PlatformConfig, S3RepoConfig
@@ -43,12 +45,18 @@ def drill_config(config: PlatformConfig, repo: Repo, s3: LocalS3 | None) -> Plat
     return config.model_copy(update={"backup": backup.model_copy(update={"repo": repo, "s3": target})})
 
 
+PHASES = 7  # starting the servers, then drill()'s six
+
+
 def run(config: PlatformConfig, repo: Repo, cipher_pass: str | None = None) -> dict[str, Any]:
     repo_secrets = RepoSecrets(cipher_pass or secrets.token_hex(32), ACCESS_KEY, SECRET_KEY)
-    with contextlib.ExitStack() as started:
+    with steps("starting the servers", total=PHASES) as advance, contextlib.ExitStack() as started:
         s3 = started.enter_context(LocalS3()) if repo == "s3" else None
         servers = started.enter_context(Servers(drill_config(config, repo, s3), backup_secrets=repo_secrets))
-        return drill(servers)
+        advance()
+        result = drill(servers, advance)
+        advance(0, "stopping the servers")
+        return result
 
 
 def _must(servers: Servers, argv: list[str]) -> None:
@@ -57,14 +65,18 @@ def _must(servers: Servers, argv: list[str]) -> None:
         raise RuntimeError(f"{' '.join(argv[3:])} failed: {(done.stderr or done.stdout)[-2000:]}")
 
 
-def drill(servers: Servers) -> dict[str, Any]:
-    """Full backup, rows, a target, more rows, a restore to the target into a fresh directory, a count."""
+def drill(servers: Servers, advance: Advance = no_progress) -> dict[str, Any]:
+    """Full backup, rows, a target, more rows, a restore to the target into a fresh directory, a count.
+    `advance` is told each phase as it starts and ends (a progress bar's; by default nothing)."""
     backup = servers.config.backup
     assert backup is not None
+    advance(0, "stanza-create")
     _must(servers, command("stanza-create"))
+    advance(1, "full backup")
     started = time.monotonic()
     _must(servers, command("--type=full", "backup", backup=backup))
     backup_seconds = time.monotonic() - started
+    advance(1, "rows before and after a target time")
     database = next(iter(servers.config.databases))
     with psycopg.connect(servers.superuser_dsn(database), autocommit=True) as conn:
         conn.execute("CREATE TABLE drill (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
@@ -74,14 +86,18 @@ def drill(servers: Servers) -> dict[str, Any]:
         target = str(row[0]) if row else ""
         time.sleep(1.1)
         conn.execute("INSERT INTO drill (at) SELECT clock_timestamp() FROM generate_series(1, %s)", (ROWS_AFTER,))
+    advance(1, "archiving the WAL (pgbackrest check)")
     _must(servers, command("check"))  # switches WAL and waits until it is archived
+    advance(1, "restoring to the target")
     started = time.monotonic()
     copy, port = servers.restore_copy(target=target)
     restore_seconds = time.monotonic() - started
+    advance(1, "counting the restored rows")
     dsn = servers.superuser_dsn(database).replace(f"port={servers.pg_port}", f"port={port}")
     with psycopg.connect(dsn) as conn:
         found = conn.execute("SELECT count(*) FROM drill").fetchone()
     servers.stop_copy(copy)
+    advance()
     return {
         "repo": backup.repo,
         "backup": {"type": "full", "seconds": round(backup_seconds, 2)},

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from postgres_platform.cli.errors import command
+from postgres_platform.model.budget import MONITORING_CONNECTIONS
 from postgres_platform.model.images import PGBOUNCER_124, POSTGRES_17
 from postgres_platform.model.stackfile import ROOT, stack_file
 
@@ -43,7 +44,8 @@ def generated_stack(apps: int) -> dict[str, Any]:
         }
         for i in range(apps)
     }
-    max_connections = 2 * apps + (apps + 1) + 5 + 3  # apps, the auth role (a pool each, plus one), headroom, reserved
+    # apps, the auth role (a pool each, plus one), the monitoring role, headroom, reserved
+    max_connections = 2 * apps + (apps + 1) + MONITORING_CONNECTIONS + 5 + 3
     return {
         "config": {
             "postgres-platform:target": "local",
@@ -84,10 +86,16 @@ def preflight(project: Path, path: Path, *options: str) -> dict[str, Any]:
         report = json.loads(out.read())
     # ru_maxrss is in kilobytes on Linux.
     return {
-        "resources": sum(report["resources"].values()),
+        "resources": _resources(report["resources"]),
         "seconds": seconds,
         "peakMb": round(usage.ru_maxrss / 1024, 1),
     }
+
+
+def _resources(counted: list[dict[str, Any]] | dict[str, int]) -> int:
+    """How many resources preflight's --json counted: [{"type", "count"}], or {type: count} up to 0.3.0
+    (--project may be an older checkout)."""
+    return sum(counted.values()) if isinstance(counted, dict) else sum(int(r["count"]) for r in counted)
 
 
 def run(apps_counts: list[int], project: Path) -> dict[str, Any]:

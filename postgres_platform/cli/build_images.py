@@ -6,7 +6,8 @@
 The same build `pulumi up` declares (components/containers.py: legacy builder, host network, the
 pinned package versions of model/images.py as build args), so the tests and the end-to-end runs start
 exactly the images a stack names. Docker's cache makes a second run take seconds. Prints each
-reference it built, one a line (--json: {"base": ..., "images": [...]}).
+reference it built, one a line (--json: {"base": ..., "images": [...]}); on a terminal, a progress bar
+of one step per image on stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 
 from postgres_platform.cli.errors import command
+from postgres_platform.cli.progress import steps
 from postgres_platform.model.images import BUILDS, DEFAULT_BASE, ImageBuild
 
 
@@ -32,17 +34,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default=DEFAULT_BASE, help=f"the Debian base image (default {DEFAULT_BASE})")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    for build in BUILDS.values():
-        # The legacy builder, as docker.Image is told to use (BuildKit needs a plugin Debian's docker.io lacks).
-        done = subprocess.run(
-            build_argv(build, args.base), capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}
-        )
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            print(f"build_images: {build.reference} failed: {tail[0]}", file=sys.stderr)
-            return 1
-        if not args.json:
-            print(build.reference)
+    with steps("building images", total=len(BUILDS)) as advance:  # drawn on a terminal's stderr only
+        for build in BUILDS.values():
+            advance(0, f"building {build.reference}")
+            # The legacy builder, as docker.Image is told to use (BuildKit needs a plugin Debian's docker.io lacks).
+            done = subprocess.run(
+                build_argv(build, args.base),
+                capture_output=True,
+                text=True,
+                env={**os.environ, "DOCKER_BUILDKIT": "0"},
+            )
+            if done.returncode != 0:
+                tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+                print(f"build_images: {build.reference} failed: {tail[0]}", file=sys.stderr)
+                return 1
+            if not args.json:
+                print(build.reference)
+            advance()
     if args.json:
         print(json.dumps({"base": args.base, "images": list(BUILDS)}))
     return 0

@@ -29,6 +29,7 @@ from typing import Any
 
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
 from postgres_platform.cli.errors import COULD_NOT_RUN, CannotRun, command
+from postgres_platform.cli.progress import steps
 from postgres_platform.ops import discover, statement_log
 
 
@@ -85,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--log-file goes with --log-writes")
     previous = signal.signal(signal.SIGTERM, _interrupted)  # a stopped run puts the log settings back too
     try:
-        found = discover.sample(dsn, args.sample_seconds, log_writes=args.log_writes, log_file=args.log_file)
+        with steps(f"sampling the server for {args.sample_seconds:g} s", total=args.sample_seconds) as advance:
+            found = discover.sample(
+                dsn, args.sample_seconds, log_writes=args.log_writes, log_file=args.log_file, progress=advance
+            )
     except statement_log.LogUnreadable as exc:
         raise CannotRun(str(exc)) from exc
     finally:

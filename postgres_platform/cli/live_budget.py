@@ -7,7 +7,9 @@ Who is connected now (client backends), per role: kind (app, external, system, s
 the declared limit, the server's CONNECTION LIMIT, its connections; the superuser's sessions by
 database, application and client address (what is still to be moved off it); and every drift: a
 declared role missing or with another limit, an undeclared role holding slots, max_connections not
-as configured, more connections than usable, a role at its limit. Exit 1 when there is any.
+as configured, more connections than usable, a role at its limit, each with its fix. Exit 1 when
+there is any. --watch SECONDS refreshes it: on a terminal a live table (each role's connections against
+its limit as a bar), piped one stamped report per refresh (--json: one object a line).
 
     python scripts/live_budget.py prod --dsn "$ADMIN_DSN" --check-grants [--json]
 
@@ -19,22 +21,31 @@ from the catalogs' ACLs (tables, views, sequences, columns, schemas, databases, 
 privileges, memberships); the PgBouncer lookup function (present, as rendered, owned by a superuser,
 SECURITY DEFINER, search_path pinned). A few queries per database, however many tables. Each failure
 with its fix (the SQL that removes what is beyond the plan; re-applying the plan removes it too);
-exit 1 when any. --json: {"failures": [{"problem": str, "fix": str}]}.
+exit 1 when any. --json: {"problems": [{"problem": str, "fix": str}], "failures": <the same list>}
+(`failures`, the 0.3.0 name, for one more release).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from rich.console import Console, Group, JustifyMethod, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
 from postgres_platform.cli.errors import COULD_NOT_RUN, command, one_line
 from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
+from postgres_platform.model.config import PlatformConfig
 from postgres_platform.ops import grants, live_budget
 from postgres_platform.ops.lockdown import lockdown_problems
 
@@ -57,8 +68,12 @@ def render(report: dict[str, Any]) -> str:
         + (f" (the oldest {p['maxWaitSeconds']:.1f} s)" if p["waiting"] else "")
         for p in report.get("pgbouncerPools", [])
     ]
-    lines += [f"problem: {p}" for p in report["problems"]] or ["no problems"]
+    lines += problem_lines(report["problems"]) or ["no problems"]
     return "\n".join(lines)
+
+
+def problem_lines(problems: list[dict[str, str]]) -> list[str]:
+    return [line for p in problems for line in (f"problem: {p['problem']}", f"  fix: {p['fix']}")]
 
 
 BAR = 20  # characters of a role's bar at its limit
@@ -97,15 +112,104 @@ class Watch:
         line = one_line(exc) or str(exc)
         if self.as_json:
             return json.dumps({"time": now, "downSince": self.down_since, "error": line})
-        return f"--- {now}: server down since {self.down_since}: {line} (retrying)"
+        return f"--- {now}: {down_line(self.down_since, line)}"
+
+
+def down_line(since: str, error: str) -> str:
+    return f"server down since {since}: {error} (retrying)"
+
+
+def view(now: str, report: dict[str, Any] | None, down: str | None = None) -> RenderableType:
+    """One refresh of the terminal's --watch: a table of the roles (connections against their limit as a
+    bar) titled with the time, under it the slots, the superuser's sessions, PgBouncer's pools and the
+    problems; while the server is down, the time and that line."""
+    title = f"live budget at {now}"
+    if down is not None or report is None:
+        return Group(Text(title, style="bold"), Text(down or "connecting", style="bold red"))
+    table = Table(title=title, title_justify="left", title_style="bold")
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("role", "left"), ("kind", "left"), ("now/limit", "right"))
+    for name, justify in (*columns, ("", "left")):
+        table.add_column(name, justify=justify)
+    for r in report["roles"]:
+        limit = r["serverLimit"]
+        drawn = (
+            ProgressBar(total=limit, completed=min(r["connections"], limit), width=BAR, finished_style="red")
+            if limit > 0
+            else Text("no limit" if limit < 0 else "", style="dim")
+        )
+        table.add_row(r["role"], r["kind"], f"{r['connections']}/{limit if limit >= 0 else '-'}", drawn)
+    notes = [
+        Text(
+            f"{report['connected']} connected of {report['usable']} usable (max_connections {report['maxConnections']})"
+        )
+    ]
+    notes += [
+        Text(
+            f"superuser: {s['count']} in {s['database']} from {s['applicationName'] or '?'} "
+            f"at {s['clientAddr'] or 'local socket'}"
+        )
+        for s in report["superuserSessions"]
+    ]
+    notes += [
+        Text(
+            f"pgbouncer {p['database']}/{p['user']}: {p['active']} active, {p['waiting']} waiting"
+            + (f" (the oldest {p['maxWaitSeconds']:.1f} s)" if p["waiting"] else ""),
+            style="yellow" if p["waiting"] else "",
+        )
+        for p in report.get("pgbouncerPools", [])
+    ]
+    problems = problem_lines(report["problems"])
+    notes += [Text(line, style="red" if line.startswith("problem") else "") for line in problems] or [
+        Text("no problems", style="green")
+    ]
+    return Group(table, *notes)
+
+
+def watch_live(take: Callable[[], dict[str, Any]], seconds: float) -> int:
+    """--watch on a terminal: the view above redrawn in place until Ctrl-C (leaving Live restores the
+    cursor; @command makes the KeyboardInterrupt exit 130)."""
+    down_since: str | None = None
+    with Live(view(_now(), None), console=Console(), auto_refresh=False) as live:  # drawn at each update
+        while True:
+            now = _now()
+            try:
+                report = take()
+            except psycopg.OperationalError as exc:
+                down_since = down_since or now
+                live.update(view(now, None, down_line(down_since, one_line(exc) or str(exc))), refresh=True)
+            else:
+                down_since = None
+                live.update(view(now, report), refresh=True)
+            time.sleep(seconds)
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-@command
-def main(argv: list[str] | None = None) -> int:
+def check_grants(config: PlatformConfig, dsn: str, as_json: bool) -> int:
+    failures = grants.check_grants(config, dsn) + lockdown_problems(config, dsn)
+    if as_json:
+        print(json.dumps({"problems": failures, "failures": failures}))  # failures: the 0.3.0 name
+    else:
+        print("\n".join(problem_lines(failures)) or "grants as planned")
+    return 1 if failures else 0
+
+
+def watch_piped(take: Callable[[], dict[str, Any]], seconds: float, as_json: bool) -> int:
+    """--watch into a pipe or file: one stamped report per refresh (--json: one object a line)."""
+    watch = Watch(as_json)
+    while True:
+        try:
+            report = take()
+        except psycopg.OperationalError as exc:
+            print(watch.down(exc), flush=True)
+        else:
+            print(watch.up(report), flush=True)
+        time.sleep(seconds)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
     add_connection_arguments(parser, "a superuser (or pg_monitor) connection to the server")
@@ -120,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check-grants", action="store_true", help="instead: roles, grants, default privileges against the plan"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+@command
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     chosen = load_chosen(args)
     dsn = chosen_dsn(args)
     given = args.pgbouncer_dsn is not None or args.pgbouncer_dsn_file is not None
@@ -129,27 +238,20 @@ def main(argv: list[str] | None = None) -> int:
         return COULD_NOT_RUN
     config = chosen.config
     if args.check_grants:
-        failures = grants.check_grants(config, dsn) + lockdown_problems(config, dsn)
-        if args.json:
-            print(json.dumps({"failures": failures}))
-        else:
-            print("\n".join(f"{f['problem']}\n  fix: {f['fix']}" for f in failures) or "grants as planned")
-        return 1 if failures else 0
-    watch = Watch(args.json)
-    while True:
-        try:
-            report = live_budget.assess(config, live_budget.snapshot(dsn))
-            report["problems"] += [f"{p['problem']} (fix: {p['fix']})" for p in lockdown_problems(config, dsn)]
-            if pgbouncer is not None:
-                report["pgbouncerPools"] = live_budget.pgbouncer_pools(pgbouncer)
-                report["problems"] += live_budget.waiting_problems(report["pgbouncerPools"])
-        except psycopg.OperationalError as exc:
-            if args.watch is None:
-                raise
-            print(watch.down(exc), flush=True)
-        else:
-            if args.watch is None:
-                print(json.dumps(report) if args.json else render(report), flush=True)
-                return 1 if report["problems"] else 0
-            print(watch.up(report), flush=True)
-        time.sleep(args.watch)
+        return check_grants(config, dsn, args.json)
+
+    def take() -> dict[str, Any]:
+        report = live_budget.assess(config, live_budget.snapshot(dsn))
+        report["problems"] += lockdown_problems(config, dsn)
+        if pgbouncer is not None:
+            report["pgbouncerPools"] = live_budget.pgbouncer_pools(pgbouncer)
+            report["problems"] += live_budget.waiting_problems(report["pgbouncerPools"])
+        return report
+
+    if args.watch is None:
+        report = take()
+        print(json.dumps(report) if args.json else render(report), flush=True)
+        return 1 if report["problems"] else 0
+    if sys.stdout.isatty() and not args.json:
+        return watch_live(take, args.watch)
+    return watch_piped(take, args.watch, args.json)

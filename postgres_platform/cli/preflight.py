@@ -45,7 +45,7 @@ def report(stack: str, config: PlatformConfig, run: ProgramRun, policies: list[P
     return {
         "stack": stack,
         "servers": [server.as_dict() for server in budget.compute(config)],
-        "resources": run.counts(),
+        "resources": [{"type": token, "count": count} for token, count in run.counts().items()],  # sorted by type
         "policies": [p.as_dict() for p in policies],
         # What the stack's images carry (model/images.py); bench_pool.py --json reports what servers say.
         "versions": versions_of(config.postgres.image, config.pgbouncer.image if config.pgbouncer else None),

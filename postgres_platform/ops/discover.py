@@ -118,7 +118,7 @@ def table_stats(dsn: str, databases: list[str]) -> Stats:
     return stats
 
 
-Progress = Callable[[float], None]  # told the seconds of the window gone so far
+Progress = Callable[[float], None]  # told the seconds of the window gone since it was last told
 
 
 def sample(
@@ -157,11 +157,12 @@ def _watch(
     who is connected at the first read."""
     clients: dict[ClientKey, Client] = {}
     connections: list[dict[str, Any]] = []
-    started = time.monotonic()
-    deadline = started + seconds
+    told = time.monotonic()
+    deadline = told + seconds
     while True:
         if progress is not None:
-            progress(min(seconds, time.monotonic() - started))
+            progress(min(deadline, time.monotonic()) - told)
+            told = time.monotonic()
         now = _read_activity(conn, clients)
         if not connections:  # who is connected now: the first read
             connections = [

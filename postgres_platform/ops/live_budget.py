@@ -1,7 +1,7 @@
 """The live budget: who holds a running server's slots now, against what the stack declares.
 
 `snapshot()` reads the server (client backends only, its own connection left out); `assess()` is
-pure: it compares a snapshot with the config's budget and names every drift.
+pure: it compares a snapshot with the config's budget and names every drift, each as {problem, fix}.
 """
 
 from __future__ import annotations
@@ -76,34 +76,76 @@ def snapshot(dsn: str) -> Snapshot:
         )
 
 
+def problem(text: str, fix: str) -> dict[str, str]:
+    return {"problem": text, "fix": fix}
+
+
+WATCH = "find what holds them: `pgplat live STACK --dsn-file ADMIN --watch 5`, then pg_stat_activity of the role"
+
+
 def assess(config: PlatformConfig, live: Snapshot) -> dict[str, Any]:
-    """The report of scripts/live_budget.py --json; `problems` names each drift."""
+    """The report of scripts/live_budget.py --json; `problems` names each drift and what to do about it."""
     declared = {e.role: e for e in budget.entries(config) if e.role != budget.PGBACKREST}  # that one is no role
     on_server = {r.name: r for r in live.roles}
     usable = live.max_connections - live.superuser_reserved - live.reserved
     connected = sum(r.connections for r in live.roles)
-    problems: list[str] = []
+    problems: list[dict[str, str]] = []
     if live.max_connections != config.postgres.max_connections:
         problems.append(
-            f"max_connections is {live.max_connections} on the server, {config.postgres.max_connections} in the config"
+            problem(
+                f"max_connections is {live.max_connections} on the server, "
+                f"{config.postgres.max_connections} in the config",
+                f"make them agree: postgres.maxConnections: {live.max_connections} in the stack, or "
+                f"`pulumi up` (a restart) to give the server {config.postgres.max_connections}",
+            )
         )
     if connected > usable:
-        problems.append(f"{connected} client connections, more than the {usable} usable slots")
+        problems.append(
+            problem(
+                f"{connected} client connections, more than the {usable} usable slots",
+                f"{WATCH}; then lower the limits that let it happen or raise postgres.maxConnections",
+            )
+        )
     rows = []
     for name in sorted(set(declared) | set(on_server)):
         entry, role = declared.get(name), on_server.get(name)
         if role is None:
             problems.append(
-                f"role {name} is declared (limit {entry.limit if entry else '?'}) but missing on the server"
+                problem(
+                    f"role {name} is declared (limit {entry.limit if entry else '?'}) but missing on the server",
+                    "`pulumi up` creates it (or, if nothing connects as it any more, remove it from the stack)",
+                )
             )
             continue
         kind = "superuser" if role.superuser else (entry.kind if entry else "undeclared")
         if entry is not None and role.limit != entry.limit:
-            problems.append(f"role {name} has CONNECTION LIMIT {role.limit} on the server, {entry.limit} declared")
+            problems.append(
+                problem(
+                    f"role {name} has CONNECTION LIMIT {role.limit} on the server, {entry.limit} declared",
+                    f"`pulumi up` sets the declared {entry.limit} back; if {role.limit} is right, set "
+                    f"{entry.key or 'its limit'} to {role.limit} in the stack",
+                )
+            )
         if entry is None and not role.superuser and role.connections:
-            problems.append(f"role {name} is not declared but holds {role.connections} connection(s)")
+            problems.append(
+                problem(
+                    f"role {name} is not declared but holds {role.connections} connection(s)",
+                    f"declare it under externalRoles ({name}: connectionLimit: {max(role.connections, role.limit)}"
+                    " or more) or move its clients to a declared app's login",
+                )
+            )
         if role.limit >= 0 and role.connections >= role.limit and role.connections:
-            problems.append(f"role {name} is at its limit: {role.connections} of {role.limit}")
+            where = (
+                f"raise {entry.key} in the stack"
+                if entry and entry.key
+                else f"declare {name} under externalRoles with a higher connectionLimit"
+            )
+            problems.append(
+                problem(
+                    f"role {name} is at its limit: {role.connections} of {role.limit}",
+                    f"{where}, or {WATCH} (a leak or a slow query)",
+                )
+            )
         if entry is None and not role.connections and not role.superuser:
             continue  # a login role nobody uses and nobody declared: not a slot holder
         rows.append(
@@ -153,10 +195,16 @@ def pgbouncer_pools(console_dsn: str) -> list[dict[str, Any]]:
     ]
 
 
-def waiting_problems(pools: list[dict[str, Any]]) -> list[str]:
+def waiting_problems(pools: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """A problem per pool with clients waiting: every server connection it may open is busy."""
     return [
-        f"{p['waiting']} client(s) of {p['user']} wait in PgBouncer's {p['database']} pool "
-        f"(the oldest {p['maxWaitSeconds']:.1f} s): its pool is full"
+        problem(
+            f"{p['waiting']} client(s) of {p['user']} wait in PgBouncer's {p['database']} pool "
+            f"(the oldest {p['maxWaitSeconds']:.1f} s): its pool is full",
+            f"find the long transactions of {p['user']} holding its server connections (pg_stat_activity), "
+            f"or raise apps.{p['database']}.connectionLimit (the pool is at most that, less directConnections, "
+            "and pgbouncer.defaultPoolSize)",
+        )
         for p in pools
         if p["waiting"]
     ]

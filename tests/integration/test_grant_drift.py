@@ -72,8 +72,9 @@ def check(servers: Servers) -> tuple[int, list[dict[str, str]]]:
     with contextlib.redirect_stdout(out):
         code = live_budget.main(["local", "--dsn", servers.superuser_dsn(), "--check-grants", "--json"])
     report = json.loads(out.getvalue())
-    assert set(report) == {"failures"} and all(set(f) == {"problem", "fix"} for f in report["failures"])
-    failures: list[dict[str, str]] = report["failures"]
+    assert set(report) == {"problems", "failures"} and report["failures"] == report["problems"]  # 0.3.0's name too
+    assert all(set(f) == {"problem", "fix"} for f in report["problems"])
+    failures: list[dict[str, str]] = report["problems"]
     return code, failures
 
 

@@ -5,6 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +23,7 @@ import pytest
 from postgres_platform.cli import live_budget
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model.load import load_stack_values
-from postgres_platform.model.stackfile import read_stack_values, stack_file
+from postgres_platform.model.stackfile import ROOT, read_stack_values, stack_file
 from postgres_platform.render import pgbouncer
 
 # The local stack (no external roles exist on a test server), without its backups (not what this is about).
@@ -74,10 +81,15 @@ def test_superuser_sessions_undeclared_roles_and_changed_limits_are_reported(ser
         "clientAddr": "127.0.0.1",
         "count": 3,
     } in result["superuserSessions"]  # type: ignore[operator]
-    problems = result["problems"]
-    assert "role worker_app has CONNECTION LIMIT 4 on the server, 5 declared" in problems  # type: ignore[operator]
-    assert "role rogue is not declared but holds 1 connection(s)" in problems  # type: ignore[operator]
-    assert "role rogue is at its limit: 1 of 1" in problems  # type: ignore[operator]
+    problems = {p["problem"]: p["fix"] for p in result["problems"]}  # type: ignore[attr-defined]
+    assert all(set(p) == {"problem", "fix"} for p in result["problems"])  # type: ignore[attr-defined]
+    limit = problems["role worker_app has CONNECTION LIMIT 4 on the server, 5 declared"]
+    assert "`pulumi up`" in limit and "apps.worker_app.connectionLimit to 4" in limit
+    assert (
+        "under externalRoles (rogue: connectionLimit: 1"
+        in problems["role rogue is not declared but holds 1 connection(s)"]
+    )
+    assert "--watch" in problems["role rogue is at its limit: 1 of 1"]
     rogue = next(r for r in result["roles"] if r["role"] == "rogue")  # type: ignore[attr-defined]
     assert rogue == {"role": "rogue", "kind": "undeclared", "declared": None, "serverLimit": 1, "connections": 1}
     assert result["connected"] >= 4  # type: ignore[operator]
@@ -108,4 +120,57 @@ def test_clients_waiting_in_a_full_pool_are_named(servers: Servers, tmp_path: Pa
     result = json.loads(out.getvalue())
     (pooled,) = [p for p in result["pgbouncerPools"] if p["user"] == "worker_app"]
     assert pooled["waiting"] >= 1 and code == 1
-    assert any("of worker_app wait in PgBouncer's" in p for p in result["problems"]), result["problems"]
+    (waiting,) = [p for p in result["problems"] if "of worker_app wait in PgBouncer's" in p["problem"]]
+    assert "apps.worker_app.connectionLimit" in waiting["fix"], waiting
+
+
+def test_watch_on_a_terminal_redraws_a_table_and_ctrl_c_restores_it(servers: Servers, tmp_path: Path) -> None:
+    """`live --watch` with a (pseudo-)terminal as stdout: the live table, then Ctrl-C: exit 130, no traceback,
+    the cursor shown again."""
+    path = tmp_path / "admin.dsn"
+    path.write_text(servers.superuser_dsn())
+    path.chmod(0o600)
+    master, slave = pty.openpty()
+    argv = [
+        sys.executable,
+        str(ROOT / "scripts" / "live_budget.py"),
+        "local",
+        "--dsn-file",
+        str(path),
+        "--watch",
+        "0.5",
+    ]
+    watch = subprocess.Popen(argv, stdout=slave, stderr=slave, env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(slave)
+    seen = b""
+
+    def read_for(seconds: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:  # the child is gone
+                    return
+
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and seen.count(b"live budget at") < 2:
+            read_for(0.5)
+        watch.send_signal(signal.SIGINT)
+        watch.wait(timeout=30)
+        read_for(0.5)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert text.count("live budget at") >= 2, text  # redrawn: one title per refresh
+    # Its row, whatever the other tests left (PgBouncer keeps its server connections a while).
+    assert re.search(r"worker_app +│ app +│ +\d/5 │", text) and "━" in text, text
+    assert "no problems" in text or "  fix: " in text
+    assert "---" not in text  # not the piped output
+    assert watch.returncode == 130 and "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "\x1b[?25h" in text  # leaving the live view showed the cursor again

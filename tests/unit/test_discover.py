@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from postgres_platform.model.load import parse
+from postgres_platform.ops import discover as discovery
 from postgres_platform.ops.discover import (
     Client,
     Discovery,
@@ -171,3 +172,20 @@ def test_with_the_statement_log_a_reader_stays_read() -> None:
     apps = suggest(Discovery(1.0, [], clients, tables, [], [], evidence="log"))
     assert (apps["dashboard"]["access"], apps["dashboard"]["review"]) == ("read", None)
     assert apps["webhook"]["access"] == "write"
+
+
+def test_the_sampling_window_reports_its_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the progress bar is told adds up to the window, in steps of about a sample each."""
+
+    class NoSessions:
+        def execute(self, _query: str) -> NoSessions:
+            return self
+
+        def fetchall(self) -> list[tuple[object, ...]]:
+            return []
+
+    told: list[float] = []
+    monkeypatch.setattr(discovery, "SAMPLE_INTERVAL", 0.01)
+    clients, connections = discovery._watch(NoSessions(), 0.2, told.append)  # type: ignore[arg-type]
+    assert (clients, connections) == ({}, [])
+    assert len(told) >= 5 and sum(told) == pytest.approx(0.2, abs=0.02)
