@@ -114,7 +114,8 @@ class DatabaseAccess(pulumi.ComponentResource):
     def _declared_roles(self, plan: AccessPlan) -> dict[str, postgresql.Role]:
         roles: dict[str, postgresql.Role] = {}
         for role in plan.roles:  # owners and groups first: a login role lists them in `roles`
-            roles[role.name] = self._role(role, [roles[group] for group in role.member_of])
+            # A built-in group (pg_monitor) is no resource here: nothing to order the role after.
+            roles[role.name] = self._role(role, [roles[group] for group in role.member_of if group in roles])
         return roles
 
     def _role(self, role: Role, groups: list[postgresql.Role]) -> postgresql.Role:

@@ -90,6 +90,7 @@ class DatabaseHost(pulumi.ComponentResource):
 
     public_ip: pulumi.Output[str]
     private_ip: str
+    server: hcloud.Server  # a load balancer's target (hetzner.failover)
     docker_provider: docker.Provider
     shell: HostShell  # config directories under CONFIG_ROOT, written over SSH
 
@@ -135,6 +136,7 @@ class DatabaseHost(pulumi.ComponentResource):
         )
         self.public_ip = server.ipv4_address
         self.private_ip = private_ip
+        self.server = server
         ssh = command.remote.ConnectionArgs(host=self.public_ip, user="root")
         self.shell = HostShell(root=CONFIG_ROOT, ssh=ssh)
         ready = command.remote.Command(

@@ -37,6 +37,7 @@ class PgBouncerArgs:
     tls: ServerTls | None = None  # the host's certificate, offered to clients
     ca_cert_pem: pulumi.Input[str] | None = None  # to verify Postgres
     depends_on: Sequence[pulumi.Resource] = ()
+    monitor_password: pulumi.Input[str] | None = None  # the monitoring role's (secret): a console stats user
 
 
 class PgBouncer(pulumi.ComponentResource):
@@ -45,8 +46,8 @@ class PgBouncer(pulumi.ComponentResource):
     def __init__(self, name: str, args: PgBouncerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PgBouncer", name, None, opts)
         self.admin_password = generated_password(f"{name}-admin-password", self)
-        auth_file = pulumi.Output.all(args.auth_password, self.admin_password).apply(
-            lambda values: render_auth_file(values[0], values[1])
+        auth_file = pulumi.Output.all(args.auth_password, self.admin_password, args.monitor_password).apply(
+            lambda values: render_auth_file(values[0], values[1], values[2])
         )
         files: list[File[pulumi.Input[str]]] = [
             File(Path(INI_FILE).name, "0644", args.ini),

@@ -17,7 +17,7 @@ from pulumi_policy import (
 
 from policy.resources import GRANT_ROLE, ROLE, component, is_login, postgres_servers, role_limit, settings_of
 from postgres_platform.model.budget import Entry, ServerBudget
-from postgres_platform.model.names import COMPONENT_LABEL, PRIMARY, SUPERUSER
+from postgres_platform.model.names import COMPONENT_LABEL, MONITORING_ROLE, PG_MONITOR, PRIMARY, SUPERUSER
 
 POSTGRES_DEFAULTS = {"max_connections": "100", "superuser_reserved_connections": "3"}
 
@@ -158,9 +158,17 @@ bounded_roles = ResourceValidationPolicy(
 # --- role-memberships --------------------------------------------------------------------------
 
 
-def _forbidden(group: str) -> bool:
+# The one predefined membership the program grants: its monitoring role reads the statistics views
+# (pg_monitor: pg_read_all_stats, pg_read_all_settings, pg_stat_scan_tables), no table's data.
+ALLOWED_PREDEFINED = {(MONITORING_ROLE, PG_MONITOR)}
+
+
+def _forbidden(group: str, member: str = "") -> bool:
     """The superuser, and the predefined roles (server files, programs, every table's data, signalling
-    backends...): no role of ours may be a member of one. Ours never start with pg_."""
+    backends...): no role of ours may be a member of one, but the monitoring role of pg_monitor. Ours
+    never start with pg_."""
+    if (member, group) in ALLOWED_PREDEFINED:
+        return False
     return group == SUPERUSER or group.startswith("pg_")
 
 
@@ -171,9 +179,9 @@ def check_role_memberships(args: StackValidationArgs, report: ReportViolation) -
     groups = {name for name, r in roles.items() if not is_login(r.props)}
 
     def judge(member: str, group: str, urn: str) -> None:
-        if _forbidden(group):
+        if _forbidden(group, member):
             report(f"role {member} must not be a member of {group}: superuser or predefined (pg_*) role", urn)
-        elif group not in groups:
+        elif group not in groups and (member, group) not in ALLOWED_PREDEFINED:
             report(f"role {member} must not be a member of {group}: not a group role this stack declares", urn)
 
     for name, resource in roles.items():
@@ -192,7 +200,10 @@ def check_role_memberships(args: StackValidationArgs, report: ReportViolation) -
 
 role_memberships = StackValidationPolicy(
     name="role-memberships",
-    description="Roles are members only of group roles the stack declares: never postgres or a pg_* role.",
+    description=(
+        "Roles are members only of group roles the stack declares: never postgres or a pg_* role "
+        "(but the monitoring role, of pg_monitor)."
+    ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=check_role_memberships,
     remediation_steps=(

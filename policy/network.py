@@ -1,11 +1,15 @@
-"""Reachability: no database port open to the internet, no host-network Postgres on every interface unguarded."""
+"""Reachability: no database port open to the internet, Patroni's and etcd's ports to the private network only,
+no host-network Postgres on every interface unguarded, no load balancer with a public interface."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -13,7 +17,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policy.resources import CONTAINER, FIREWALL, postgres_servers, settings_of
+from policy.resources import CONTAINER, FIREWALL, LOAD_BALANCER, LOAD_BALANCER_NETWORK, postgres_servers, settings_of
 from postgres_platform.model.names import PGBOUNCER_PORT, POSTGRES_PORT
 from postgres_platform.model.networks import is_private, too_wide
 
@@ -68,22 +72,65 @@ def _check_published(args: ResourceValidationArgs, report: ReportViolation) -> N
             )
 
 
+def cluster_ports(config: Mapping[str, Any] | None) -> tuple[int, ...]:
+    """Patroni's REST API and etcd's client and peer ports, as the pack's config names them for a stack
+    with hetzner.failover (offline/policy_config.py); none elsewhere (no Patroni, nothing to guard)."""
+    return tuple(int(p) for p in (config or {}).get("clusterPorts") or ())
+
+
+def _private_cidr(cidr: str) -> bool:
+    try:
+        return is_private(ipaddress.ip_network(cidr, strict=False))
+    except ValueError:
+        return False  # not a range this check can vouch for
+
+
+def _check_cluster_ports(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Patroni's REST API (it can promote and demote) and etcd (it holds who is the leader) from private
+    sources only: any public source on them is a way to take the cluster over."""
+    ports = cluster_ports(args.get_config())
+    for rule in args.props.get("rules") or []:
+        if rule.get("direction") != "in" or rule.get("protocol") not in ("tcp", None):
+            continue
+        low, high = port_range(rule.get("port"))
+        covered = [p for p in ports if low <= p <= high]
+        public = [cidr for cidr in rule.get("sourceIps") or [] if not _private_cidr(cidr)]
+        if covered and public:
+            listed = ", ".join(map(str, covered))
+            report(f"firewall {args.name} opens Patroni/etcd port {listed} to {', '.join(public)}", None)
+
+
+def _check_load_balancer_network(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.props.get("enablePublicInterface") is not False:  # Hetzner's default is on
+        report(f"load balancer network {args.name} leaves the load balancer's public interface on", None)
+
+
 def check_public_ports(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type == FIREWALL:
         _check_firewall(args, report)
+        _check_cluster_ports(args, report)
     elif args.resource_type == CONTAINER:
         _check_published(args, report)
+    elif args.resource_type == LOAD_BALANCER_NETWORK:
+        _check_load_balancer_network(args, report)
 
 
 no_public_database_ports = ResourceValidationPolicy(
     name="no-public-database-ports",
-    description="Postgres (5432) and PgBouncer (6432) are never reachable from the whole internet.",
+    description=(
+        "Postgres (5432) and PgBouncer (6432) are never reachable from the whole internet; Patroni's REST API "
+        "and etcd only from private addresses; a load balancer only on its private network."
+    ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=check_public_ports,
+    config_schema=PolicyConfigSchema(
+        properties={"clusterPorts": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}}}
+    ),
     remediation_steps=(
         "Narrow the inbound firewall rules that reach 5432 or 6432 (counted together, at most a /16 of IPv4 or a "
         "/48 of IPv6); publish a container's database port on a loopback or private address, never on Docker's "
-        "default (every interface)."
+        "default (every interface). Open Patroni's and etcd's ports (hetzner.failover) to the private subnet only, "
+        "and attach a load balancer with enable_public_interface=False."
     ),
 )
 
@@ -95,7 +142,21 @@ EVERY_INTERFACE = ("*", "0.0.0.0", "::")
 
 def check_host_network_listeners(args: StackValidationArgs, report: ReportViolation) -> None:
     """A Postgres container on the host's network that listens on every interface is reachable on the
-    public one: only behind a firewall whose database rules stay narrow (no-public-database-ports)."""
+    public one: only behind a firewall whose database rules stay narrow (no-public-database-ports). A load
+    balancer in front of the hosts has a public interface until a private-only network attachment turns it
+    off: one such attachment per load balancer."""
+    balancers = [r for r in args.resources if r.resource_type == LOAD_BALANCER]
+    private = [
+        r
+        for r in args.resources
+        if r.resource_type == LOAD_BALANCER_NETWORK and r.props.get("enablePublicInterface") is False
+    ]
+    if len(private) < len(balancers):
+        for balancer in balancers:
+            report(
+                f"load balancer {balancer.name} has no private-only network attachment (public interface on)",
+                balancer.urn,
+            )
     if any(r.resource_type == FIREWALL for r in args.resources):
         return
     for server in postgres_servers(args.resources):
@@ -110,7 +171,10 @@ def check_host_network_listeners(args: StackValidationArgs, report: ReportViolat
 
 host_network_listeners = StackValidationPolicy(
     name="host-network-listeners",
-    description="A host-network Postgres listening on every interface must sit behind a declared firewall.",
+    description=(
+        "A host-network Postgres listening on every interface must sit behind a declared firewall; every load "
+        "balancer has a private-only network attachment."
+    ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=check_host_network_listeners,
     remediation_steps=(

@@ -7,7 +7,8 @@ stack's rendered pgBackRest config and archiving, the repository moved to this m
 backup, writes rows, notes a target time, writes more rows, restores to the target into a fresh data
 directory, starts it and counts; on a terminal, a progress bar of those phases on stderr. --json
 prints only {"repo", "backup": {"type", "seconds"}, "restore": {"target", "rowsExpected", "rowsFound",
-"seconds"}}. Exit 1 when the counts differ.
+"seconds"}, "verify": {"ok", "seconds", "output"}} (`verify`: the restored copy checked as a scheduled
+verification checks it: ops/restore_check.py). Exit 1 when the counts differ or the verification fails.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from postgres_platform.harness.servers import Servers
 from postgres_platform.model.config import BackupConfig, PlatformConfig, S3RepoConfig
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.model.stackfile import read_stack_values, stack_file
+from postgres_platform.ops import restore_check
 from postgres_platform.render.backup import RepoSecrets, command
 
 Repo = Literal["posix", "s3"]
@@ -45,7 +47,7 @@ def drill_config(config: PlatformConfig, repo: Repo, s3: LocalS3 | None) -> Plat
     return config.model_copy(update={"backup": backup.model_copy(update={"repo": repo, "s3": target})})
 
 
-PHASES = 7  # starting the servers, then drill()'s six
+PHASES = 8  # starting the servers, then drill()'s seven
 
 
 def run(config: PlatformConfig, repo: Repo, cipher_pass: str | None = None) -> dict[str, Any]:
@@ -96,6 +98,8 @@ def drill(servers: Servers, advance: Advance = no_progress) -> dict[str, Any]:
     dsn = servers.superuser_dsn(database).replace(f"port={servers.pg_port}", f"port={port}")
     with psycopg.connect(dsn) as conn:
         found = conn.execute("SELECT count(*) FROM drill").fetchone()
+    advance(1, "verifying the restored copy (every table read, pg_amcheck)")
+    verified = restore_check.verify(copy, list(servers.config.databases))
     servers.stop_copy(copy)
     advance()
     return {
@@ -107,7 +111,22 @@ def drill(servers: Servers, advance: Advance = no_progress) -> dict[str, Any]:
             "rowsFound": int(found[0]) if found else 0,
             "seconds": round(restore_seconds, 2),
         },
+        "verify": {"ok": verified["ok"], "seconds": verified["seconds"], "output": verified["output"]},
     }
+
+
+def verify_latest(servers: Servers) -> dict[str, Any]:
+    """The latest backup restored into a scratch copy (never archiving into the repository), verified and
+    removed: what a scheduled verification does. A restore that fails is a failed verification."""
+    try:
+        copy, _port = servers.restore_copy(target=None)
+    except (RuntimeError, TimeoutError) as exc:
+        lines = str(exc).splitlines()[-restore_check.OUTPUT_LINES :]
+        return {"ok": False, "checkedAt": None, "seconds": None, "output": lines}
+    try:
+        return restore_check.verify(copy, list(servers.config.databases))
+    finally:
+        servers.stop_copy(copy)
 
 
 @errors.command
@@ -124,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"{result['repo']}: full backup {result['backup']['seconds']} s; restore to {restore['target']} "
-            f"in {restore['seconds']} s: {restore['rowsFound']} of {restore['rowsExpected']} rows"
+            f"in {restore['seconds']} s: {restore['rowsFound']} of {restore['rowsExpected']} rows; verified: "
+            f"{'yes' if result['verify']['ok'] else 'NO: ' + ' / '.join(result['verify']['output'][-3:])}"
         )
-    return 0 if restore["rowsFound"] == restore["rowsExpected"] else 1
+    return 0 if restore["rowsFound"] == restore["rowsExpected"] and result["verify"]["ok"] else 1

@@ -28,6 +28,7 @@ exit 1 when any. --json: {"problems": [{"problem": str, "fix": str}], "failures"
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -48,6 +49,7 @@ from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.ops import grants, live_budget
 from postgres_platform.ops.lockdown import lockdown_problems
+from postgres_platform.ops.patroni import LEADER_ROLES, Patroni, PatroniError, member_problems
 
 
 def render(report: dict[str, Any]) -> str:
@@ -58,18 +60,38 @@ def render(report: dict[str, Any]) -> str:
     for r in report["roles"]:
         declared = "-" if r["declared"] is None else str(r["declared"])
         lines.append(f"{r['role']:22s} {r['kind']:10s} {declared:>8s} {r['serverLimit']:>6d} {r['connections']:>4d}")
-    for s in report["superuserSessions"]:
-        lines.append(
-            f"superuser: {s['count']} in {s['database']} from {s['applicationName'] or '?'} "
-            f"at {s['clientAddr'] or 'local socket'}"
-        )
-    lines += [
-        f"pgbouncer {p['database']}/{p['user']}: {p['active']} active, {p['waiting']} waiting"
-        + (f" (the oldest {p['maxWaitSeconds']:.1f} s)" if p["waiting"] else "")
-        for p in report.get("pgbouncerPools", [])
-    ]
+    lines += [text for text, _style in detail_lines(report)]
     lines += problem_lines(report["problems"]) or ["no problems"]
     return "\n".join(lines)
+
+
+def detail_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(line, Rich style) under the roles: the superuser's sessions, PgBouncer's pools, Patroni's members."""
+    lines = [
+        (
+            f"superuser: {s['count']} in {s['database']} from {s['applicationName'] or '?'} "
+            f"at {s['clientAddr'] or 'local socket'}",
+            "",
+        )
+        for s in report["superuserSessions"]
+    ]
+    lines += [
+        (
+            f"pgbouncer {p['database']}/{p['user']}: {p['active']} active, {p['waiting']} waiting"
+            + (f" (the oldest {p['maxWaitSeconds']:.1f} s)" if p["waiting"] else ""),
+            "yellow" if p["waiting"] else "",
+        )
+        for p in report.get("pgbouncerPools", [])
+    ]
+    lines += [
+        (
+            f"member {m['name']} ({m['host']}:{m['port']}): {m['role']}, {m['state']}, timeline {m['timeline'] or '?'}"
+            + ("" if m["role"] in LEADER_ROLES else f", lag {'unknown' if m['lag'] is None else m['lag']} bytes"),
+            "" if m["state"] in ("running", "streaming") else "red",
+        )
+        for m in report.get("members", [])
+    ]
+    return lines
 
 
 def problem_lines(problems: list[dict[str, str]]) -> list[str]:
@@ -143,21 +165,7 @@ def view(now: str, report: dict[str, Any] | None, down: str | None = None) -> Re
             f"{report['connected']} connected of {report['usable']} usable (max_connections {report['maxConnections']})"
         )
     ]
-    notes += [
-        Text(
-            f"superuser: {s['count']} in {s['database']} from {s['applicationName'] or '?'} "
-            f"at {s['clientAddr'] or 'local socket'}"
-        )
-        for s in report["superuserSessions"]
-    ]
-    notes += [
-        Text(
-            f"pgbouncer {p['database']}/{p['user']}: {p['active']} active, {p['waiting']} waiting"
-            + (f" (the oldest {p['maxWaitSeconds']:.1f} s)" if p["waiting"] else ""),
-            style="yellow" if p["waiting"] else "",
-        )
-        for p in report.get("pgbouncerPools", [])
-    ]
+    notes += [Text(text, style=style) for text, style in detail_lines(report)]
     problems = problem_lines(report["problems"])
     notes += [Text(line, style="red" if line.startswith("problem") else "") for line in problems] or [
         Text("no problems", style="green")
@@ -209,6 +217,17 @@ def watch_piped(take: Callable[[], dict[str, Any]], seconds: float, as_json: boo
         time.sleep(seconds)
 
 
+def members_report(config: PlatformConfig, url: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Patroni's members (GET /cluster) and the problems with them; Patroni not answering is one too."""
+    failover = config.hetzner.failover if config.hetzner is not None else None
+    try:
+        found = Patroni(url).cluster()
+    except PatroniError as exc:
+        return [], [{"problem": str(exc), "fix": "is Patroni running there? ask another member's --patroni-url"}]
+    problems = member_problems(found, failover.maximum_lag_on_failover if failover else None)
+    return [dataclasses.asdict(m) for m in found], problems
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser)
@@ -218,6 +237,10 @@ def _parser() -> argparse.ArgumentParser:
         "also PgBouncer's admin console (dbname=pgbouncer, a stats or admin user): waiting clients",
         name="pgbouncer-dsn",
         required=False,
+    )
+    parser.add_argument(
+        "--patroni-url",
+        help="also a member's Patroni REST API (http(s)://host:8008): each member's role, lag, timeline",
     )
     parser.add_argument("--json", action="store_true", help="print only the JSON report")
     parser.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted")
@@ -246,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         if pgbouncer is not None:
             report["pgbouncerPools"] = live_budget.pgbouncer_pools(pgbouncer)
             report["problems"] += live_budget.waiting_problems(report["pgbouncerPools"])
+        if args.patroni_url:
+            report["members"], problems = members_report(config, args.patroni_url)
+            report["problems"] += problems
         return report
 
     if args.watch is None:

@@ -28,6 +28,7 @@ from postgres_platform.model.names import PGDATA, PRIMARY
 from postgres_platform.render import backup as render
 from postgres_platform.render.containers import BACKUP_CONFIG, BACKUP_REPO, DATA, MountSource, postgres_container
 from postgres_platform.render.hetzner import CONFIG_ROOT
+from postgres_platform.render.postgres import copy_arguments
 
 # A point in time with its zone: ISO 8601 (`T` or a space), seconds and a fraction optional, `Z` or an offset.
 # Without a zone pgBackRest and Postgres would each read it in their own local time.
@@ -65,7 +66,7 @@ def commands(
     """`docker run` of pgBackRest's restore into `pg_path`, then (a copy) a server started from it; both
     with the primary container's data and backup mounts (render.containers), `pg_path` as its data."""
     restore = render.restore_command(PGDATA, target=target, lsn=lsn, standby=standby)
-    copy = ["postgres", "-c", "archive_mode=off", "-c", "port=5433"]
+    copy = ["postgres", "-c", "archive_mode=off", "-c", "port=5433", *copy_arguments(config)]
     spec = postgres_container(stack, config, PRIMARY, copy, initdb_password=False)
     # Where `pulumi up` left pgbackrest.conf (targets.py): a Hetzner host, or this machine's home.
     root = CONFIG_ROOT if config.target == "hetzner" else str(Path.home() / ".postgres-platform" / stack)

@@ -22,6 +22,7 @@ from pathlib import Path
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
 from postgres_platform.cli.errors import COULD_NOT_RUN, CannotRun, command
 from postgres_platform.ops import switchover
+from postgres_platform.ops.patroni import Patroni, PatroniError
 
 
 def read_lines(path: Path, flag: str) -> list[str]:
@@ -62,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     poolers = read_lines(args.pgbouncer_dsn_file, "--pgbouncer-dsn-file") if args.pgbouncer_dsn_file else []
     try:
         done = switchover.switchover(
-            switchover.Patroni(args.patroni_url, auth), poolers, endpoint, to=args.to, timeout=args.timeout
+            Patroni(args.patroni_url, auth), poolers, endpoint, to=args.to, timeout=args.timeout
         )
-    except switchover.SwitchoverError as exc:
+    except (switchover.SwitchoverError, PatroniError) as exc:
         raise CannotRun(str(exc)) from exc
     if args.json:
         print(json.dumps(done))

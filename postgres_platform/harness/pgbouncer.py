@@ -44,14 +44,14 @@ class PgBouncerServer:
     def spec(self) -> ContainerSpec:
         return pgbouncer_container(self.name, self.config)
 
-    def files(self, *, auth_password: str, admin_password: str) -> list[File[str]]:
+    def files(self, *, auth_password: str, admin_password: str, monitor_password: str | None = None) -> list[File[str]]:
         tls = CONTAINER_TLS if self.certificates is not None else None
         endpoints = Endpoints(LOOPBACK, self.port, LOOPBACK, self.postgres_port, AUTH_FILE, HBA_FILE, tls=tls)
         ini, hba, auth = RENDERED
         files = [
             File(ini, "0644", render_ini(self.config, endpoints)),
             File(hba, "0644", render_hba(self.config)),
-            File(auth, "0600", render_auth_file(auth_password, admin_password)),
+            File(auth, "0600", render_auth_file(auth_password, admin_password, monitor_password)),
         ]
         if self.certificates is not None:
             files += self.certificates.files(

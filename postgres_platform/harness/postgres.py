@@ -39,6 +39,7 @@ from postgres_platform.render.postgres import (
     HBA_FILE,
     KEY_FILE,
     PASSWORD_FILE,
+    copy_arguments,
     render_config_file,
     server_arguments,
     tls_and_hba_settings,
@@ -216,8 +217,9 @@ class PostgresServer:
             exec_argv(self.container, [*port, *argv]), capture_output=True, text=True, errors="replace", timeout=300
         )
 
-    def restore_copy(self, containers: Containers, *, target: str) -> tuple[str, int]:
-        """Restore to `target` (a timestamp) into a fresh data directory, as scripts/restore.py does
+    def restore_copy(self, containers: Containers, *, target: str | None) -> tuple[str, int]:
+        """Restore to `target` (a timestamp; None: the latest, to the end of the archive) into a fresh data
+        directory, as scripts/restore.py does
         (pgBackRest in a container of the image), and start it as a container on a port of its own;
         returns (its container, its port) once it has promoted."""
         copy, port = self.root / f"restored-{secrets.token_hex(4)}", free_port()
@@ -225,7 +227,7 @@ class PostgresServer:
         shutil.chown(copy, int(POSTGRES_UID), int(POSTGRES_UID))
         copy.chmod(0o700)
         sources = self.sources(copy)
-        command = ["postgres", "-c", f"port={port}", "-c", f"listen_addresses={LOOPBACK}"]
+        command = ["postgres", "-c", f"port={port}", "-c", f"listen_addresses={LOOPBACK}", *copy_arguments(self.config)]
         spec = postgres_container(
             f"{self.name}-{copy.name}", self.server_config, PRIMARY, command, initdb_password=False
         )

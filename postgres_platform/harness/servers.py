@@ -31,6 +31,7 @@ from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.names import (
     AUTH_ROLE,
     LOOPBACK,
+    MONITORING_ROLE,
     PGBOUNCER,
     PGBOUNCER_ADMIN,
     PGBOUNCER_CONSOLE_DB,
@@ -143,7 +144,11 @@ class Servers:
             conf = render_conf(self.config.backup, PGDATA, self.backup_secrets or RepoSecrets(cipher_pass="drill"))
             dirs["pgbackrest"] = (POSTGRES_UID, "", [File("pgbackrest.conf", "0600", conf)])
         if self.config.pgbouncer is not None:
-            files = self._pgbouncer.files(auth_password=self.passwords[AUTH_ROLE], admin_password=self.admin_password)
+            files = self._pgbouncer.files(
+                auth_password=self.passwords[AUTH_ROLE],
+                admin_password=self.admin_password,
+                monitor_password=self.passwords.get(MONITORING_ROLE),
+            )
             dirs[PGBOUNCER] = (PGBOUNCER_UID, self.pgbouncer_container, files)
         return dirs
 
@@ -210,8 +215,9 @@ class Servers:
     def restart_postgres(self) -> None:
         self._postgres.restart()
 
-    def restore_copy(self, *, target: str) -> tuple[str, int]:
-        """A copy restored to `target` and promoted (PostgresServer.restore_copy): (its container, its port)."""
+    def restore_copy(self, *, target: str | None) -> tuple[str, int]:
+        """A copy restored to `target` (None: the end of the archive) and promoted (PostgresServer.restore_copy):
+        (its container, its port)."""
         return self._postgres.restore_copy(self._containers, target=target)
 
     def stop_copy(self, copy: str) -> None:

@@ -23,8 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from postgres_platform.model.budget import MONITORING_CONNECTIONS, monitored
 from postgres_platform.model.config import GroupLevel, PlatformConfig, level_of
-from postgres_platform.model.names import AUTH_ROLE, AUTH_SCHEMA, SUPERUSER, group_role, owner_role
+from postgres_platform.model.names import (
+    AUTH_ROLE,
+    AUTH_SCHEMA,
+    MONITORING_ROLE,
+    PG_MONITOR,
+    SUPERUSER,
+    group_role,
+    owner_role,
+)
 
 ObjectType = Literal["database", "schema", "table", "sequence", "function"]
 
@@ -202,6 +211,12 @@ def plan(config: PlatformConfig) -> AccessPlan:
     logins = (
         *(_login_role(config, app, login.role) for app in config.apps for login in config.logins(app)),
         *([Role(AUTH_ROLE, login=True, connection_limit=config.auth_role_limit())] if has_pgbouncer else []),
+        # The exporters' login (render.monitoring): pg_monitor's reads, the budget's hard limit.
+        *(
+            [Role(MONITORING_ROLE, login=True, connection_limit=MONITORING_CONNECTIONS, member_of=(PG_MONITOR,))]
+            if monitored(config)
+            else []
+        ),
     )
     existing = config.existing
     # On an adopted server others create tables too (a migration runner logged in as postgres): their

@@ -13,10 +13,35 @@ from dataclasses import dataclass
 from typing import Literal
 
 from postgres_platform.model.config import PlatformConfig
-from postgres_platform.model.names import AUTH_ROLE
+from postgres_platform.model.names import AUTH_ROLE, MONITORING_ROLE, REPLICATION_ROLE
 
 PGBACKREST = "pgbackrest"  # budget entry of the backup process (render.backup.CONNECTIONS)
 PGBACKREST_CONNECTIONS = 2
+# The monitoring role's hard CONNECTION LIMIT: postgres_exporter keeps one connection, a second lets a
+# scrape overlap a slow one (or an operator check the role's view) without the exporter being refused.
+MONITORING_CONNECTIONS = 2
+
+
+def monitored(config: PlatformConfig) -> bool:
+    """Whether the program creates the monitoring role: everywhere but a managed server, whose CREATEROLE
+    admin may not grant pg_monitor (PostgreSQL 16: only with the ADMIN option on it) and whose provider
+    monitors it."""
+    return config.existing is None or config.existing.admin_superuser
+
+
+# Patroni (hetzner.failover) holds slots no declared role limits: its HA loop and its REST API's own
+# connection (the load balancer's health checks are answered from it), both as the superuser, and
+# pg_rewind's from the other member after a failover (as REWIND_ROLE, which Patroni creates). etcd, the
+# DCS, holds none: Patroni talks to it, not Postgres.
+PATRONI = "patroni"
+PATRONI_CONNECTIONS = 3
+
+# Walsenders have their own pool, max_wal_senders (Postgres' default 10), not max_connections. The
+# replication role's: the standby's stream and pg_basebackup's two (WAL streamed beside the copy) while a
+# member is rebuilt from the primary; with Patroni a rejoining old primary streams too.
+DEFAULT_MAX_WAL_SENDERS = 10
+REPLICA_WAL_SENDERS = 2
+FAILOVER_WAL_SENDERS = 3
 
 EntryKind = Literal["app", "external", "system"]
 
@@ -96,16 +121,21 @@ def entries(config: PlatformConfig) -> tuple[Entry, ...]:
         if config.pgbouncer is not None
         else []
     )
+    if monitored(config):  # the exporters' role (render.monitoring) holds its slots too
+        system.append(Entry(MONITORING_ROLE, None, MONITORING_CONNECTIONS, "system", key="monitoring"))
     if config.backup is not None:
         # pgBackRest connects as the superuser (no role limit holds it): a backup and a check at once.
         system.append(Entry(PGBACKREST, None, PGBACKREST_CONNECTIONS, "system", key="backup"))
+    if config.hetzner is not None and config.hetzner.failover.enabled:
+        system.append(Entry(PATRONI, None, PATRONI_CONNECTIONS, "system", key="hetzner.failover"))
     return tuple(apps + external + system)
 
 
 def compute(config: PlatformConfig) -> list[ServerBudget]:
     """One budget per Postgres server: a streaming replica has the same roles, limits and settings.
 
-    The replication role's walsenders count in max_wal_senders, not max_connections: not an entry.
+    The replication role's walsenders count in max_wal_senders, not max_connections: not an entry here
+    (wal_sender_entries counts them against max_wal_senders).
     """
     pg = config.postgres
     servers = ["primary"] + (["replica"] if config.hetzner is not None and config.hetzner.replicas else [])
@@ -120,6 +150,36 @@ def compute(config: PlatformConfig) -> list[ServerBudget]:
         )
         for name in servers
     ]
+
+
+def wal_sender_entries(config: PlatformConfig) -> tuple[Entry, ...]:
+    """Who may hold walsenders on the primary (Patroni itself holds none: it streams nothing)."""
+    hetzner = config.hetzner
+    if hetzner is None or not hetzner.replicas:
+        return ()
+    if hetzner.failover.enabled:
+        return (Entry(REPLICATION_ROLE, None, FAILOVER_WAL_SENDERS, "system", key="hetzner.failover"),)
+    return (Entry(REPLICATION_ROLE, None, REPLICA_WAL_SENDERS, "system", key="hetzner.replicas"),)
+
+
+def max_wal_senders(config: PlatformConfig) -> int | None:
+    """max_wal_senders from postgres.settings (Postgres' default when absent); None when not a number."""
+    value = config.postgres.settings.get("max_wal_senders", DEFAULT_MAX_WAL_SENDERS)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def wal_sender_problems(config: PlatformConfig) -> list[str]:
+    """One line when the walsenders the stack needs do not fit max_wal_senders."""
+    needed = sum(entry.limit for entry in wal_sender_entries(config))
+    available = max_wal_senders(config)
+    if not needed or available is None or needed <= available:
+        return []
+    message = f"leaves {available} walsenders, the replication role may need {needed} (a stream and a base backup)"
+    return [f"postgres.settings.max_wal_senders: {message}, got {available}"]
 
 
 def reserved_connections(config: PlatformConfig) -> int:
@@ -252,4 +312,5 @@ class OverBudget(str):
 
 def problems(config: PlatformConfig) -> list[str]:
     """One config error per server whose budget does not fit, naming both sides of the sum."""
-    return [OverBudget(server) for server in compute(config) if server.free < 0]
+    over: list[str] = [OverBudget(server) for server in compute(config) if server.free < 0]
+    return over + wal_sender_problems(config)

@@ -34,12 +34,21 @@ class ImageBuild:
         return IMAGES_DIR / self.context
 
 
-# Debian 13 (trixie): PostgreSQL 17.12 with pgBackRest 2.55.1 (which supports PostgreSQL 17; 2.56 added 18).
+# Debian 13 (trixie): PostgreSQL 17.12 with pgBackRest 2.55.1 (which supports PostgreSQL 17; 2.56 added 18),
+# and Patroni 4.0.7 with python-etcd (its etcd client: Patroni's etcd3 DCS speaks etcd's v3 JSON
+# gateway and takes its errors from python-etcd). The tag stays the Postgres build's: Patroni is only
+# started where a stack asks for it, the server the image runs is the same.
 POSTGRES_17 = ImageBuild(
-    reference="postgres-platform/postgres:17.12-deb13u1",
+    reference="postgres-platform/postgres:17.12-deb13u1-patroni4.0.7",
     context="postgres",
-    build_args={"POSTGRES_MAJOR": "17", "POSTGRESQL_VERSION": "17.12-0+deb13u1", "PGBACKREST_VERSION": "2.55.1-1"},
-    versions={"postgres": "17.12", "pgbackrest": "2.55.1"},
+    build_args={
+        "POSTGRES_MAJOR": "17",
+        "POSTGRESQL_VERSION": "17.12-0+deb13u1",
+        "PGBACKREST_VERSION": "2.55.1-1",
+        "PATRONI_VERSION": "4.0.7-3~deb13u1",
+        "PYTHON_ETCD_VERSION": "0.4.5-6",
+    },
+    versions={"postgres": "17.12", "pgbackrest": "2.55.1", "patroni": "4.0.7"},
 )
 # Debian 13's PgBouncer 1.24.1-1+deb13u2: the fixes of 1.24.1 (CVE-2025-2291), deb13u1 (CVE-2025-12819)
 # and deb13u2 (CVE-2026-6664, -6665, -6666, -6667), read in the package's changelog.Debian: every CVE
@@ -57,7 +66,47 @@ PROMETHEUS_253 = ImageBuild(
     build_args={"PROMETHEUS_VERSION": "2.53.3+ds1-2"},
     versions={"prometheus": "2.53.3"},
 )
-BUILDS = {build.reference: build for build in (POSTGRES_17, PGBOUNCER_124, PROMETHEUS_253)}
+# Debian 13's exporters and Alertmanager (trixie main, no security update since): one image each, as
+# each runs where its target is (the exporters beside the server and PgBouncer, Alertmanager beside
+# Prometheus) and is pinned and upgraded on its own.
+POSTGRES_EXPORTER_017 = ImageBuild(
+    reference="postgres-platform/postgres-exporter:0.17.1-deb13",
+    context="postgres-exporter",
+    build_args={"POSTGRES_EXPORTER_VERSION": "0.17.1-1+b4"},
+    versions={"postgres_exporter": "0.17.1"},
+)
+PGBOUNCER_EXPORTER_010 = ImageBuild(
+    reference="postgres-platform/pgbouncer-exporter:0.10.2-deb13",
+    context="pgbouncer-exporter",
+    build_args={"PGBOUNCER_EXPORTER_VERSION": "1:0.10.2-2"},
+    versions={"pgbouncer_exporter": "0.10.2"},
+)
+ALERTMANAGER_028 = ImageBuild(
+    reference="postgres-platform/alertmanager:0.28.1-deb13",
+    context="alertmanager",
+    build_args={"ALERTMANAGER_VERSION": "0.28.1+ds-1"},
+    versions={"alertmanager": "0.28.1"},
+)
+MONITORING_BUILDS = (POSTGRES_EXPORTER_017, PGBOUNCER_EXPORTER_010, ALERTMANAGER_028)
+# Debian 13's etcd 3.5.16: the DCS Patroni keeps its leader lock in (server and etcdctl).
+ETCD_35 = ImageBuild(
+    reference="postgres-platform/etcd:3.5.16-deb13",
+    context="etcd",
+    build_args={"ETCD_VERSION": "3.5.16-4"},
+    versions={"etcd": "3.5.16"},
+)
+# Debian 13's HAProxy 3.0.11 (+deb13u5, from trixie-security): the failover drill's stand-in for the
+# Hetzner load balancer, health-checking Patroni's /primary.
+HAPROXY_30 = ImageBuild(
+    reference="postgres-platform/haproxy:3.0.11-deb13u5",
+    context="haproxy",
+    build_args={"HAPROXY_VERSION": "3.0.11-1+deb13u5"},
+    versions={"haproxy": "3.0.11"},
+)
+BUILDS = {
+    build.reference: build
+    for build in (POSTGRES_17, PGBOUNCER_124, PROMETHEUS_253, ETCD_35, HAPROXY_30, *MONITORING_BUILDS)
+}
 
 MIN_PGBOUNCER = (1, 25, 2)  # upstream: the release with every CVE fix so far
 # Debian builds of older releases that carry those fixes as patches: (version, suite) -> first update.
@@ -113,6 +162,6 @@ def pgbouncer_problem(image: str) -> str | None:
 
 
 def postgres_major(image: str) -> int | None:
-    """`postgres-platform/postgres:17.12-deb13u1` -> 17; None where the tag shows no version."""
+    """`postgres-platform/postgres:17.12-deb13u1-patroni4.0.7` -> 17; None where the tag shows no version."""
     match = re.match(r"^(\d+)", tag_of(image))
     return int(match.group(1)) if match else None

@@ -11,6 +11,11 @@ AUTH_SCHEMA = "pgbouncer"  # schema of the lookup function in every app database
 AUTH_FUNCTION = "get_auth"
 SUPERUSER = "postgres"
 REPLICATION_ROLE = "replicator"  # the streaming replica's login (REPLICATION, walsenders only)
+REWIND_ROLE = "rewind_user"  # Patroni's pg_rewind login (hetzner.failover; render.patroni.REWIND_USER)
+# The exporters' login: a member of pg_monitor (reads pg_stat_activity and pg_ls_waldir, owns nothing), and a
+# PgBouncer stats_users member (SHOW POOLS/STATS on the console, no admin command).
+MONITORING_ROLE = "pgplatform_monitor"
+PG_MONITOR = "pg_monitor"  # the built-in role it is a member of
 COMPONENT_LABEL = "postgres-platform.component"  # Docker label the policies find containers and volumes by
 # A container's role: its COMPONENT_LABEL value and the suffix of its name (container_name).
 PRIMARY = "postgres"

@@ -6,63 +6,26 @@ balancer or HAProxy asking Patroni's /primary) routes to the new primary, RECONN
 server connections to the old one, and RESUME lets the queued clients through. The poolers are
 resumed whatever happens after the pause.
 
-`members()` and `choose()` are pure (Patroni's GET /cluster document); `Patroni` is its REST API.
+`choose()` is pure; Patroni's side is ops/patroni.py.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-LEADER_ROLES = ("leader", "standby_leader")
-# Replicas Patroni would promote: streaming (Patroni 3+) or running (older), not a paused or starting one.
-READY_STATES = ("streaming", "running")
+from postgres_platform.ops.patroni import LEADER_ROLES, READY_STATES, Member, Patroni, PatroniError
 
 
 class SwitchoverError(Exception):
     """Why a switchover cannot start or did not finish (one line)."""
-
-
-@dataclass(frozen=True)
-class Member:
-    name: str
-    role: str  # leader, sync_standby, replica, standby_leader
-    state: str  # running, streaming, stopped, starting, ...
-    host: str
-    port: int
-    lag: int | None  # bytes behind the leader (None for the leader or when unknown)
-    timeline: int | None
-
-
-def members(cluster: dict[str, Any]) -> list[Member]:
-    """The members of Patroni's GET /cluster."""
-    found = []
-    for m in cluster.get("members", []):
-        lag = m.get("lag")
-        found.append(
-            Member(
-                name=str(m["name"]),
-                role=str(m.get("role", "")),
-                state=str(m.get("state", "")),
-                host=str(m.get("host", "")),
-                port=int(m.get("port", 5432)),
-                lag=lag if isinstance(lag, int) else None,  # "unknown" while a replica is not streaming
-                timeline=m.get("timeline") if isinstance(m.get("timeline"), int) else None,
-            )
-        )
-    return found
 
 
 def choose(found: list[Member], to: str | None) -> tuple[Member, Member]:
@@ -86,36 +49,6 @@ def choose(found: list[Member], to: str | None) -> tuple[Member, Member]:
         raise SwitchoverError(f"no replica is ready to take over ({states})")
     ready.sort(key=lambda m: (m.role != "sync_standby", m.lag if m.lag is not None else 1 << 62, m.name))
     return leader, ready[0]
-
-
-class Patroni:
-    """Patroni's REST API at `url` (http(s)://host:8008), with basic auth where it asks for it."""
-
-    def __init__(self, url: str, auth: tuple[str, str] | None = None, timeout: float = 10.0) -> None:
-        self.url, self.timeout = url.rstrip("/"), timeout
-        self.headers = {"Content-Type": "application/json"}
-        if auth is not None:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            self.headers["Authorization"] = f"Basic {token}"
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> str:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=self.headers)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
-                return str(response.read().decode())
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace").strip()
-            raise SwitchoverError(f"Patroni {method} {path}: HTTP {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise SwitchoverError(f"Patroni {self.url}: {getattr(exc, 'reason', exc)} (check the URL)") from exc
-
-    def cluster(self) -> list[Member]:
-        return members(json.loads(self._call("GET", "/cluster")))
-
-    def switchover(self, leader: str, candidate: str, timeout: float) -> str:
-        """POST /switchover: Patroni answers once the candidate has taken over (or it gave up)."""
-        return self._call("POST", "/switchover", {"leader": leader, "candidate": candidate}, timeout=timeout)
 
 
 def _console(dsn: str) -> psycopg.Connection[Any]:
@@ -180,7 +113,7 @@ def _until(check: Callable[[], bool], seconds: float, what: str) -> None:
     retrying = Retrying(
         stop=stop_after_delay(seconds),
         wait=wait_fixed(0.2),
-        retry=retry_if_exception_type((_NotYet, psycopg.Error, SwitchoverError)),
+        retry=retry_if_exception_type((_NotYet, psycopg.Error, PatroniError)),
     )
     try:
         for attempt in retrying:
@@ -191,11 +124,19 @@ def _until(check: Callable[[], bool], seconds: float, what: str) -> None:
         raise SwitchoverError(what) from exc
 
 
-def primary_behind(endpoint_dsn: str) -> str | None:
-    """The address of the server the endpoint routes to, if it is a primary (None: a replica)."""
+def primary_behind(endpoint_dsn: str) -> tuple[str, int] | None:
+    """The address and port of the server the endpoint routes a new connection to, if it is a primary."""
     with psycopg.connect(endpoint_dsn, autocommit=True, connect_timeout=3) as conn:
-        row = conn.execute("SELECT pg_catalog.pg_is_in_recovery(), host(inet_server_addr())").fetchone()
-    return None if row is None or row[0] else str(row[1] or "local")
+        row = conn.execute(
+            "SELECT pg_catalog.pg_is_in_recovery(), host(inet_server_addr()), inet_server_port()"
+        ).fetchone()
+    return None if row is None or row[0] else (str(row[1]), int(row[2] or 0))
+
+
+def routes_to(endpoint_dsn: str, member: Member, tries: int = 3) -> bool:
+    """`tries` new connections in a row land on `member` as a primary: a proxy that still has the demoted
+    member in rotation (until its health check fails enough times) would send one of them there."""
+    return all(primary_behind(endpoint_dsn) == (member.host, member.port) for _ in range(tries))
 
 
 def switchover(
@@ -214,7 +155,7 @@ def switchover(
 
         _until(switched, timeout, f"{candidate.name} did not become the leader in {timeout:g} s")
         _until(
-            lambda: primary_behind(endpoint_dsn) in (candidate.host, "local"),
+            lambda: routes_to(endpoint_dsn, candidate),
             timeout,
             f"the endpoint did not route to {candidate.name} in {timeout:g} s",
         )

@@ -15,7 +15,7 @@ from components.postgres import PostgresContainerArgs, PostgresServer, PostgresS
 from postgres_platform.model import access
 from postgres_platform.model.config import ConfigError, PlatformConfig
 from postgres_platform.model.load import ADMIN_PASSWORD_KEY, load_stack_values
-from postgres_platform.model.names import AUTH_ROLE, NAMESPACE, PGBOUNCER_PORT, PRIMARY, container_name
+from postgres_platform.model.names import AUTH_ROLE, MONITORING_ROLE, NAMESPACE, PGBOUNCER_PORT, PRIMARY, container_name
 from postgres_platform.program.targets import TARGETS, Site
 from postgres_platform.render import pgbouncer
 from postgres_platform.render.backup import archive_settings
@@ -135,21 +135,23 @@ def deploy(config: PlatformConfig) -> Deployed:
             hba_file=pgbouncer.HBA_FILE,
             tls=pgbouncer.CONTAINER_TLS if site.tls is not None else None,
         )
-        deployed_pgbouncer = PgBouncer(
-            "pgbouncer",
-            PgBouncerArgs(
-                config=config,
-                ini=pgbouncer.render_ini(config, files),
-                hba=pgbouncer.render_hba(config),
-                auth_password=roles.passwords[AUTH_ROLE],
-                placement=site.placement,
-                shell=site.shell,
-                publish=site.pgbouncer_publish,
-                tls=site.tls,
-                ca_cert_pem=site.ca_cert_pem,
-                depends_on=[server, *site.ready],
-            ),
+        pgbouncer_args = PgBouncerArgs(
+            config=config,
+            ini=pgbouncer.render_ini(config, files),
+            hba=pgbouncer.render_hba(config),
+            auth_password=roles.passwords[AUTH_ROLE],
+            monitor_password=roles.passwords.get(MONITORING_ROLE),  # none on a managed server
+            placement=site.placement,
+            shell=site.shell,
+            publish=site.pgbouncer_publish,
+            tls=site.tls,
+            ca_cert_pem=site.ca_cert_pem,
+            depends_on=[server, *site.ready],
         )
+        deployed_pgbouncer = PgBouncer("pgbouncer", pgbouncer_args)
+    replica = target.add_replicas(server, backups) if isinstance(server, PostgresServer) else None
+    if deployed_pgbouncer is not None:
+        target.add_poolers(pgbouncer_args, files)  # a PgBouncer on other hosts, where the target has them
     return Deployed(
         passwords=roles.passwords,
         admin_user=server.admin_connection.user,
@@ -158,6 +160,6 @@ def deploy(config: PlatformConfig) -> Deployed:
         admin=site.admin_endpoint,
         pooled=site.pooled if deployed_pgbouncer is not None else None,
         pgbouncer_admin_password=deployed_pgbouncer.admin_password if deployed_pgbouncer is not None else None,
-        replica=target.add_replicas(server, backups) if isinstance(server, PostgresServer) else None,
+        replica=replica,
         ca_cert_pem=site.ca_cert_pem,
     )

@@ -21,18 +21,28 @@ import pulumi_hcloud as hcloud
 
 from components.backups import Backups
 from components.config_files import HostShell
+from components.failover import (
+    Forward,
+    PrimaryLoadBalancer,
+    PrimaryLoadBalancerArgs,
+    WitnessHost,
+    WitnessHostArgs,
+    cluster_firewall_rules,
+)
 from components.hetzner import DatabaseHost, DatabaseHostArgs, PrivateNetwork, PrivateNetworkArgs, firewall_rules
 from components.local_host import LocalHost
+from components.pgbouncer import PgBouncer, PgBouncerArgs
 from components.postgres import PostgresContainerArgs, PostgresServer, server_files
 from components.replica import StreamingReplica, StreamingReplicaArgs
 from components.resources.admin import AdminAddress
 from components.resources.containers import Placement, Publish
 from components.tls import ServerTls, StackCertificates
-from postgres_platform.model.config import ExistingConfig, HetznerConfig, PlatformConfig, SettingValue
+from postgres_platform.model.config import ConfigError, ExistingConfig, HetznerConfig, PlatformConfig, SettingValue
 from postgres_platform.model.names import LOOPBACK, PGBOUNCER_PORT, POSTGRES_PORT, REPLICA
+from postgres_platform.render import pgbouncer
 from postgres_platform.render.containers import BACKUP_CONFIG, DATA, MountSource, postgres_container
 from postgres_platform.render.dsn import Endpoint
-from postgres_platform.render.hetzner import DATA_DIR
+from postgres_platform.render.hetzner import DATA_DIR, PRIMARY_CHECK, READ_PORT, REPLICA_CHECK
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
 from postgres_platform.render.postgres import render_config_file, server_arguments, tls_and_hba_settings
 from postgres_platform.render.replica import standby_settings
@@ -76,6 +86,10 @@ class Target(ABC):
 
     def add_replicas(self, primary: PostgresServer, backups: Backups | None) -> Endpoint | None:
         """Declare standbys of the primary; their read-only endpoint, if any."""
+        return None
+
+    def add_poolers(self, primary: PgBouncerArgs, endpoints: pgbouncer.Endpoints) -> None:
+        """Declare a PgBouncer on each other host that may become the primary (after add_replicas)."""
         return None
 
 
@@ -140,12 +154,76 @@ def ca_file_for_provider(ca_cert_pem: pulumi.Input[str]) -> pulumi.Output[str]:
 
 
 class HetznerTarget(Target):
-    """Servers in a private network behind a firewall, Docker over SSH, TLS from a stack CA."""
+    """Servers in a private network behind a firewall, Docker over SSH, TLS from a stack CA.
+
+    With hetzner.failover: the replica's host is declared with the primary's, witnesses beside them, and a
+    private load balancer in front of both that the DSNs name (components/failover.py).
+    """
 
     def __init__(self, config: PlatformConfig) -> None:
         super().__init__(config)
         assert config.hetzner is not None  # config checks: target hetzner requires the section
         self.hetzner: HetznerConfig = config.hetzner
+        self.failover = self.hetzner.failover.enabled  # config checks: only with a replica
+        if self.failover and not pulumi.runtime.is_dry_run():
+            # Until Patroni and etcd run on the hosts (issue 21's wiring) the load balancer's health checks find
+            # no REST API and every DSN through it fails: a preview shows the plan, an update refuses it.
+            raise ConfigError(
+                [
+                    "hetzner.failover.enabled: Patroni and etcd are not started on the hosts yet, so every DSN "
+                    "through the load balancer would fail: leave it false for `pulumi up` "
+                    "(docs/operations/hetzner.md#failover), got true"
+                ]
+            )
+        self.witnesses: list[WitnessHost] = []
+        self.load_balancer: PrimaryLoadBalancer | None = None
+        self._replica_host: DatabaseHost | None = None
+        self._replica_tls: ServerTls | None = None
+
+    def _certificate_ips(self, private_ip: str) -> list[str]:
+        """A host's private IP, and the load balancer's where apps reach the host through it (verify-full
+        checks the address the DSN names)."""
+        return [private_ip, self.hetzner.load_balancer_ip()] if self.failover else [private_ip]
+
+    def _witness(self, index: int, private_ip: str) -> WitnessHost:
+        h = self.hetzner
+        return WitnessHost(
+            f"witness-{index}",
+            WitnessHostArgs(
+                private_ip=private_ip,
+                location=h.location,
+                server_type=h.failover.witness_server_type,
+                image=h.image,
+                ssh_keys=tuple(h.ssh_keys),
+                protect_server=h.protect_servers,
+                network=self._network,
+                firewall=self._firewall,
+                placement_group=self._group,
+            ),
+        )
+
+    def _load_balancer(self, hosts: list[DatabaseHost]) -> PrimaryLoadBalancer:
+        """PgBouncer and Postgres of whichever host is the primary; the replica's Postgres on READ_PORT."""
+        h = self.hetzner
+        forwards = [
+            Forward(PGBOUNCER_PORT, PGBOUNCER_PORT, PRIMARY_CHECK),
+            Forward(POSTGRES_PORT, POSTGRES_PORT, PRIMARY_CHECK),
+        ]
+        if h.replicas:
+            forwards.append(Forward(READ_PORT, POSTGRES_PORT, REPLICA_CHECK))
+        return PrimaryLoadBalancer(
+            "primary-endpoint",
+            PrimaryLoadBalancerArgs(
+                load_balancer_type=h.failover.load_balancer_type,
+                location=h.location,
+                private_ip=h.load_balancer_ip(),
+                network=self._network,
+                servers=[host.server for host in hosts],
+                forwards=forwards,
+                rest_api_port=h.failover.rest_api_port,
+                protect=h.protect_servers,
+            ),
+        )
 
     def _host(self, role: str, private_ip: str) -> DatabaseHost:
         h = self.hetzner
@@ -169,18 +247,32 @@ class HetznerTarget(Target):
     def prepare(self) -> Site:
         h = self.hetzner
         self._network = PrivateNetwork("private", PrivateNetworkArgs(h.ip_range, h.subnet, h.network_zone))
+        rules = firewall_rules(h.admin_cidrs)
+        if self.failover:
+            rules += cluster_firewall_rules(h.subnet, h.failover.ports())
         self._firewall = hcloud.Firewall(
             "database-firewall",
-            rules=firewall_rules(h.admin_cidrs),
+            rules=rules,
             labels={"managed-by": "postgres-platform", "env": pulumi.get_stack()},
         )
         self._group = hcloud.PlacementGroup("database-placement", type="spread")
         primary_ip = h.primary_ip()
         primary = self._host("primary", primary_ip)
+        if self.failover:
+            pulumi.log.warn(
+                "hetzner.failover: a plan only; `pulumi up` refuses it until Patroni and etcd run on the hosts "
+                "(docs/operations/hetzner.md#failover)"
+            )
+            # Declared with the primary: the load balancer targets both hosts from the start.
+            self._replica_host = self._host("replica", h.replica_ip())
+            self.witnesses = [self._witness(i + 1, ip) for i, ip in enumerate(h.witness_ips())]
+            self.load_balancer = self._load_balancer([primary, self._replica_host])
         self._certificates = StackCertificates("tls")
         tls = ServerTls(
             *self._certificates.server_certificate(
-                "primary-tls", common_name=primary_ip, ip_addresses=[primary_ip, primary.public_ip]
+                "primary-tls",
+                common_name=primary_ip,
+                ip_addresses=[*self._certificate_ips(primary_ip), primary.public_ip],
             )
         )
         self._hba = render_pg_hba(
@@ -194,6 +286,9 @@ class HetznerTarget(Target):
         settings = tls_and_hba_settings()
         if h.replicas:
             settings["max_slot_wal_keep_size"] = f"{wal_keep_megabytes(h.volume_size)}MB"
+        # Apps reach whichever host is the primary through the load balancer; PgBouncer still listens on
+        # its own host's private IP and serves its own Postgres (docs/decisions/0007).
+        apps_host = h.load_balancer_ip() if self.failover else primary_ip
         return Site(
             placement=Placement(docker_provider=primary.docker_provider),
             shell=primary.shell,
@@ -201,8 +296,8 @@ class HetznerTarget(Target):
             admin=AdminAddress(
                 primary.public_ip, POSTGRES_PORT, "verify-full", ca_file_for_provider(self._certificates.ca_cert_pem)
             ),
-            direct=endpoint(primary_ip, POSTGRES_PORT, pooled=False),
-            pooled=endpoint(primary_ip, PGBOUNCER_PORT, pooled=True),
+            direct=endpoint(apps_host, POSTGRES_PORT, pooled=False),
+            pooled=endpoint(apps_host, PGBOUNCER_PORT, pooled=True),
             admin_endpoint=primary.public_ip.apply(lambda ip: endpoint(ip, POSTGRES_PORT, pooled=False)),
             pgbouncer_listen=primary_ip,  # the private network only, never the public interface
             pgbouncer_server_host=primary_ip,
@@ -217,10 +312,12 @@ class HetznerTarget(Target):
         if not self.hetzner.replicas:
             return None
         replica_ip = self.hetzner.replica_ip()
-        host = self._host("replica", replica_ip)
+        host = self._replica_host or self._host("replica", replica_ip)
         cert, key = self._certificates.server_certificate(
-            "replica-tls", common_name=replica_ip, ip_addresses=[replica_ip]
+            "replica-tls", common_name=replica_ip, ip_addresses=[*self._certificate_ips(replica_ip)]
         )
+        self._replica_tls = ServerTls(cert, key)
+        self._replica_host = host
         settings = {**tls_and_hba_settings(), **standby_settings(self.hetzner.primary_ip())}
         placement = Placement(docker_provider=host.docker_provider)
         container = PostgresContainerArgs(
@@ -236,7 +333,7 @@ class HetznerTarget(Target):
             placement=placement,
             shell=host.shell,
             sources={DATA: data_mount()},
-            files=server_files(self._hba, ServerTls(cert, key)),
+            files=server_files(self._hba, self._replica_tls),
             depends_on=[host],
         )
         backup_dir = None
@@ -262,7 +359,31 @@ class HetznerTarget(Target):
                 after=backups.ready if backups is not None else (),
             ),
         )
+        if self.failover:  # whichever host is the replica now, through the load balancer
+            return Endpoint(
+                self.hetzner.load_balancer_ip(), READ_PORT, "verify-full", pooled=False, sslrootcert=client_ca_path()
+            )
         return Endpoint(replica_ip, POSTGRES_PORT, "verify-full", pooled=False, sslrootcert=client_ca_path())
+
+    def add_poolers(self, primary: PgBouncerArgs, endpoints: pgbouncer.Endpoints) -> None:
+        """With failover, a PgBouncer on the replica's host too, in front of that host's own Postgres: the
+        load balancer sends the pooled DSNs to whichever host is the primary (docs/decisions/0007)."""
+        host, tls = self._replica_host, self._replica_tls
+        if not self.failover or host is None or tls is None:
+            return
+        ip = host.private_ip
+        local = dataclasses.replace(endpoints, listen_addr=ip, server_host=ip)
+        PgBouncer(
+            "replica-pgbouncer",
+            dataclasses.replace(
+                primary,
+                ini=pgbouncer.render_ini(self.config, local),
+                placement=Placement(docker_provider=host.docker_provider),
+                shell=host.shell,
+                tls=tls,
+                depends_on=[*primary.depends_on, host],
+            ),
+        )
 
 
 class ExistingTarget(Target):

@@ -20,9 +20,8 @@ import yaml
 
 from postgres_platform.model import budget
 from postgres_platform.model.config import PlatformConfig
-from postgres_platform.model.names import AUTH_ROLE, REPLICATION_ROLE, SUPERUSER
+from postgres_platform.model.names import AUTH_ROLE, MONITORING_ROLE, REPLICATION_ROLE, SUPERUSER
 
-MONITORING_ROLE = "pgplatform_monitor"  # the exporters' login (not yet in the budget: see docs/operations/alerts.md)
 LEVELS = ((0.75, "warning"), (0.90, "critical"))
 WRAPAROUND = 2**31  # transaction IDs before wraparound
 XID_LEVELS = ((0.50, "warning"), (0.75, "critical"))

@@ -14,6 +14,7 @@ from postgres_platform.model.names import (
     AUTH_FUNCTION,
     AUTH_ROLE,
     AUTH_SCHEMA,
+    MONITORING_ROLE,
     PGBOUNCER_ADMIN,
     PGBOUNCER_CONFIG_DIR,
     PGBOUNCER_CONSOLE_DB,
@@ -102,7 +103,8 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
         "auth_user": AUTH_ROLE,
         "auth_query": AUTH_QUERY,
         "admin_users": PGBOUNCER_ADMIN,
-        "stats_users": PGBOUNCER_ADMIN,
+        # The exporters' role reads SHOW POOLS/STATS on the console; it may run no admin command.
+        "stats_users": f"{PGBOUNCER_ADMIN}, {MONITORING_ROLE}",
         "pool_mode": pgbouncer.pool_mode,
         "max_client_conn": pgbouncer.max_client_conn,
         "query_wait_timeout": pgbouncer.query_wait_timeout,
@@ -139,7 +141,8 @@ def render_ini(config: PlatformConfig, endpoints: Endpoints) -> str:
 
 def render_hba(config: PlatformConfig) -> str:
     """PgBouncer's own HBA: an app may use only its pool; the admin only the console; else reject."""
-    rows = [(p.name, user) for p in pools(config) for user in p.users] + [(PGBOUNCER_CONSOLE_DB, PGBOUNCER_ADMIN)]
+    console = [(PGBOUNCER_CONSOLE_DB, PGBOUNCER_ADMIN), (PGBOUNCER_CONSOLE_DB, MONITORING_ROLE)]
+    rows = [(p.name, user) for p in pools(config) for user in p.users] + console
     lines = []
     for database, user in rows:
         for network in ("0.0.0.0/0", "::/0"):
@@ -151,12 +154,16 @@ def _quote(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def render_auth_file(auth_password: str, admin_password: str) -> str:
-    """userlist.txt: the auth role's password and the console admin's SCRAM verifier."""
-    return (
-        f"{_quote(AUTH_ROLE)} {_quote(auth_password)}\n"
-        f"{_quote(PGBOUNCER_ADMIN)} {_quote(stable_verifier(PGBOUNCER_ADMIN, admin_password))}\n"
-    )
+def render_auth_file(auth_password: str, admin_password: str, monitor_password: str | None = None) -> str:
+    """userlist.txt: the auth role's password and the console users' SCRAM verifiers (the admin's, and
+    the monitoring role's where given: the console takes its logins from this file, not auth_query)."""
+    lines = [
+        f"{_quote(AUTH_ROLE)} {_quote(auth_password)}\n",
+        f"{_quote(PGBOUNCER_ADMIN)} {_quote(stable_verifier(PGBOUNCER_ADMIN, admin_password))}\n",
+    ]
+    if monitor_password is not None:
+        lines.append(f"{_quote(MONITORING_ROLE)} {_quote(stable_verifier(MONITORING_ROLE, monitor_password))}\n")
+    return "".join(lines)
 
 
 # Where the PgBouncer container reads its files (its config directory, written by components.pgbouncer).

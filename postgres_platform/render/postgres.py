@@ -44,6 +44,25 @@ def server_settings(config: PlatformConfig, extra: dict[str, SettingValue] | Non
     }
 
 
+# A server replaying another's WAL (a restored copy, a standby) refuses to start below the settings the
+# WAL was written under ("recovery aborted because of insufficient parameter settings").
+RECOVERY_MINIMUMS = (
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+)
+
+
+def copy_arguments(config: PlatformConfig) -> list[str]:
+    """`-c name=value` for the settings a restored copy must hold at least as high as the server's."""
+    settings = server_settings(config)
+    return [
+        arg for name in RECOVERY_MINIMUMS if name in settings for arg in ("-c", f"{name}={_setting(settings[name])}")
+    ]
+
+
 def needs_restart(name: str) -> bool:
     return name in RESTART_SETTINGS
 

@@ -21,6 +21,7 @@ from postgres_platform.model import budget
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.model.images import PROMETHEUS_253
 from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.names import MONITORING_ROLE
 from postgres_platform.model.stackfile import ROOT, read_stack_values, stack_file
 from postgres_platform.render import monitoring
 
@@ -244,15 +245,11 @@ def test_every_custom_query_runs_as_a_pg_monitor_member_and_returns_its_declared
     # Every query a stack can render: prod has admin CIDRs (203.0.113.10/32) and backups.
     queries = monitoring.queries(config_of("prod"))
     assert {"pgplatform_superuser_outside", "pgplatform_backup_last"} <= set(queries)
-    role = monitoring.MONITORING_ROLE
-    servers.psql(
-        f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'x' CONNECTION LIMIT 2; "
-        f"GRANT pg_monitor TO {role};"
-    )
+    role = MONITORING_ROLE  # created by the access plan: a pg_monitor member with the budget's limit
     held = psycopg.connect(servers.superuser_dsn())  # over TCP from this machine: outside the admin CIDRs
     worker = psycopg.connect(servers.dsn("worker_app", LOCAL.apps["worker_app"].database, pooled=False))
     try:
-        with psycopg.connect(servers.dsn(role, "postgres", pooled=False, password="x")) as conn:
+        with psycopg.connect(servers.dsn(role, "postgres", pooled=False)) as conn:
             results = {}
             for name, spec in queries.items():
                 cursor = conn.execute(spec["query"])
@@ -262,8 +259,8 @@ def test_every_custom_query_runs_as_a_pg_monitor_member_and_returns_its_declared
     finally:
         held.close()
         worker.close()
-        servers.psql(f"DROP ROLE IF EXISTS {role};")
     roles = {row[0]: row for row in results["pgplatform_role_backends"]}
+    assert roles[role][1:] == (1, 2, 0)  # its own session, its CONNECTION LIMIT from the budget
     assert roles["postgres"][1] >= 1 and roles["postgres"][3] == 1
     assert roles["worker_app"][1:] == (1, 5, 0)  # one session, its CONNECTION LIMIT from the budget
     assert {"postgres", "fleet_platform"} <= {row[0] for row in results["pgplatform_database"]}

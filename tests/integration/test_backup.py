@@ -19,7 +19,7 @@ from postgres_platform.harness import s3 as local_s3
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.model.stackfile import read_stack_values, stack_file
-from postgres_platform.render.backup import RepoSecrets, command, repo_precheck
+from postgres_platform.render.backup import STANZA, RepoSecrets, command, repo_precheck
 
 PROD = load_stack_values(read_stack_values(stack_file("prod")))
 
@@ -49,6 +49,7 @@ def posix() -> Iterator[Servers]:
 def test_point_in_time_restore_brings_back_exactly_the_rows_before_the_target(posix: Servers) -> None:
     result = backup_drill.drill(posix)  # what scripts/backup_drill.py does, on this module's server
     assert result["restore"]["rowsFound"] == result["restore"]["rowsExpected"] == backup_drill.ROWS_BEFORE
+    assert result["verify"]["ok"], result["verify"]["output"]  # every table read, pg_amcheck clean
     assert result["backup"]["type"] == "full" and result["backup"]["seconds"] > 0
 
 
@@ -138,3 +139,27 @@ def test_a_repository_it_cannot_write_is_named_before_pgbackrest_runs(posix: Ser
     finally:
         posix.repo.chmod(0o750)
     assert subprocess.run(["sh", "-c", precheck], capture_output=True, timeout=60).returncode == 0
+
+
+def test_a_verification_passes_on_a_good_backup_and_fails_on_a_corrupted_repository(posix: Servers) -> None:
+    """What a scheduled verification does (backup_drill.verify_latest): the latest backup restored into a
+    scratch copy, every table read, pg_amcheck; then one file of that backup corrupted in the repository."""
+    must(posix, command("--type=full", "backup", backup=posix.config.backup))
+    with psycopg.connect(posix.superuser_dsn(next(iter(posix.config.databases))), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS verified (id int PRIMARY KEY, note text)")
+        conn.execute(
+            "INSERT INTO verified SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g ON CONFLICT DO NOTHING"
+        )
+    must(posix, command("--type=full", "backup", backup=posix.config.backup))
+    good = backup_drill.verify_latest(posix)
+    assert good["ok"], good["output"]
+    assert good["output"][-1] == "verified"
+
+    newest = sorted(d for d in (posix.repo / "backup" / STANZA).iterdir() if d.name.endswith("F"))[-1]
+    largest = max((f for f in (newest / "pg_data").rglob("*") if f.is_file()), key=lambda f: f.stat().st_size)
+    data = bytearray(largest.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    largest.write_bytes(bytes(data))
+    bad = backup_drill.verify_latest(posix)
+    assert not bad["ok"] and bad["output"], bad

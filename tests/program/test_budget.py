@@ -21,16 +21,18 @@ def test_prod_reproduces_its_budget() -> None:
         by_kind[entry.kind] = by_kind.get(entry.kind, 0) + entry.limit
     by_db = {db: sum(e.limit for e in server.entries if e.database == db) for db in ("tracksolid_db", "fleet_platform")}
     assert by_db == {"tracksolid_db": 33, "fleet_platform": 20}
-    # System: 7 auth slots (one per app pool, plus one) and 2 for pgBackRest (a backup and a check).
-    assert by_kind == {"app": 53, "external": 28, "system": 9}
+    # System: 7 auth slots (one per app pool, plus one), the monitoring role's 2 and 2 for pgBackRest
+    # (a backup and a check).
+    assert by_kind == {"app": 53, "external": 28, "system": 11}
     assert [(e.role, e.limit) for e in server.entries if e.kind == "system"] == [
         ("pgbouncer_auth", 7),
+        ("pgplatform_monitor", 2),
         ("pgbackrest", 2),
     ]
     assert by_kind["app"] + by_kind["external"] == 81  # the six apps and four external roles: 81 slots
-    assert (server.max_connections, server.superuser_reserved, server.usable) == (100, 3, 97)
-    assert server.total == 90
-    assert server.free == 97 - 5 - 90
+    assert (server.max_connections, server.superuser_reserved, server.usable) == (102, 3, 99)
+    assert server.total == 92
+    assert server.free == 99 - 5 - 92
 
 
 def test_entries_name_role_database_and_kind() -> None:
@@ -41,16 +43,17 @@ def test_entries_name_role_database_and_kind() -> None:
         ("gateway_app", "fleet_platform", 15, "app"),
         ("grafana_ro", None, 5, "external"),
         ("pgbouncer_auth", None, 4, "system"),  # 3 app pools + 1
+        ("pgplatform_monitor", None, 2, "system"),  # the exporters' role
     ]
     as_dict = server.as_dict()
-    assert as_dict["total"] == 39
-    assert as_dict["free"] == 100 - 3 - 5 - 39
+    assert as_dict["total"] == 41
+    assert as_dict["free"] == 100 - 3 - 5 - 41
 
 
 def test_table_shows_every_role_and_the_free_slots() -> None:
     (server,) = budget.compute(parse(valid_config()))
     table = budget.render_table(server)
-    assert table.splitlines()[0] == "server primary: 47 of 100 max_connections promised, 53 free"
+    assert table.splitlines()[0] == "server primary: 49 of 100 max_connections promised, 51 free"
     for role in ("webhook_app", "worker_app", "gateway_app", "grafana_ro", "pgbouncer_auth", "admin headroom"):
         assert role in table
 
@@ -64,14 +67,14 @@ def test_reserved_connections_take_slots_in_the_config_and_in_the_policy_alike()
     except ConfigError as exc:
         lines = exc.lines
     assert lines == [
-        "postgres.maxConnections: connection budget of server primary does not fit: roles hold 39 + adminHeadroom 5 "
-        "= 44 > 37 usable (maxConnections 100 - superuserReservedConnections 3 - reserved_connections 60), 7 over; "
+        "postgres.maxConnections: connection budget of server primary does not fit: roles hold 41 + adminHeadroom 5 "
+        "= 46 > 37 usable (maxConnections 100 - superuserReservedConnections 3 - reserved_connections 60), 9 over; "
         "the largest: gateway_app 15, webhook_app 10, grafana_ro 5 (lower their connectionLimit or raise "
         "maxConnections), got 100"
     ]
     config["postgres"]["settings"] = {"reserved_connections": 10}
     fits = budget.compute(parse(config))[0]
-    assert (fits.usable, fits.free) == (87, 87 - 5 - 39)
+    assert (fits.usable, fits.free) == (87, 87 - 5 - 41)
     config["postgres"]["settings"] = {"reserved_connections": "ten"}
     with pytest.raises(ConfigError, match=r"postgres\.settings\.reserved_connections: must be an integer"):
         parse(config)

@@ -52,7 +52,12 @@ def test_json_report_contract(stack: str) -> None:
         assert set(secret) == {"key", "present", "neededFor"}
     # What the stack's images carry: the figures the real-container tests check the running servers report.
     if stack in BUILT_STACKS:
-        assert report["versions"] == {"postgres": "17.12", "pgbackrest": "2.55.1", "pgbouncer": "1.24.1"}
+        assert report["versions"] == {
+            "postgres": "17.12",
+            "pgbackrest": "2.55.1",
+            "patroni": "4.0.7",
+            "pgbouncer": "1.24.1",
+        }
     else:  # an adopted server runs its own Postgres: nothing this program ships
         assert "postgres" not in report["versions"]
     assert report["stack"] == stack
@@ -65,8 +70,12 @@ def test_json_report_contract(stack: str) -> None:
             assert set(entry) == {"role", "database", "limit", "kind", "direct"}
             assert entry["kind"] in ("app", "external", "system")
             assert entry["direct"] is None or (entry["kind"] == "app" and entry["direct"] >= 0)
-    assert report["resources"]["postgresql:index/role:Role"] >= 1
-    assert all(isinstance(n, int) and n > 0 for n in report["resources"].values())
+    # A list of {type, count}, sorted by type (docs/command-line.md's JSON conventions).
+    types = [r["type"] for r in report["resources"]]
+    assert types == sorted(set(types)) and all(set(r) == {"type", "count"} for r in report["resources"])
+    counts = {r["type"]: r["count"] for r in report["resources"]}
+    assert counts["postgresql:index/role:Role"] >= 1
+    assert all(isinstance(n, int) and n > 0 for n in counts.values())
     names = [p["name"] for p in report["policies"]]
     assert names == [
         "connection-budget",
@@ -93,14 +102,14 @@ def test_prod_json_holds_the_prod_budget() -> None:
     assert replica["name"] == "replica" and replica["entries"] == server["entries"]
     external = sum(e["limit"] for e in server["entries"] if e["kind"] == "external")
     apps = sum(e["limit"] for e in server["entries"] if e["kind"] == "app")
-    assert (apps, external, server["total"], server["free"]) == (53, 28, 90, 2)  # 88 + pgBackRest's 2
+    assert (apps, external, server["total"], server["free"]) == (53, 28, 92, 2)  # 88 + monitoring 2 + pgBackRest 2
 
 
 def test_text_report_lists_resources_and_budget() -> None:
     result = run("local")
     assert result.returncode == 0
     assert "docker:index/container:Container" in result.stdout
-    assert "server primary: 70 of 100 max_connections promised, 30 free" in result.stdout
+    assert "server primary: 72 of 100 max_connections promised, 28 free" in result.stdout
 
 
 def test_config_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -157,7 +166,7 @@ def test_markdown_has_budget_table_pie_and_policies() -> None:
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert "| webhook_app | tracksolid_db | app | 10 |" in text
-    assert "```mermaid\npie showData title primary: max_connections 100" in text
+    assert "```mermaid\npie showData title primary: max_connections 102" in text
     assert '    "free" : 2' in text
     assert "| connection-budget | mandatory | pass |" in text
 

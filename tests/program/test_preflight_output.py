@@ -98,29 +98,29 @@ def test_over_budget_prints_the_table_with_its_overflow_in_every_format(tmp_path
     assert text.returncode == 1
     (line,) = text.stderr.strip().splitlines()  # one line, still naming the stack key
     assert line.startswith("postgres.maxConnections: connection budget of server primary does not fit")
-    assert "11 over; the largest: report_app 30, webhook_app 20, gateway_app 15" in line
-    assert "server primary: 111 of 100 max_connections promised, 11 OVER" in text.stdout
-    assert re.search(r"^OVER BUDGET\s+-\s+overflow\s+11\s+-$", text.stdout, re.MULTILINE)
+    assert "13 over; the largest: report_app 30, webhook_app 20, gateway_app 15" in line
+    assert "server primary: 113 of 100 max_connections promised, 13 OVER" in text.stdout
+    assert re.search(r"^OVER BUDGET\s+-\s+overflow\s+13\s+-$", text.stdout, re.MULTILINE)
     assert re.search(r"^report_app\s+reports\s+app\s+30\s+0$", text.stdout, re.MULTILINE)
 
     as_json = run("--stack-file", str(over), "--json")
     assert as_json.returncode == 1
     report = json.loads(as_json.stdout)
     (server,) = report["servers"]
-    assert server["free"] == -11 and {"role": "report_app", "limit": 30} in [
+    assert server["free"] == -13 and {"role": "report_app", "limit": 30} in [
         {"role": e["role"], "limit": e["limit"]} for e in server["entries"]
     ]
     assert report["error"] == line and [p["problem"] for p in report["problems"]] == [line]
     assert all(set(p) == {"problem", "fix"} for p in report["problems"])
     (overflow,) = report["overBudget"]
-    assert (overflow["server"], overflow["over"], overflow["grew"]) == ("primary", 11, None)
+    assert (overflow["server"], overflow["over"], overflow["grew"]) == ("primary", 13, None)
     assert overflow["largest"][0] == {"role": "report_app", "key": "apps.report_app.connectionLimit", "limit": 30}
 
     markdown = run("--stack-file", str(over), "--markdown")
     assert markdown.returncode == 1
     assert "| report_app | reports | app | 30 |" in markdown.stdout
-    assert "| **OVER BUDGET** | - | overflow | **11** |" in markdown.stdout
-    assert "**primary**: 111 of 100 connections promised, **11 over**" in markdown.stdout
+    assert "| **OVER BUDGET** | - | overflow | **13** |" in markdown.stdout
+    assert "**primary**: 113 of 100 connections promised, **13 over**" in markdown.stdout
 
 
 def test_over_budget_against_the_old_stack_names_the_roles_that_grew(tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_over_budget_against_the_old_stack_names_the_roles_that_grew(tmp_path: P
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert (
-        "11 over; against Pulumi.local.yaml: report_app grew 3 -> 30 (+27, apps.report_app.connectionLimit), "
+        "13 over; against Pulumi.local.yaml: report_app grew 3 -> 30 (+27, apps.report_app.connectionLimit), "
         "webhook_app grew 12 -> 20 (+8, apps.webhook_app.connectionLimit)"
     ) in line
     (overflow,) = json.loads(result.stdout)["overBudget"]

@@ -37,7 +37,9 @@ def test_exact_role_set_and_limits(stack_run: ProgramRun) -> None:
         expected["pgbouncer_auth"] = config.auth_role_limit()
     if config.hetzner and config.hetzner.replicas:
         expected["replicator"] = 2  # walsenders: not in the connection budget
+    expected["pgplatform_monitor"] = 2  # the exporters' role, counted in the budget
     declared = roles(stack_run)
+    assert declared["pgplatform_monitor"]["roles"] == ["pg_monitor"]
     assert {n: r["connectionLimit"] for n, r in declared.items() if r["login"]} == expected
     nologin = {n for n, r in declared.items() if not r["login"]}
     plan = access.plan(config)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from postgres_platform.model import access
+from postgres_platform.model import access, budget
 from postgres_platform.model.access import Grant
-from postgres_platform.model.load import parse
+from postgres_platform.model.load import load_stack_values, parse
+from postgres_platform.model.names import MONITORING_ROLE
+from postgres_platform.model.stackfile import read_stack_values, stack_file
 from tests.helpers import valid_config
 
 
@@ -47,7 +49,15 @@ def test_logins_are_the_apps_and_the_auth_role_with_their_limits() -> None:
         ("worker_app", 5),
         ("gateway_app", 15),
         ("pgbouncer_auth", 4),
+        ("pgplatform_monitor", 2),
     }
+
+
+def test_the_monitoring_role_is_a_pg_monitor_member_with_the_budgets_limit() -> None:
+    (server,) = budget.compute(parse(valid_config()))
+    (entry,) = [e for e in server.entries if e.role == MONITORING_ROLE]
+    role = login(plan(), MONITORING_ROLE)
+    assert (role.member_of, role.connection_limit, entry.kind) == (("pg_monitor",), entry.limit, "system")
 
 
 def test_apps_hold_no_grant_of_their_own_only_a_membership() -> None:
@@ -190,3 +200,14 @@ def test_alternating_logins_are_two_members_of_the_same_groups() -> None:
     assert a.connection_limit == b.connection_limit == 15
     assert "gateway_app" not in {r.name for r in p.logins}
     assert a.database == b.database == "fleet_platform"  # where each is retired when removed
+
+
+def test_a_managed_server_gets_no_monitoring_role_and_keeps_its_slots() -> None:
+    """A CREATEROLE admin may not grant pg_monitor: no role, no budget entry, no password."""
+    legacy = load_stack_values(read_stack_values(stack_file("legacy")))
+    assert legacy.existing is not None
+    managed = legacy.model_copy(update={"existing": legacy.existing.model_copy(update={"admin_superuser": False})})
+    assert MONITORING_ROLE in {r.name for r in access.plan(legacy).logins}
+    assert MONITORING_ROLE not in {r.name for r in access.plan(managed).logins}
+    (before,), (after,) = budget.compute(legacy), budget.compute(managed)
+    assert before.total - after.total == budget.MONITORING_CONNECTIONS

@@ -13,6 +13,7 @@ import yaml
 from postgres_platform.cli import alert_rules
 from postgres_platform.model import budget
 from postgres_platform.model.load import parse
+from postgres_platform.model.names import MONITORING_ROLE
 from postgres_platform.render import monitoring
 from tests.helpers import valid_config
 
@@ -74,7 +75,7 @@ def test_the_undeclared_rule_leaves_declared_and_system_roles_out() -> None:
     server = budget.compute(config)[0]
     excluded = monitoring.excluded_roles(config, server)
     assert {entry.role for entry in server.entries} <= set(excluded)
-    assert {"postgres", monitoring.MONITORING_ROLE} <= set(excluded)
+    assert {"postgres", MONITORING_ROLE} <= set(excluded)
 
 
 def printed(*argv: str) -> tuple[int, str]:

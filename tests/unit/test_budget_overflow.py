@@ -27,11 +27,11 @@ def fits() -> budget.ServerBudget:
 
 def test_an_over_budget_line_says_by_how_much_and_names_the_largest_roles() -> None:
     raw = valid_config()
-    raw["apps"]["gateway_app"]["connectionLimit"] = 70  # 39 - 15 + 70 = 94 roles + 5 headroom > 97 usable
+    raw["apps"]["gateway_app"]["connectionLimit"] = 70  # 41 - 15 + 70 = 96 roles + 5 headroom > 97 usable
     (line,) = over_budget_lines(raw)
     assert isinstance(line, budget.OverBudget)
     server = line.server
-    assert server.over == -server.free == 94 + 5 - 97
+    assert server.over == -server.free == 96 + 5 - 97
     assert line.startswith("postgres.maxConnections: ") and line.endswith(", got 100") and "\n" not in line
     assert f"{server.over} over" in line
     assert "the largest: gateway_app 70, webhook_app 10, grafana_ro 5" in line

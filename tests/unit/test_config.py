@@ -196,7 +196,7 @@ CASES = [
         "budget does not fit",
         "apps.gateway_app.connectionLimit",
         90,
-        "postgres.maxConnections: connection budget of server primary does not fit: roles hold 114",
+        "postgres.maxConnections: connection budget of server primary does not fit: roles hold 116",
     ),
     (
         "typed setting twice",
@@ -250,17 +250,17 @@ def test_bad_input_gets_one_line_naming_key_and_value(case: str, path: str, valu
 
 def test_budget_message_lists_total_and_usable() -> None:
     (line,) = errors_of(changed("apps.gateway_app.connectionLimit", 90))
-    # 10 + 5 + 90 apps + 5 external + 4 auth = 114, + 5 headroom = 119 > 97 usable
-    assert "roles hold 114 + adminHeadroom 5 = 119 > 97 usable" in line
+    # 10 + 5 + 90 apps + 5 external + 4 auth + 2 monitoring = 116, + 5 headroom = 121 > 97 usable
+    assert "roles hold 116 + adminHeadroom 5 = 121 > 97 usable" in line
     assert "maxConnections 100 - superuserReservedConnections 3" in line
 
 
 def test_budget_that_fits_exactly_is_accepted() -> None:
-    # 10 + 5 + 15 + 5 + 4 = 39 held; headroom 5; usable 97 -> free 53: grow gateway by exactly 53.
-    config = changed("apps.gateway_app.connectionLimit", 15 + 53)
-    assert parse(config).apps["gateway_app"].connection_limit == 68
+    # 10 + 5 + 15 + 5 + 4 + 2 (monitoring) = 41 held; headroom 5; usable 97 -> free 51: grow gateway by exactly 51.
+    config = changed("apps.gateway_app.connectionLimit", 15 + 51)
+    assert parse(config).apps["gateway_app"].connection_limit == 66
     with pytest.raises(ConfigError):
-        parse(changed("apps.gateway_app.connectionLimit", 15 + 54))
+        parse(changed("apps.gateway_app.connectionLimit", 15 + 52))
 
 
 def test_all_problems_reported_together() -> None:
@@ -560,7 +560,7 @@ BACKUP_CASES = [
     ("no retention", {"backup": {"repo": "posix", "retentionFull": 0}}, "backup.retentionFull: must be an integer >= 1, got 0"),
     # The official image has no pgBackRest and another entrypoint: only the images this program builds.
     ("an image not ours", {"backup": {"repo": "posix"}, "postgres": {"image": "postgres:17.6-trixie"}},
-     'postgres.image: must be an image this program builds from images/: postgres-platform/postgres:17.12-deb13u1, got "postgres:17.6-trixie"'),
+     'postgres.image: must be an image this program builds from images/: postgres-platform/postgres:17.12-deb13u1-patroni4.0.7, got "postgres:17.6-trixie"'),
     ("a digest only", {"backup": {"repo": "posix"}, "postgres": {"image": "postgres@sha256:" + "a" * 64}}, "postgres.image: must be an image this program builds"),
 ]  # fmt: skip
 

@@ -41,7 +41,8 @@ def test_pgbouncer_pools_per_transaction_with_auth_query() -> None:
     assert settings["auth_user"] == "pgbouncer_auth"
     assert settings["auth_query"] == "SELECT usename, passwd FROM pgbouncer.get_auth($1)"
     assert settings["server_reset_query"] == "DISCARD ALL"
-    assert settings["admin_users"] == settings["stats_users"] == "pgbouncer_admin"
+    assert settings["admin_users"] == "pgbouncer_admin"
+    assert settings["stats_users"] == "pgbouncer_admin, pgplatform_monitor"  # the exporter reads SHOW POOLS
     assert (settings["default_pool_size"], settings["reserve_pool_size"]) == ("10", "2")
 
 
@@ -83,7 +84,7 @@ def test_hba_admits_each_app_to_its_own_pool_only() -> None:
     assert "host webhook_app webhook_app 0.0.0.0/0 scram-sha-256" in lines
     assert "host pgbouncer pgbouncer_admin ::/0 scram-sha-256" in lines
     assert all(line.split()[1] == line.split()[2] for line in lines if line.split()[1] != "pgbouncer")
-    assert len(lines) == 2 * 4
+    assert len(lines) == 2 * 5  # three pools, the admin's and the monitoring role's console
 
 
 def test_scram_verifier_matches_rfc_7677_construction() -> None:

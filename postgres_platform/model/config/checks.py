@@ -10,13 +10,17 @@ import ipaddress
 
 from postgres_platform.model.config.errors import problem
 from postgres_platform.model.config.schema import PlatformConfig
-from postgres_platform.model.config.targets import ExistingConfig, HetznerConfig
+from postgres_platform.model.config.targets import ExistingConfig, FailoverConfig, HetznerConfig
 from postgres_platform.model.config.types import IDENTIFIER, level_of
 from postgres_platform.model.names import (
     AUTH_ROLE,
     MAX_IDENTIFIER_BYTES,
+    MONITORING_ROLE,
     PGBOUNCER_ADMIN,
+    PGBOUNCER_PORT,
+    POSTGRES_PORT,
     REPLICATION_ROLE,
+    REWIND_ROLE,
     group_role,
     owner_role,
 )
@@ -34,11 +38,16 @@ UNSAFE_ON_HOSTS = {
     "full_page_writes": ("off", "a crash can leave torn pages"),
 }
 HOSTS_NEED_ADDRESSES = 16  # the primary at .10, the replica at .11, and the broadcast address: a /28
+SSH_PORT = 22
+# Ports a database host already listens on, by what they are: the cluster's own ports must be others.
+HOST_PORTS = {SSH_PORT: "SSH's port", POSTGRES_PORT: "Postgres' port", PGBOUNCER_PORT: "PgBouncer's port"}
 # Role names the program keeps for itself, by what they are.
 SYSTEM_ROLES = {
     AUTH_ROLE: "the PgBouncer auth role",
     PGBOUNCER_ADMIN: "the PgBouncer admin user",
     REPLICATION_ROLE: "the replication role",
+    REWIND_ROLE: "Patroni's pg_rewind role",
+    MONITORING_ROLE: "the exporters' monitoring role",
 }
 # A derived role: (the key it comes from, its definition: database, level and schemas).
 Derived = dict[str, tuple[str, tuple[str, ...]]]
@@ -272,7 +281,46 @@ def _hetzner_checks(config: PlatformConfig) -> list[str]:
         return []
     if config.hetzner is None:
         return [problem("hetzner", "is required when target is hetzner", None)]
-    return _network_checks(config.hetzner)
+    return _network_checks(config.hetzner) + _failover_checks(config.hetzner)
+
+
+def _failover_checks(hetzner: HetznerConfig) -> list[str]:
+    """Patroni needs a replica to promote, etcd an odd number of members, and ports of their own."""
+    failover = hetzner.failover
+    if not failover.enabled:
+        return []
+    problems = []
+    if not hetzner.replicas:
+        if failover.synchronous:
+            message = "synchronous_mode with no replica: no commit could be acknowledged (set hetzner.replicas 1)"
+            problems.append(problem("hetzner.failover.synchronousMode", message, True))
+        else:
+            message = "failover with no replica: nothing to promote (set hetzner.replicas 1)"
+            problems.append(problem("hetzner.failover.enabled", message, True))
+        return problems  # the member count and the rest follow from a replica: one line says it
+    members = len(hetzner.etcd_member_ips())
+    if members % 2 == 0:
+        message = (
+            f"makes {members} etcd members ({1 + hetzner.replicas} database hosts and {failover.witnesses} "
+            f"witnesses): an even number survives no more lost members than one fewer, use an odd total"
+        )
+        problems.append(problem("hetzner.failover.witnesses", message, failover.witnesses))
+    if failover.ttl < failover.loop_wait + 2 * failover.retry_timeout:
+        message = f"must be at least loopWait + 2 x retryTimeout ({failover.loop_wait + 2 * failover.retry_timeout})"
+        problems.append(problem("hetzner.failover.ttl", message, failover.ttl))
+    return problems + _cluster_port_checks(failover)
+
+
+def _cluster_port_checks(failover: FailoverConfig) -> list[str]:
+    """Each of Patroni's and etcd's ports is its own: not SSH's, Postgres', PgBouncer's or another's."""
+    problems = []
+    taken = dict(HOST_PORTS)
+    for key, port in failover.ports().items():
+        if port in taken:
+            problems.append(problem(key, f"clashes with {taken[port]}", port))
+        else:
+            taken[port] = key
+    return problems
 
 
 def _network_checks(hetzner: HetznerConfig) -> list[str]:

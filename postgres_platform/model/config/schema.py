@@ -39,7 +39,7 @@ class PostgresConfig(ConfigModel):
 
     image: PostgresImage | None = None
     """The server's image, a build of images/ (its entrypoint, uid 999 and pgBackRest are what the
-    program relies on), e.g. postgres-platform/postgres:17.12-deb13u1; required but for target existing
+    program relies on), e.g. postgres-platform/postgres:17.12-deb13u1-patroni4.0.7; required but for target existing
     (not ours to run), where it must be absent."""
     max_connections: Connections = Field(100, alias="maxConnections")
     """The server's max_connections, every slot the connection budget shares out (default 100, Postgres'

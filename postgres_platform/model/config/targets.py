@@ -30,6 +30,65 @@ class LocalConfig(ConfigModel):
     postgresPort's."""
 
 
+class FailoverConfig(ConfigModel):
+    """`hetzner.failover`: Patroni manages Postgres on the hosts, etcd on them and on small witness servers
+    keeps its state, and a private Hetzner Load Balancer sends the DSNs to whichever host Patroni's REST
+    API calls the primary (docs/operations/hetzner.md#failover; absent or enabled false: no Patroni,
+    the hosts as without it)."""
+
+    enabled: bool = False
+    """Whether Patroni promotes the replica by itself when the primary is lost (default false); needs
+    hetzner.replicas 1."""
+    synchronous_mode: bool = Field(True, alias="synchronousMode")
+    """Patroni's synchronous_mode (default true): a commit is acknowledged once the replica has it, and
+    only a replica that was synchronous is promoted, so failover loses no acknowledged commit."""
+    synchronous_mode_strict: bool = Field(False, alias="synchronousModeStrict")
+    """Patroni's synchronous_mode_strict (default false): with the replica gone, writes wait for it
+    instead of going on unreplicated (that replica is then not promoted either way)."""
+    maximum_lag_on_failover: Annotated[int, int_between(0, 1 << 40)] = Field(1048576, alias="maximumLagOnFailover")
+    """Bytes of WAL a replica may lag and still be promoted (default 1048576, Patroni's own)."""
+    ttl: Annotated[int, int_between(10, 3600)] = 30
+    """Seconds the leader key lives without renewal before a replica may take over (default 30,
+    Patroni's own); at least loopWait + 2 x retryTimeout."""
+    loop_wait: Annotated[int, int_between(1, 600)] = Field(10, alias="loopWait")
+    """Seconds between Patroni's HA loop runs (default 10)."""
+    retry_timeout: Annotated[int, int_between(1, 600)] = Field(10, alias="retryTimeout")
+    """Seconds Patroni retries etcd and Postgres before demoting itself (default 10)."""
+    failsafe_mode: bool = Field(True, alias="failsafeMode")
+    """Patroni's failsafe_mode (default true): with etcd unreachable the primary keeps running only while
+    it still reaches every other member, instead of demoting itself."""
+    watchdog: Literal["off", "automatic", "required"] = "automatic"
+    """Patroni's watchdog mode (default automatic: used where the host has one): a primary whose Patroni
+    hangs is reset before a replica is promoted."""
+    witnesses: Annotated[int, int_between(0, 3)] = 1
+    """Witness servers running etcd only, at hosts .12 and up of the subnet (default 1): with the two
+    database hosts an odd number of etcd members, so losing any one host keeps a quorum."""
+    witness_server_type: Text = Field("cx22", alias="witnessServerType")
+    """Hetzner server type of the witnesses (default cx22; etcd alone needs little)."""
+    load_balancer_type: Text = Field("lb11", alias="loadBalancerType")
+    """Hetzner Load Balancer type in front of the hosts (default lb11, the smallest)."""
+    rest_api_port: Port = Field(8008, alias="restApiPort")
+    """Port of Patroni's REST API on each database host's private IP, which the load balancer's health
+    checks ask (default 8008)."""
+    etcd_client_port: Port = Field(2379, alias="etcdClientPort")
+    """etcd's client port on each member's private IP, where Patroni talks to it (default 2379)."""
+    etcd_peer_port: Port = Field(2380, alias="etcdPeerPort")
+    """etcd's peer port on each member's private IP, between the members (default 2380)."""
+
+    @property
+    def synchronous(self) -> bool:
+        """synchronous_mode as Patroni gets it: only where Patroni runs."""
+        return self.enabled and self.synchronous_mode
+
+    def ports(self) -> dict[str, int]:
+        """The cluster's own ports by their stack keys."""
+        return {
+            "hetzner.failover.restApiPort": self.rest_api_port,
+            "hetzner.failover.etcdClientPort": self.etcd_client_port,
+            "hetzner.failover.etcdPeerPort": self.etcd_peer_port,
+        }
+
+
 class HetznerConfig(ConfigModel):
     """`hetzner`: the Hetzner Cloud hosts of target hetzner (required there, refused elsewhere): a private
     network, a firewall open to the admin CIDRs only, the primary and an optional streaming replica."""
@@ -45,7 +104,8 @@ class HetznerConfig(ConfigModel):
     ip_range: Cidr = Field(alias="ipRange")
     """The private network, a private IPv4 CIDR (10/8, 172.16/12, 192.168/16), e.g. 10.0.0.0/16."""
     subnet: Cidr
-    """The hosts' subnet inside ipRange, a /28 or larger: the primary is its host .10, the replica .11."""
+    """The hosts' subnet inside ipRange, a /28 or larger: the primary is its host .10, the replica .11 (with
+    failover: the load balancer .5, the witnesses .12 and up)."""
     admin_cidrs: Annotated[list[Cidr], Field(min_length=1)] = Field(alias="adminCidrs")
     """Where SSH and 5432 are open from (operators, the machine running `pulumi up`); together at most a
     /16 of IPv4 or a /48 of IPv6."""
@@ -62,12 +122,33 @@ class HetznerConfig(ConfigModel):
     """Hetzner delete and rebuild protection on the servers (default false; true for prod). The data
     volumes are always protected."""
 
+    failover: FailoverConfig = FailoverConfig()
+    """Automatic failover with Patroni, etcd and a private load balancer (default: off)."""
+
     def primary_ip(self) -> str:
         """The primary's fixed private IP: host 10 of the subnet (Hetzner keeps .1 for its gateway)."""
         return str(ipaddress.ip_network(self.subnet)[10])
 
     def replica_ip(self) -> str:
         return str(ipaddress.ip_network(self.subnet)[11])
+
+    def witness_ips(self) -> list[str]:
+        """The witnesses' fixed private IPs: hosts 12 and up of the subnet (none without failover)."""
+        if not self.failover.enabled:
+            return []
+        return [str(ipaddress.ip_network(self.subnet)[12 + i]) for i in range(self.failover.witnesses)]
+
+    def load_balancer_ip(self) -> str:
+        """The load balancer's fixed private IP, host 5 of the subnet: the DSNs and the certificates name
+        it, so it is known before anything exists."""
+        return str(ipaddress.ip_network(self.subnet)[5])
+
+    def database_ips(self) -> list[str]:
+        return [self.primary_ip(), *([self.replica_ip()] if self.replicas else [])]
+
+    def etcd_member_ips(self) -> list[str]:
+        """Where etcd runs with failover: every database host and every witness."""
+        return [*self.database_ips(), *self.witness_ips()] if self.failover.enabled else []
 
 
 class PgBouncerHostConfig(ConfigModel):

@@ -1,4 +1,4 @@
-"""The switchover's pure parts: Patroni's /cluster document and the choice of the member to switch to."""
+"""Patroni's cluster as the tools read it: GET /cluster, what live says of it, the member a switchover picks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from postgres_platform.ops.switchover import Member, SwitchoverError, choose, members
+from postgres_platform.ops.patroni import Member, member_problems, members
+from postgres_platform.ops.switchover import SwitchoverError, choose
 
 # As Patroni 4 answers GET /cluster (a replica not streaming reports its lag as "unknown").
 CLUSTER: dict[str, Any] = {
@@ -48,3 +49,16 @@ def test_a_switchover_that_cannot_start_says_why(to: str | None, drop: tuple[str
     with pytest.raises(SwitchoverError) as raised:
         choose([m for m in members(CLUSTER) if m.name not in drop], to)
     assert str(raised.value) == error
+
+
+def test_what_live_says_of_the_members() -> None:
+    assert member_problems(members(CLUSTER), maximum_lag=1048576) == [
+        {
+            "problem": "replica db-4 is starting: no failover to it",
+            "fix": "read its Patroni log (docker logs on 10.0.1.13); it rejoins by itself once Postgres runs",
+        }
+    ]
+    behind = member_problems(members(CLUSTER), maximum_lag=10)
+    assert behind[0]["problem"] == "replica db-2 is 40 bytes behind, more than maximumLagOnFailover 10"
+    no_leader = [m for m in members(CLUSTER) if m.role != "leader"]
+    assert member_problems(no_leader)[0]["problem"] == "0 running leaders in the cluster ()"

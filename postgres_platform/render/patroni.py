@@ -1,0 +1,309 @@
+"""Patroni's configuration and the etcd members' flags (pure; Patroni 4.0 and etcd 3.5 of Debian 13).
+
+Patroni manages the server; etcd (three members, so one lost host leaves a quorum) holds its leader
+lock. What matters for the program's guarantees:
+
+- The program's server settings go into Patroni's *dynamic* configuration (`bootstrap.dcs` at the
+  cluster's first start, `PATCH /config` afterwards: `dynamic_config`), which Patroni applies with a
+  reload where Postgres allows one and a restart only for settings read at start. A reloadable change
+  stays a reload, as without Patroni.
+- No password is written here: Patroni reads PATRONI_SUPERUSER_PASSWORD, PATRONI_REPLICATION_PASSWORD,
+  PATRONI_REWIND_PASSWORD and PATRONI_RESTAPI_PASSWORD from its environment (an env file, never argv)
+  and merges them over this file (`patroni_env`).
+- The REST API's unsafe endpoints (switchover, config, restart) take basic auth; the health checks
+  (`GET /primary`, `/replica`) stay open so a load balancer can ask them.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import yaml
+
+from postgres_platform.model.config import SettingValue
+from postgres_platform.model.names import REPLICATION_ROLE, SUPERUSER
+
+WatchdogMode = Literal["off", "automatic", "required"]
+
+# Set by Patroni itself (listen/connect addresses, data_dir, its own postgresql.conf and pg_hba): a
+# value here would fight it, so the renderer refuses them and `dynamic_parameters` drops them.
+PATRONI_OWNED = frozenset(
+    {"listen_addresses", "port", "cluster_name", "data_directory", "config_file", "hba_file", "ident_file"}
+)
+# The roles Patroni logs in as: the stack's superuser and replication login, and a rewind role of its own
+# (model.names.REWIND_ROLE reserves the name).
+REPLICATION_USER, REWIND_USER = REPLICATION_ROLE, "rewind_user"
+# The environment Patroni reads each secret from (Patroni's ENVIRONMENT docs), by what it is.
+PASSWORD_ENV = {
+    "superuser": "PATRONI_SUPERUSER_PASSWORD",
+    "replication": "PATRONI_REPLICATION_PASSWORD",
+    "rewind": "PATRONI_REWIND_PASSWORD",
+    "restapi": "PATRONI_RESTAPI_PASSWORD",
+}
+
+
+def _setting(value: SettingValue) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def dynamic_parameters(settings: Mapping[str, SettingValue]) -> dict[str, str]:
+    """The program's server settings (render.postgres.server_settings) as Patroni's dynamic
+    `postgresql.parameters`: strings, without what Patroni sets itself (listen_addresses, port, ...)."""
+    return {name: _setting(value) for name, value in settings.items() if name not in PATRONI_OWNED}
+
+
+def _host_port(address: str, what: str) -> None:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{what} must be host:port, not {address!r}")
+
+
+def dynamic_config(
+    *,
+    parameters: Mapping[str, str],
+    synchronous_mode: bool,
+    maximum_lag_on_failover: int,
+    failsafe_mode: bool,
+    use_pg_rewind: bool,
+    ttl: int = 30,
+    loop_wait: int = 10,
+    retry_timeout: int = 10,
+) -> dict[str, Any]:
+    """Patroni's cluster-wide configuration: `bootstrap.dcs` in the file, and the body of
+    `PATCH /config` to change it later (Patroni reloads or, for start-only settings, flags a restart).
+
+    synchronous_mode without `synchronous_mode_strict`: a commit is acknowledged only once the
+    synchronous standby has it, so a failover to that standby loses no acknowledged commit; with the
+    standby gone the primary goes on accepting writes (and says so in /cluster) rather than stopping.
+    """
+    owned = sorted(PATRONI_OWNED & parameters.keys())
+    if owned:
+        raise ValueError(f"postgresql parameter {owned[0]} is Patroni's own (set from its listen/data_dir)")
+    if maximum_lag_on_failover < 0:
+        raise ValueError(f"maximum_lag_on_failover must be >= 0, not {maximum_lag_on_failover}")
+    # Patroni's rule: the leader lock must outlive a loop plus two retries, or a slow DCS demotes it.
+    if loop_wait + 2 * retry_timeout > ttl:
+        raise ValueError(f"ttl {ttl} must be at least loop_wait + 2 * retry_timeout ({loop_wait + 2 * retry_timeout})")
+    return {
+        "ttl": ttl,
+        "loop_wait": loop_wait,
+        "retry_timeout": retry_timeout,
+        "maximum_lag_on_failover": maximum_lag_on_failover,
+        "synchronous_mode": synchronous_mode,
+        "synchronous_mode_strict": False,
+        # With the DCS unreachable, a primary that still reaches every member (REST API) stays primary
+        # instead of demoting itself: an etcd outage alone does not stop writes.
+        "failsafe_mode": failsafe_mode,
+        "postgresql": {
+            "use_pg_rewind": use_pg_rewind,
+            "use_slots": True,  # a replica's WAL is kept for it while it is away (pg_rewind, lag)
+            "parameters": dict(parameters),
+        },
+    }
+
+
+def patroni_config(
+    *,
+    scope: str,
+    name: str,
+    connect_address: str,
+    rest_address: str,
+    etcd_hosts: Sequence[str],
+    data_dir: str,
+    bin_dir: str,
+    parameters: Mapping[str, str],
+    pg_hba: Sequence[str],
+    synchronous_mode: bool,
+    maximum_lag_on_failover: int,
+    failsafe_mode: bool,
+    use_pg_rewind: bool,
+    create_replica_methods: Sequence[str] = ("pgbackrest", "basebackup"),
+    pgbackrest_stanza: str | None = None,
+    rest_username: str | None = None,
+    listen_address: str | None = None,
+    rest_listen: str | None = None,
+    watchdog_mode: WatchdogMode = "automatic",
+    rest_certfile: str | None = None,
+    rest_keyfile: str | None = None,
+    ttl: int = 30,
+    loop_wait: int = 10,
+    retry_timeout: int = 10,
+) -> dict[str, Any]:
+    """One member's patroni.yml as a mapping (`patroni_yaml` dumps it). Addresses are host:port;
+    Postgres and the REST API listen on the connect addresses unless told otherwise (a host's
+    private IP: never a public interface)."""
+    _host_port(connect_address, "connect_address")
+    _host_port(rest_address, "rest_address")
+    if not etcd_hosts:
+        raise ValueError("etcd_hosts must name at least one etcd member")
+    for host in etcd_hosts:
+        _host_port(host, "an etcd host")
+    methods = list(create_replica_methods)
+    unknown = sorted(set(methods) - {"pgbackrest", "basebackup"})
+    if unknown or not methods:
+        raise ValueError(f"create_replica_methods must be pgbackrest and/or basebackup, not {methods}")
+    if "pgbackrest" in methods and pgbackrest_stanza is None:
+        raise ValueError("create_replica_methods names pgbackrest but no pgbackrest_stanza is given")
+    if (rest_certfile is None) != (rest_keyfile is None):
+        raise ValueError("rest_certfile and rest_keyfile go together")
+    if any("\n" in line for line in pg_hba):
+        raise ValueError("a pg_hba line must be one line")
+    postgresql: dict[str, Any] = {
+        "listen": listen_address or connect_address,
+        "connect_address": connect_address,
+        "data_dir": data_dir,
+        "bin_dir": bin_dir,
+        # Patroni writes the replication password here (0600), beside the data directory, not in it.
+        "pgpass": posixpath.join(posixpath.dirname(data_dir.rstrip("/")), ".pgpass.patroni"),
+        "use_unix_socket": True,  # its own connections over the socket (peer), not the network
+        "authentication": {
+            # Usernames only: the passwords come from PASSWORD_ENV's variables.
+            "superuser": {"username": SUPERUSER},
+            "replication": {"username": REPLICATION_USER},
+            "rewind": {"username": REWIND_USER},  # pg_rewind without the superuser (PostgreSQL 11+)
+        },
+        # The local file, not the DCS: a changed file and a reload (SIGHUP to Patroni) apply it, as today.
+        "pg_hba": list(pg_hba),
+        "create_replica_methods": methods,
+        "basebackup": {"checkpoint": "fast"},
+    }
+    if pgbackrest_stanza is not None:
+        # A new replica restores from the repository (delta: reuses what the data dir already has),
+        # falling back to pg_basebackup from the primary; a lagging one fetches archived WAL.
+        postgresql["pgbackrest"] = {
+            "command": f"pgbackrest --stanza={pgbackrest_stanza} --delta restore",
+            "keep_data": True,
+            "no_params": True,
+        }
+        postgresql["recovery_conf"] = {
+            "restore_command": f'pgbackrest --stanza={pgbackrest_stanza} archive-get %f "%p"'
+        }
+    restapi: dict[str, Any] = {"listen": rest_listen or rest_address, "connect_address": rest_address}
+    if rest_username is not None:
+        restapi["authentication"] = {"username": rest_username}
+    if rest_certfile is not None:
+        restapi |= {"certfile": rest_certfile, "keyfile": rest_keyfile}
+    return {
+        "scope": scope,
+        "name": name,
+        "restapi": restapi,
+        # Patroni's etcd3 client speaks etcd's v3 gRPC gateway (etcd 3.5 serves no v2 API by default).
+        "etcd3": {"hosts": list(etcd_hosts)},
+        "bootstrap": {
+            "dcs": dynamic_config(
+                parameters=parameters,
+                synchronous_mode=synchronous_mode,
+                maximum_lag_on_failover=maximum_lag_on_failover,
+                failsafe_mode=failsafe_mode,
+                use_pg_rewind=use_pg_rewind,
+                ttl=ttl,
+                loop_wait=loop_wait,
+                retry_timeout=retry_timeout,
+            ),
+            # As the entrypoint's initdb: checksums (pg_rewind and corruption checks), UTF8, C.UTF-8.
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+        },
+        "postgresql": postgresql,
+        # automatic: a host with /dev/watchdog (softdog) gets one, so a Patroni that hangs while primary
+        # is reset before its leader lock expires and a replica is promoted (no two primaries); without
+        # a device Patroni runs on and says so. required refuses to lead without one; off never uses it
+        # (a container has no device: the drill).
+        "watchdog": {"mode": watchdog_mode},
+        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
+    }
+
+
+def patroni_yaml(**kwargs: Any) -> str:
+    """patroni.yml for one member: `patroni_config`'s arguments, as YAML (no password in it)."""
+    header = "# postgres-platform: Patroni's config. Passwords come from PATRONI_*_PASSWORD in its environment.\n"
+    return header + yaml.safe_dump(patroni_config(**kwargs), sort_keys=False, default_flow_style=False)
+
+
+def patroni_env(*, superuser: str, replication: str, rewind: str, restapi: str | None) -> str:
+    """The env file (`docker run --env-file`, systemd EnvironmentFile) with Patroni's passwords; write
+    it 0600. Docker's env file takes each line literally, so no value may hold a newline."""
+    values = {"superuser": superuser, "replication": replication, "rewind": rewind}
+    if restapi is not None:
+        values["restapi"] = restapi
+    lines = []
+    for what, value in values.items():
+        if not value or "\n" in value or "\r" in value:
+            raise ValueError(f"the {what} password must be one non-empty line")
+        lines.append(f"{PASSWORD_ENV[what]}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def etcd_args(
+    *,
+    name: str,
+    members: Mapping[str, tuple[str, str]],
+    data_dir: str,
+    token: str,
+    state: Literal["new", "existing"] = "new",
+) -> list[str]:
+    """One etcd member's flags. `members`: name -> (client address, peer address), each IP:port; the
+    member listens on its own two addresses only (a host's private IP), and the initial cluster names
+    every member's peer address. An odd count: three members survive the loss of one (a quorum of two),
+    where four would survive no more than three do."""
+    if name not in members:
+        raise ValueError(f"etcd member {name!r} is not among the members {sorted(members)}")
+    if len(members) % 2 == 0:
+        raise ValueError(f"an etcd cluster needs an odd number of members, not {len(members)}")
+    seen: set[str] = set()
+    for member, addresses in members.items():
+        for address in addresses:
+            _host_port(address, f"etcd member {member}'s address")
+            if address in seen:
+                raise ValueError(f"etcd address {address} is given twice")
+            seen.add(address)
+    client, peer = members[name]
+    initial = ",".join(f"{member}=http://{addresses[1]}" for member, addresses in members.items())
+    return [
+        f"--name={name}",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls=http://{client}",
+        f"--advertise-client-urls=http://{client}",
+        f"--listen-peer-urls=http://{peer}",
+        f"--initial-advertise-peer-urls=http://{peer}",
+        f"--initial-cluster={initial}",
+        f"--initial-cluster-state={state}",
+        f"--initial-cluster-token={token}",
+        # Patroni's leader key lives here; old revisions are compacted hourly so the store stays small.
+        "--auto-compaction-mode=periodic",
+        "--auto-compaction-retention=1h",
+    ]
+
+
+def haproxy_cfg(*, listen: str, members: Mapping[str, tuple[str, str]], check: str = "/primary") -> str:
+    """A TCP proxy that sends connections only to the member whose Patroni answers 200 on `check`
+    (/primary for writes, /replica for reads), as the Hetzner load balancer's health check does.
+    `members`: name -> (Postgres address, REST API address). A member marked down has its sessions
+    closed, so a pooler's server connections to a demoted primary end instead of lingering."""
+    _host_port(listen, "listen")
+    lines = [
+        "global",
+        "    maxconn 1000",
+        "defaults",
+        "    mode tcp",
+        "    timeout connect 2s",
+        "    timeout check 2s",
+        # Pooled server connections sit idle for long: the proxy must not cut them.
+        "    timeout client 30m",
+        "    timeout server 30m",
+        "listen postgres",
+        f"    bind {listen}",
+        "    option httpchk",
+        f"    http-check send meth GET uri {check}",
+        "    http-check expect status 200",
+        "    default-server inter 1s fastinter 500ms downinter 1s fall 2 rise 1 on-marked-down shutdown-sessions",
+    ]
+    for member, (postgres, rest) in members.items():
+        _host_port(postgres, f"member {member}'s Postgres address")
+        _host_port(rest, f"member {member}'s REST address")
+        rest_host, _, rest_port = rest.rpartition(":")
+        lines.append(f"    server {member} {postgres} check addr {rest_host} port {rest_port}")
+    return "\n".join(lines) + "\n"

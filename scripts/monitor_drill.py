@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Entry point of postgres_platform.cli.monitor_drill (the project must be installed: `pip install -e .`)."""
+
+import sys
+
+from postgres_platform.cli.monitor_drill import main
+
+if __name__ == "__main__":
+    sys.exit(main())

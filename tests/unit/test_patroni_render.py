@@ -1,0 +1,206 @@
+"""Patroni's config, its env file, etcd's flags and the proxy's health checks, rendered (pure). The real
+Patroni, etcd and HAProxy run them in tests/integration/test_failover_drill.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from postgres_platform.cli import failover_drill
+from postgres_platform.model.load import parse
+from postgres_platform.render.patroni import (
+    PASSWORD_ENV,
+    dynamic_parameters,
+    etcd_args,
+    haproxy_cfg,
+    patroni_env,
+    patroni_yaml,
+)
+from postgres_platform.render.postgres import server_settings
+from tests.helpers import valid_config
+
+ETCD = ["10.0.1.2:2379", "10.0.1.3:2379", "10.0.1.4:2379"]
+
+
+def member(**overrides: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "scope": "prod",
+        "name": "db-0",
+        "connect_address": "10.0.1.2:5432",
+        "rest_address": "10.0.1.2:8008",
+        "etcd_hosts": ETCD,
+        "data_dir": "/var/lib/postgresql/data",
+        "bin_dir": "/usr/lib/postgresql/17/bin",
+        "parameters": {"max_connections": "100", "shared_buffers": "256MB"},
+        "pg_hba": ["local all all peer", "hostssl all all 10.0.1.0/24 scram-sha-256"],
+        "synchronous_mode": True,
+        "maximum_lag_on_failover": 1048576,
+        "failsafe_mode": True,
+        "use_pg_rewind": True,
+        "create_replica_methods": ["pgbackrest", "basebackup"],
+        "pgbackrest_stanza": "main",
+        "rest_username": "patroni",
+    }
+    return kwargs | overrides
+
+
+def parsed(**overrides: Any) -> dict[str, Any]:
+    loaded = yaml.safe_load(patroni_yaml(**member(**overrides)))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_the_programs_settings_are_dynamic_config_with_the_durability_switches() -> None:
+    dcs = parsed()["bootstrap"]["dcs"]
+    assert dcs["postgresql"]["parameters"] == {"max_connections": "100", "shared_buffers": "256MB"}
+    assert dcs["synchronous_mode"] is True
+    assert dcs["synchronous_mode_strict"] is False
+    assert dcs["maximum_lag_on_failover"] == 1048576
+    assert dcs["failsafe_mode"] is True
+    assert dcs["postgresql"]["use_pg_rewind"] is True
+    assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"]) == (30, 10, 10)
+
+
+def test_a_member_listens_on_its_addresses_and_finds_etcd() -> None:
+    config = parsed()
+    assert (config["scope"], config["name"]) == ("prod", "db-0")
+    assert config["postgresql"]["listen"] == config["postgresql"]["connect_address"] == "10.0.1.2:5432"
+    assert config["restapi"]["listen"] == config["restapi"]["connect_address"] == "10.0.1.2:8008"
+    assert config["etcd3"] == {"hosts": ETCD}
+    assert config["postgresql"]["pg_hba"] == ["local all all peer", "hostssl all all 10.0.1.0/24 scram-sha-256"]
+
+
+def test_replicas_come_from_pgbackrest_then_basebackup() -> None:
+    postgresql = parsed()["postgresql"]
+    assert postgresql["create_replica_methods"] == ["pgbackrest", "basebackup"]
+    assert postgresql["pgbackrest"]["command"] == "pgbackrest --stanza=main --delta restore"
+    assert postgresql["pgbackrest"]["keep_data"] is True
+    assert "archive-get" in postgresql["recovery_conf"]["restore_command"]
+    only_basebackup = parsed(create_replica_methods=["basebackup"], pgbackrest_stanza=None)["postgresql"]
+    assert "pgbackrest" not in only_basebackup and "recovery_conf" not in only_basebackup
+
+
+def test_no_password_in_the_yaml_only_usernames() -> None:
+    config = parsed()
+    authentication = config["postgresql"]["authentication"]
+    assert authentication == {
+        "superuser": {"username": "postgres"},
+        "replication": {"username": "replicator"},
+        "rewind": {"username": "rewind_user"},
+    }
+    assert config["restapi"]["authentication"] == {"username": "patroni"}
+    assert "password" not in keys(config)
+
+
+def keys(node: object) -> set[str]:
+    """Every mapping key at any depth."""
+    if isinstance(node, dict):
+        return set(node) | {k for value in node.values() for k in keys(value)}
+    if isinstance(node, list):
+        return {k for value in node for k in keys(value)}
+    return set()
+
+
+def test_watchdog_mode_is_chosen_and_defaults_to_automatic() -> None:
+    assert parsed()["watchdog"] == {"mode": "automatic"}
+    assert parsed(watchdog_mode="off")["watchdog"] == {"mode": "off"}
+
+
+def test_the_env_file_carries_each_password_under_patronis_name() -> None:
+    env = patroni_env(superuser="s3cr3t", replication="r", rewind="w", restapi="a")
+    values = dict(line.split("=", 1) for line in env.splitlines())
+    assert values == {
+        "PATRONI_SUPERUSER_PASSWORD": "s3cr3t",
+        "PATRONI_REPLICATION_PASSWORD": "r",
+        "PATRONI_REWIND_PASSWORD": "w",
+        "PATRONI_RESTAPI_PASSWORD": "a",
+    }
+    assert set(values) == set(PASSWORD_ENV.values())
+    with pytest.raises(ValueError, match="superuser password"):
+        patroni_env(superuser="a\nb", replication="r", rewind="w", restapi=None)
+
+
+def test_settings_patroni_owns_are_dropped_from_the_programs_and_refused_in_the_config() -> None:
+    settings = server_settings(parse(valid_config()))
+    assert "listen_addresses" in settings
+    parameters = dynamic_parameters(settings)
+    assert "listen_addresses" not in parameters
+    assert parameters["max_connections"] == str(settings["max_connections"])
+    assert parameters["password_encryption"] == "scram-sha-256"
+    with pytest.raises(ValueError, match="listen_addresses is Patroni's own"):
+        patroni_yaml(**member(parameters={"listen_addresses": "*"}))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"connect_address": "10.0.1.2"}, "connect_address must be host:port"),
+        ({"etcd_hosts": []}, "at least one etcd member"),
+        ({"pgbackrest_stanza": None}, "no pgbackrest_stanza"),
+        ({"create_replica_methods": ["wal-e"]}, "pgbackrest and/or basebackup"),
+        ({"ttl": 20}, "ttl 20 must be at least loop_wait"),
+        ({"maximum_lag_on_failover": -1}, "maximum_lag_on_failover must be >= 0"),
+        ({"pg_hba": ["host all all 0.0.0.0/0 trust\nlocal all all trust"]}, "one line"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        patroni_yaml(**member(**overrides))
+    assert "\n" not in str(raised.value)
+
+
+MEMBERS = {
+    "db-0": ("10.0.1.2:2379", "10.0.1.2:2380"),
+    "db-1": ("10.0.1.3:2379", "10.0.1.3:2380"),
+    "witness": ("10.0.1.4:2379", "10.0.1.4:2380"),
+}
+
+
+def test_an_etcd_member_listens_on_its_own_addresses_and_knows_all_three_peers() -> None:
+    flags = dict(
+        flag.removeprefix("--").split("=", 1)
+        for flag in etcd_args(name="db-1", members=MEMBERS, data_dir="/var/lib/etcd", token="prod")
+    )
+    assert flags["name"] == "db-1"
+    assert flags["listen-client-urls"] == flags["advertise-client-urls"] == "http://10.0.1.3:2379"
+    assert flags["listen-peer-urls"] == flags["initial-advertise-peer-urls"] == "http://10.0.1.3:2380"
+    assert flags["initial-cluster"] == (
+        "db-0=http://10.0.1.2:2380,db-1=http://10.0.1.3:2380,witness=http://10.0.1.4:2380"
+    )
+    assert (flags["initial-cluster-state"], flags["initial-cluster-token"]) == ("new", "prod")
+
+
+def test_etcd_refuses_an_even_cluster_an_unknown_member_and_a_shared_address() -> None:
+    with pytest.raises(ValueError, match="odd number of members, not 2"):
+        etcd_args(name="db-0", members=dict(list(MEMBERS.items())[:2]), data_dir="/d", token="t")
+    with pytest.raises(ValueError, match="not among the members"):
+        etcd_args(name="db-9", members=MEMBERS, data_dir="/d", token="t")
+    clash = MEMBERS | {"witness": ("10.0.1.2:2379", "10.0.1.4:2380")}
+    with pytest.raises(ValueError, match="is given twice"):
+        etcd_args(name="db-0", members=clash, data_dir="/d", token="t")
+
+
+def test_the_proxy_checks_patronis_primary_endpoint_on_each_rest_port() -> None:
+    cfg = haproxy_cfg(
+        listen="127.0.0.1:5000",
+        members={"db-0": ("10.0.1.2:5432", "10.0.1.2:8008"), "db-1": ("10.0.1.3:5432", "10.0.1.3:8008")},
+    )
+    lines = [line.strip() for line in cfg.splitlines()]
+    assert "http-check send meth GET uri /primary" in lines
+    assert "http-check expect status 200" in lines
+    assert "server db-0 10.0.1.2:5432 check addr 10.0.1.2 port 8008" in lines
+    assert "server db-1 10.0.1.3:5432 check addr 10.0.1.3 port 8008" in lines
+    assert any("on-marked-down shutdown-sessions" in line for line in lines)
+    assert "uri /replica" in haproxy_cfg(listen="127.0.0.1:5001", members={}, check="/replica")
+
+
+def test_the_drill_fails_on_a_lost_commit_or_no_rejoin() -> None:
+    def result(lost: int, rejoined: bool) -> dict[str, Any]:
+        phase = {"seconds": 1.0, "acknowledged": 10, "acknowledgedLost": 0, "failedTransactions": 0}
+        return {"failover": phase, "switchover": phase | {"acknowledgedLost": lost}, "rejoined": rejoined}
+
+    assert failover_drill.verdict(result(0, True)) == 0
+    assert failover_drill.verdict(result(1, True)) == 1
+    assert failover_drill.verdict(result(0, False)) == 1
