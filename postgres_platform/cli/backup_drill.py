@@ -99,7 +99,7 @@ def drill(servers: Servers, advance: Advance = no_progress) -> dict[str, Any]:
     with psycopg.connect(dsn) as conn:
         found = conn.execute("SELECT count(*) FROM drill").fetchone()
     advance(1, "verifying the restored copy (every table read, pg_amcheck)")
-    verified = restore_check.verify(copy, list(servers.config.databases))
+    verified = restore_check.verify(copy, port, list(servers.config.databases))
     servers.stop_copy(copy)
     advance()
     return {
@@ -119,12 +119,12 @@ def verify_latest(servers: Servers) -> dict[str, Any]:
     """The latest backup restored into a scratch copy (never archiving into the repository), verified and
     removed: what a scheduled verification does. A restore that fails is a failed verification."""
     try:
-        copy, _port = servers.restore_copy(target=None)
+        copy, port = servers.restore_copy(target=None)
     except (RuntimeError, TimeoutError) as exc:
         lines = str(exc).splitlines()[-restore_check.OUTPUT_LINES :]
         return {"ok": False, "checkedAt": None, "seconds": None, "output": lines}
     try:
-        return restore_check.verify(copy, list(servers.config.databases))
+        return restore_check.verify(copy, port, list(servers.config.databases))
     finally:
         servers.stop_copy(copy)
 

@@ -250,6 +250,13 @@ class PostgresServer:
             row = conn.execute("SHOW server_version").fetchone()
         return str(row[0]).split()[0] if row else ""
 
+    def patroni_version(self) -> str | None:
+        """`patroni --version` in the container (`patroni 4.0.7`); None where the image has none."""
+        done = subprocess.run(
+            exec_argv(self.container, ["patroni", "--version"]), capture_output=True, text=True, timeout=60
+        )
+        return done.stdout.split()[-1] if done.returncode == 0 and done.stdout.split() else None
+
     def pgbackrest_version(self) -> str | None:
         """`pgbackrest version` in the container; None where the image has none."""
         done = subprocess.run(

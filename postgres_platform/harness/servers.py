@@ -233,13 +233,17 @@ class Servers:
         return self._pgbouncer.rendered_files()
 
     def versions(self) -> dict[str, str]:
-        """What the running servers report: SHOW server_version, PgBouncer's SHOW VERSION, pgbackrest version."""
+        """What the running servers report: SHOW server_version, PgBouncer's SHOW VERSION, pgbackrest and
+        patroni --version."""
         versions = {"postgres": self._postgres.server_version()}
         if self.config.pgbouncer is not None:
             versions["pgbouncer"] = pgbouncer.server_version(self.console_dsn())
-        pgbackrest = self._postgres.pgbackrest_version()
-        if pgbackrest is not None:
-            versions["pgbackrest"] = pgbackrest
+        for name, found in (
+            ("pgbackrest", self._postgres.pgbackrest_version()),
+            ("patroni", self._postgres.patroni_version()),
+        ):
+            if found is not None:
+                versions[name] = found
         return versions
 
     def dsn(

@@ -19,12 +19,12 @@ TIMEOUT = 3600  # seconds: reading every table of a large database takes a while
 OUTPUT_LINES = 20
 
 
-def verify(container: str, databases: list[str], timeout: float = TIMEOUT) -> dict[str, Any]:
-    """Run the checks in `container` (the restored copy, running); ok when every one passed."""
+def verify(container: str, port: int, databases: list[str], timeout: float = TIMEOUT) -> dict[str, Any]:
+    """Run the checks in `container` (the restored copy, running, on `port`); ok when every one passed."""
     started = time.monotonic()
     done = subprocess.run(
         exec_argv(container, ["sh"]),
-        input=check_script(databases),
+        input=check_script(databases, port),
         capture_output=True,
         text=True,
         errors="replace",

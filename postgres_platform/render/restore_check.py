@@ -30,9 +30,10 @@ $check$;
 AMCHECK = ["pg_amcheck", "--install-missing", "--heapallindexed", "--all", "--no-strict-names"]
 
 
-def check_script(databases: list[str]) -> str:
-    """The shell script: each database read whole (psql stops at the first error), then pg_amcheck."""
-    lines = ["set -eu"]
+def check_script(databases: list[str], port: int) -> str:
+    """The shell script for the copy listening on `port`: each database read whole (psql stops at the
+    first error), then pg_amcheck."""
+    lines = ["set -eu", f"export PGPORT={int(port)}"]
     for database in databases:
         # \connect fails for a database the copy does not have (the names are config identifiers: no quoting).
         script = f"\\set ON_ERROR_STOP on\n\\connect {database}\n{READ_ALL}"
