@@ -25,7 +25,12 @@ def servers() -> Iterator[Servers]:
 
 def test_the_servers_run_the_versions_the_images_carry(servers: Servers) -> None:
     assert PROD.required_pgbouncer().image == PGBOUNCER_124.reference
-    assert servers.versions() == {"postgres": "17.12", "pgbouncer": "1.24.1", "pgbackrest": "2.55.1"}
+    assert servers.versions() == {
+        "postgres": "17.12",
+        "pgbouncer": "1.24.1",
+        "pgbackrest": "2.55.1",
+        "patroni": "4.0.7",
+    }
 
 
 def test_prepared_statements_survive_transaction_pooling(servers: Servers) -> None:
