@@ -47,6 +47,16 @@ REPLACE_ON: dict[str, frozenset[str]] = {
     "hcloud:index/networkSubnet:NetworkSubnet": frozenset({"networkId", "type", "networkZone", "ipRange"}),
     "hcloud:index/firewall:Firewall": frozenset(),
     "hcloud:index/placementGroup:PlacementGroup": frozenset({"type"}),
+    # internal/loadbalancer/*.go: a new type is ChangeType (in place); a network attachment has no Update
+    # (every input ForceNew); a target's Update removes and re-adds it.
+    "hcloud:index/loadBalancer:LoadBalancer": frozenset({"location", "networkZone", "ipv4Id", "ipv6Id"}),
+    "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork": frozenset(
+        {"loadBalancerId", "networkId", "subnetId", "ip", "enablePublicInterface"}
+    ),
+    "hcloud:index/loadBalancerService:LoadBalancerService": frozenset({"loadBalancerId", "protocol", "listenPort"}),
+    "hcloud:index/loadBalancerTarget:LoadBalancerTarget": frozenset(
+        {"loadBalancerId", "serverId", "labelSelector", "ip"}
+    ),
     # pulumi/pulumi-command provider/pkg/provider/common/inputs.go: only `triggers` replaces; a new
     # create script or stdin runs the command again (Update).
     "command:local:Command": frozenset({"triggers"}),
@@ -102,6 +112,13 @@ DATA = frozenset(
     }
 )
 CLIENT_FACING = (*POSTGRES_SERVERS, PGBOUNCER)  # containers apps connect to
+LOAD_BALANCER = frozenset(
+    {
+        "hcloud:index/loadBalancer:LoadBalancer",
+        "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork",
+        "hcloud:index/loadBalancerService:LoadBalancerService",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -155,6 +172,8 @@ def _interrupts(resource: Registered, action: Action, changed: Iterable[str]) ->
     if resource.type == "hcloud:index/server:Server":
         return action in ("replace", "delete") or "serverType" in changed
     if resource.type == "hcloud:index/volumeAttachment:VolumeAttachment":
+        return action in ("replace", "delete")
+    if resource.type in LOAD_BALANCER:  # with failover every DSN names the load balancer's private IP
         return action in ("replace", "delete")
     return False
 

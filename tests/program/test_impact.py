@@ -17,6 +17,7 @@ from postgres_platform.model.stackfile import read_stack_values, stack_file
 from postgres_platform.offline.impact import Change, compare
 from postgres_platform.offline.program import RecordingMocks, run_program
 from tests.helpers import run_of
+from tests.program.test_failover_plan import with_failover
 
 CONTAINER = "docker:index/container:Container"
 
@@ -196,3 +197,25 @@ def test_preflight_against_reports_changes_in_json_and_refuses_data_loss(tmp_pat
     assert [p["problem"] for p in reverse["problems"]] == [f"refused: these changes lose data: {', '.join(lost)}"]
     assert preflight.main(["--stack-file", str(old), "--against", str(new), "--json", "--accept-data-loss"]) == 0
     assert read_stack_values(old) == read_stack_values(stack_file("local"))
+
+
+def test_the_load_balancer_changes_type_in_place_and_dropping_it_interrupts() -> None:
+    """With failover every DSN names the load balancer: a new type is Hetzner's ChangeType, an update;
+    turning failover off deletes it and its services, which the report must call an interruption."""
+    base = run_program("prod", with_failover("prod", {"enabled": True}, maxConnections=120))
+    bigger = run_program(
+        "prod", with_failover("prod", {"enabled": True, "loadBalancerType": "lb21"}, maxConnections=120)
+    )
+    (resized,) = [c for c in compare(base, bigger) if c.type == "hcloud:index/loadBalancer:LoadBalancer"]
+    assert (resized.action, resized.interruption, resized.inputs) == ("update", False, ("loadBalancerType",))
+    dropped = compare(base, run_program("prod", with_failover("prod", {"enabled": False}, maxConnections=120)))
+    removed = {c.type: c for c in dropped if c.type.startswith("hcloud:index/loadBalancer")}
+    assert set(removed) == {
+        "hcloud:index/loadBalancer:LoadBalancer",
+        "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork",
+        "hcloud:index/loadBalancerService:LoadBalancerService",
+        "hcloud:index/loadBalancerTarget:LoadBalancerTarget",
+    }
+    assert all(c.action == "delete" for c in removed.values())
+    assert removed["hcloud:index/loadBalancerService:LoadBalancerService"].interruption
+    assert removed["hcloud:index/loadBalancer:LoadBalancer"].interruption
