@@ -296,6 +296,105 @@ def exporter_rules(config: PlatformConfig) -> list[dict[str, Any]]:
     return rules
 
 
+PATRONI_JOB = "patroni"  # Patroni's REST API /metrics on each database host (hetzner.failover)
+PATRONI_PAUSED_HOURS = 1  # maintenance mode left on this long: no automatic failover meanwhile
+FAILOVER_RUNBOOK = "docs/operations/failover.md"
+
+
+def patroni_rules(config: PlatformConfig) -> list[dict[str, Any]]:
+    """Where Patroni manages Postgres: the cluster's state from its own metrics (Patroni 4.0 /metrics), so a
+    cluster without a leader, two leaders, a replica too far behind to be promoted or no synchronous
+    standby alert before the failover they would spoil."""
+    failover = config.hetzner.failover if config.hetzner is not None else None
+    if failover is None or not failover.enabled:
+        return []
+    patroni = f'job="{PATRONI_JOB}"'
+    lag = (
+        f"max(patroni_xlog_location{{{patroni}}}) - on() group_right()"
+        f" (patroni_xlog_replayed_location{{{patroni}}} and on(name) patroni_replica{{{patroni}}} == 1)"
+    )
+    rules = [
+        _rule(
+            "PatroniNoLeader",
+            f"max(patroni_cluster_unlocked{{{patroni}}}) == 1",
+            "critical",
+            "no Patroni member holds the leader lock: writes fail until one is promoted; check etcd's quorum"
+            f" and the members (pgplat live STACK --patroni-url URL, {FAILOVER_RUNBOOK})",
+            wait="1m",
+        ),
+        _rule(
+            "PatroniTwoPrimaries",
+            f"sum(patroni_primary{{{patroni}}}) > 1",
+            "critical",
+            "{{ $value }} members call themselves the primary: stop the one without the leader lock"
+            f" (patronictl list) before apps write to both ({FAILOVER_RUNBOOK})",
+        ),
+        _rule(
+            "PatroniPostgresDown",
+            f"patroni_postgres_running{{{patroni}}} == 0",
+            "critical",
+            "Postgres is not running under Patroni on {{ $labels.name }}: read that member's container log;"
+            f" a replica is rebuilt from the repository by Patroni once it starts ({FAILOVER_RUNBOOK})",
+            wait="2m",
+            member="{{ $labels.name }}",
+        ),
+        _rule(
+            "PatroniReplicaTooFarBehind",
+            f"{lag} > {failover.maximum_lag_on_failover}",
+            "warning",
+            "replica {{ $labels.name }} is {{ $value | humanize1024 }}B behind the primary, more than"
+            f" hetzner.failover.maximumLagOnFailover ({failover.maximum_lag_on_failover}): it would not be"
+            " promoted if the primary failed now; check its disk, network and long queries on it",
+            wait="5m",
+            member="{{ $labels.name }}",
+        ),
+        _rule(
+            "PatroniFailoverHappened",
+            f"changes(patroni_postgres_timeline{{{patroni}}}[15m]) > 0",
+            "warning",
+            "the timeline of {{ $labels.name }} changed: a failover or switchover took place; check that the"
+            f" old primary rejoined as a replica and why it happened ({FAILOVER_RUNBOOK})",
+            member="{{ $labels.name }}",
+        ),
+        _rule(
+            "PatroniPaused",
+            f"max(patroni_is_paused{{{patroni}}}) == 1",
+            "warning",
+            "Patroni is in maintenance mode: nothing fails over by itself; `patronictl resume` when done",
+            wait=f"{PATRONI_PAUSED_HOURS}h",
+        ),
+        _rule(
+            "PatroniAbsent",
+            f"absent(up{{{patroni}}})",
+            "critical",
+            f"Prometheus has no target for job {PATRONI_JOB}: Patroni's REST API (/metrics) is not scraped",
+            wait="5m",
+            job=PATRONI_JOB,
+        ),
+        _rule(
+            "PatroniDown",
+            f"up{{{patroni}}} == 0",
+            "critical",
+            "Patroni's REST API on {{ $labels.instance }} does not answer: its container or host is down, so"
+            " that member takes no part in a failover",
+            wait="2m",
+            job=PATRONI_JOB,
+        ),
+    ]
+    if failover.synchronous:
+        rules.append(
+            _rule(
+                "PatroniNoSynchronousStandby",
+                f"sum(patroni_sync_standby{{{patroni}}}) == 0 and on() sum(patroni_primary{{{patroni}}}) == 1",
+                "critical",
+                "no replica is synchronous: commits are acknowledged unreplicated and a failover now could"
+                " lose them; start the replica or rebuild it",
+                wait="2m",
+            )
+        )
+    return rules
+
+
 def watchdog() -> dict[str, Any]:
     return _rule(
         "Watchdog",
@@ -309,6 +408,7 @@ def watchdog() -> dict[str, Any]:
 def rules(config: PlatformConfig, stack: str) -> dict[str, Any]:
     """The rules file as data: one group per concern."""
     servers = budget.compute(config)
+    failover = patroni_rules(config)
     connections = [r for s in servers for r in role_rules(s, stack) + server_rules(s, stack)]
     connections += [undeclared_rule(config, s, stack) for s in servers]
     if admin_cidrs(config):
@@ -316,7 +416,9 @@ def rules(config: PlatformConfig, stack: str) -> dict[str, Any]:
     groups = [
         ("connections", connections),
         ("pgbouncer", pgbouncer_rules() if config.pgbouncer is not None else []),
-        ("replication", replica_rules() if len(servers) > 1 else []),
+        # With Patroni either host may be the replica: its own metrics say which (patroni_rules).
+        ("replication", replica_rules() if len(servers) > 1 and not failover else []),
+        ("failover", failover),
         ("backups", backup_rules(config)),
         ("vacuum", xid_rules()),
         ("exporters", [*exporter_rules(config), watchdog()]),
