@@ -19,6 +19,7 @@ from components.resources.passwords import generated_password
 from postgres_platform.model.config import BackupConfig
 from postgres_platform.model.names import COMPONENT_LABEL, PGDATA, POSTGRES_UID
 from postgres_platform.render import backup as render
+from postgres_platform.render import restore_check
 from postgres_platform.render.containers import BACKUP_CONFIG, BACKUP_REPO, MountSource
 from postgres_platform.render.files import File
 
@@ -32,6 +33,7 @@ class BackupsArgs:
     s3_key: pulumi.Output[str] | None = None  # secret config
     s3_key_secret: pulumi.Output[str] | None = None
     timers: bool = False  # a host with systemd (Hetzner); a developer's Docker has none
+    verify: restore_check.VerifyJob | None = None  # the scheduled verified restore (restore_check.job_of)
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -68,7 +70,7 @@ class Backups(pulumi.ComponentResource):
         self.ready: list[pulumi.Resource] = []
         stanza = render.stanza_script(args.container, args.backup)
         timers = render.timers_script(render.timer_units(args.container, args.backup)) if args.timers else None
-        for suffix, script in (("stanza", stanza), ("timers", timers)):
+        for suffix, script in (("stanza", stanza), ("timers", timers), ("verify", self._verify_script())):
             if script is None:
                 continue
             if args.shell.ssh is None:
@@ -79,6 +81,16 @@ class Backups(pulumi.ComponentResource):
                         f"{self._name}-{suffix}", connection=args.shell.ssh, create=script, opts=after
                     )
                 )
+
+    def _verify_script(self) -> str | None:
+        """The verified-restore job written into the stack's config directory; with systemd, its timer on
+        backup.verify.schedule (a local stack has none: the job is run by hand, as its docs say)."""
+        args = self._args
+        if args.verify is None:
+            return None
+        path = f"{args.shell.root}/{restore_check.JOB_SCRIPT}"
+        units = restore_check.job_units(path, args.backup.verify.schedule) if args.timers else None
+        return restore_check.install_job_script(path, restore_check.job_script(args.verify), units)
 
     def on_host(self, name: str, shell: HostShell, depends_on: Sequence[pulumi.Resource]) -> ConfigFiles:
         """The same repository config on another host (a standby restores from the repository and

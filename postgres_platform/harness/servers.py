@@ -42,9 +42,11 @@ from postgres_platform.model.names import (
     SUPERUSER,
     owner_role,
 )
-from postgres_platform.render import sql
+from postgres_platform.render import restore_check, sql
 from postgres_platform.render.backup import RepoSecrets, render_conf
+from postgres_platform.render.containers import MountSource
 from postgres_platform.render.files import File, install_input, install_script, reload_if_running
+from postgres_platform.render.postgres import copy_arguments
 from postgres_platform.render.scram import stable_verifier
 
 __all__ = ["LOOPBACK", "Servers", "missing_for_real_servers"]  # what tests and scripts import from here
@@ -222,6 +224,22 @@ class Servers:
 
     def stop_copy(self, copy: str) -> None:
         self._containers.remove(copy)
+
+    def verify_job(self, timeout: int = restore_check.JOB_TIMEOUT) -> restore_check.VerifyJob:
+        """The scheduled verified restore of this server: render/restore_check.job_of's job with this run's
+        paths (its pgBackRest config directory, its posix repository as a bind mount, its port). A posix
+        repository only: the job's bridge network does not reach a loopback S3."""
+        postgres = self._postgres
+        return restore_check.VerifyJob(
+            server=self.postgres_container,
+            databases=tuple(self.config.databases),
+            repo="posix",
+            config_dir=str(self.root / "pgbackrest"),
+            repo_source=MountSource(str(postgres.repo)),
+            copy_settings=tuple(copy_arguments(self.config)),
+            server_port=self.pg_port,
+            timeout=timeout,
+        )
 
     def container_state(self, container: str) -> tuple[str, str]:
         return container_state(container)

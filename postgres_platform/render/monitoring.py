@@ -239,6 +239,43 @@ def backup_rules(config: PlatformConfig) -> list[dict[str, Any]]:
     ]
 
 
+def verify_fix(config: PlatformConfig, stack: str) -> str:
+    """Where the job's output is: the host's journal (Hetzner's timer), or a run by hand (local)."""
+    where = (
+        "journalctl -u postgres-platform-verify-restore.service on the database host"
+        if config.target == "hetzner"
+        else f"run bash ~/.postgres-platform/{stack}/verify-restore.sh"
+    )
+    return f"read the job's output ({where}) and docs/operations/backups-and-restore.md"
+
+
+def verify_rules(config: PlatformConfig, stack: str) -> list[dict[str, Any]]:
+    """The scheduled verified restore (render/restore_check.py): its last success too old, its latest
+    attempt failed (the metrics of the pgplatform_restore_verification query)."""
+    backup = config.backup
+    if backup is None:
+        return []
+    primary = f'job="{job("primary")}"'
+    days = backup.verify.max_age_days
+    fix = verify_fix(config, stack)
+    return [
+        _rule(
+            "PostgresRestoreNotVerified",
+            f"time() - pgplatform_restore_verification_last_success_time_seconds{{{primary}}} > {days * 86400}",
+            "warning",
+            f"no restore of the latest backup verified for more than {days} days (schedule"
+            f" `{backup.verify.schedule}`): the job has not run or not passed; {fix}",
+        ),
+        _rule(
+            "PostgresRestoreVerificationFailed",
+            f"pgplatform_restore_verification_latest_ok{{{primary}}} == 0",
+            "critical",
+            "the latest verified restore failed: the backup could not be restored, did not recover, or a table or"
+            f" index of the copy is damaged; {fix}",
+        ),
+    ]
+
+
 def xid_rules() -> list[dict[str, Any]]:
     return [
         _rule(
@@ -298,7 +335,7 @@ def exporter_rules(config: PlatformConfig) -> list[dict[str, Any]]:
 
 PATRONI_JOB = "patroni"  # Patroni's REST API /metrics on each database host (hetzner.failover)
 PATRONI_PAUSED_HOURS = 1  # maintenance mode left on this long: no automatic failover meanwhile
-FAILOVER_RUNBOOK = "docs/operations/failover.md"
+FAILOVER_DOC = "docs/operations/failover.md"
 
 
 def patroni_rules(config: PlatformConfig) -> list[dict[str, Any]]:
@@ -319,7 +356,7 @@ def patroni_rules(config: PlatformConfig) -> list[dict[str, Any]]:
             f"max(patroni_cluster_unlocked{{{patroni}}}) == 1",
             "critical",
             "no Patroni member holds the leader lock: writes fail until one is promoted; check etcd's quorum"
-            f" and the members (pgplat live STACK --patroni-url URL, {FAILOVER_RUNBOOK})",
+            f" and the members (pgplat live STACK --patroni-url URL, {FAILOVER_DOC})",
             wait="1m",
         ),
         _rule(
@@ -327,14 +364,14 @@ def patroni_rules(config: PlatformConfig) -> list[dict[str, Any]]:
             f"sum(patroni_primary{{{patroni}}}) > 1",
             "critical",
             "{{ $value }} members call themselves the primary: stop the one without the leader lock"
-            f" (patronictl list) before apps write to both ({FAILOVER_RUNBOOK})",
+            f" (patronictl list) before apps write to both ({FAILOVER_DOC})",
         ),
         _rule(
             "PatroniPostgresDown",
             f"patroni_postgres_running{{{patroni}}} == 0",
             "critical",
             "Postgres is not running under Patroni on {{ $labels.name }}: read that member's container log;"
-            f" a replica is rebuilt from the repository by Patroni once it starts ({FAILOVER_RUNBOOK})",
+            f" a replica is rebuilt from the repository by Patroni once it starts ({FAILOVER_DOC})",
             wait="2m",
             member="{{ $labels.name }}",
         ),
@@ -353,7 +390,7 @@ def patroni_rules(config: PlatformConfig) -> list[dict[str, Any]]:
             f"changes(patroni_postgres_timeline{{{patroni}}}[15m]) > 0",
             "warning",
             "the timeline of {{ $labels.name }} changed: a failover or switchover took place; check that the"
-            f" old primary rejoined as a replica and why it happened ({FAILOVER_RUNBOOK})",
+            f" old primary rejoined as a replica and why it happened ({FAILOVER_DOC})",
             member="{{ $labels.name }}",
         ),
         _rule(
@@ -419,7 +456,7 @@ def rules(config: PlatformConfig, stack: str) -> dict[str, Any]:
         # With Patroni either host may be the replica: its own metrics say which (patroni_rules).
         ("replication", replica_rules() if len(servers) > 1 and not failover else []),
         ("failover", failover),
-        ("backups", backup_rules(config)),
+        ("backups", backup_rules(config) + verify_rules(config, stack)),
         ("vacuum", xid_rules()),
         ("exporters", [*exporter_rules(config), watchdog()]),
     ]
@@ -442,6 +479,24 @@ XID_AGE = "SELECT datname, age(datfrozenxid) AS xid_age FROM pg_database WHERE d
 LAST_BACKUP = """\
 SELECT COALESCE(max(extract(epoch FROM modification)), 0)::float8 AS time_seconds
 FROM pg_ls_waldir() WHERE name LIKE '%.backup'"""
+
+# The verification job's table (render/restore_check.TABLE) exists only once the job has run: the query
+# reads it through query_to_xml, so a missing table gives the "none yet" row instead of an error.
+_VERIFIED = """\
+SELECT COALESCE(extract(epoch FROM max(finished_at) FILTER (WHERE ok)), 0)::float8 AS last_success_time_seconds,
+       COALESCE(extract(epoch FROM max(finished_at)), 0)::float8 AS latest_time_seconds,
+       COALESCE((SELECT ok::int FROM pgplatform.restore_verifications ORDER BY finished_at DESC LIMIT 1), -1)
+         AS latest_ok
+FROM pgplatform.restore_verifications"""
+_NONE_YET = "SELECT 0::float8 AS last_success_time_seconds, 0::float8 AS latest_time_seconds, -1 AS latest_ok"
+RESTORE_VERIFIED = f"""\
+SELECT (xpath('/row/last_success_time_seconds/text()', x))[1]::text::float8 AS last_success_time_seconds,
+       (xpath('/row/latest_time_seconds/text()', x))[1]::text::float8 AS latest_time_seconds,
+       (xpath('/row/latest_ok/text()', x))[1]::text::int AS latest_ok
+FROM query_to_xml(CASE WHEN EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                    WHERE n.nspname = 'pgplatform' AND c.relname = 'restore_verifications')
+                       THEN '{_VERIFIED.replace("'", "''")}'
+                       ELSE '{_NONE_YET}' END, false, true, '') AS x"""
 
 
 def superuser_outside(cidrs: list[str]) -> str:
@@ -494,6 +549,19 @@ def queries(config: PlatformConfig) -> dict[str, Any]:
             "query": LAST_BACKUP,
             "master": True,
             "metrics": [{"time_seconds": _gauge("end of the last pgBackRest backup (any type), unix time")}],
+        }
+        found["pgplatform_restore_verification"] = {
+            "query": RESTORE_VERIFIED,
+            "master": True,
+            "metrics": [
+                {
+                    "last_success_time_seconds": _gauge(
+                        "end of the last successful verified restore, unix time (0: none)"
+                    )
+                },
+                {"latest_time_seconds": _gauge("end of the latest verified restore attempt, unix time (0: none)")},
+                {"latest_ok": _gauge("1: the latest attempt verified, 0: it failed, -1: none yet")},
+            ],
         }
     return found
 

@@ -106,6 +106,8 @@ def healthy(case: Case, config: PlatformConfig) -> None:
         case.add("pgbouncer_up" if job == "pgbouncer" else "pg_up", {"job": job}, steady(1))
     case.add("pgplatform_database_xid_age", {"job": "postgres-primary", "datname": "postgres"}, steady(1000))
     case.add("pgplatform_backup_last_time_seconds", {"job": "postgres-primary"}, steady(0))
+    case.add("pgplatform_restore_verification_last_success_time_seconds", {"job": "postgres-primary"}, steady(0))
+    case.add("pgplatform_restore_verification_latest_ok", {"job": "postgres-primary"}, steady(1))
     case.add("pg_stat_archiver_failed_count", {"job": "postgres-primary"}, steady(3))
     case.add("pg_replication_lag_seconds", {"job": "postgres-replica"}, steady(0))
     case.add("pg_replication_is_replica", {"job": "postgres-replica"}, steady(1))
@@ -172,6 +174,13 @@ def trouble_case(config: PlatformConfig, rules: dict[str, Any]) -> Case:
         case.fires("PostgresBackupTooOld", {"job": "postgres-primary"}, EVAL * 60 + limit)
         case.add("pg_stat_archiver_failed_count", {"job": "postgres-primary"}, f"0+2x{EVAL + 5}")
         case.fires("PostgresWalArchivingFailing", {"job": "postgres-primary"}, 2 / 60)
+    if "PostgresRestoreNotVerified" in case.by_name:
+        limit = float(re.findall(r"> (\d+)", case.by_name["PostgresRestoreNotVerified"][0]["expr"])[0])
+        primary = {"job": "postgres-primary"}
+        case.add("pgplatform_restore_verification_last_success_time_seconds", primary, steady(-limit))
+        case.fires("PostgresRestoreNotVerified", primary, EVAL * 60 + limit)
+        case.add("pgplatform_restore_verification_latest_ok", primary, steady(0))
+        case.fires("PostgresRestoreVerificationFailed", primary, 0)
     if "PostgresReplicaDown" in case.by_name:
         replica = {"job": "postgres-replica"}
         case.add("pg_replication_lag_seconds", replica, steady(120))
@@ -244,7 +253,7 @@ def servers() -> Iterator[Servers]:
 def test_every_custom_query_runs_as_a_pg_monitor_member_and_returns_its_declared_columns(servers: Servers) -> None:
     # Every query a stack can render: prod has admin CIDRs (203.0.113.10/32) and backups.
     queries = monitoring.queries(config_of("prod"))
-    assert {"pgplatform_superuser_outside", "pgplatform_backup_last"} <= set(queries)
+    assert {"pgplatform_superuser_outside", "pgplatform_backup_last", "pgplatform_restore_verification"} <= set(queries)
     role = MONITORING_ROLE  # created by the access plan: a pg_monitor member with the budget's limit
     held = psycopg.connect(servers.superuser_dsn())  # over TCP from this machine: outside the admin CIDRs
     worker = psycopg.connect(servers.dsn("worker_app", LOCAL.apps["worker_app"].database, pooled=False))
@@ -268,3 +277,4 @@ def test_every_custom_query_runs_as_a_pg_monitor_member_and_returns_its_declared
     outside = results["pgplatform_superuser_outside"]
     assert [row[0] for row in outside] == ["postgres"] and outside[0][2] >= 1 and outside[0][1]
     assert results["pgplatform_backup_last"] == [(0.0,)]  # no backup taken on this server
+    assert results["pgplatform_restore_verification"] == [(0.0, 0.0, -1)]  # no verification yet: no table either
