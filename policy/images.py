@@ -7,13 +7,18 @@ from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationA
 from policy.resources import CONTAINER, REMOTE_IMAGE, component
 from postgres_platform.model.images import is_pinned, pgbouncer_problem
 from postgres_platform.model.names import PGBOUNCER
+from postgres_platform.render.monitoring_containers import MONITORING_LABELS
 
 IMAGE_INPUT = {REMOTE_IMAGE: "name", CONTAINER: "image"}  # where each type names its image
 
 
 def _is_pgbouncer(args: ResourceValidationArgs, image: str) -> bool:
-    """The PgBouncer container by its label; a pulled image by its repository's name."""
-    return component(args.props) == PGBOUNCER or "pgbouncer" in image.split("@", 1)[0].rsplit("/", 1)[-1]
+    """The PgBouncer container by its label; a pulled image by its repository's name (pgbouncer_exporter's
+    is not PgBouncer: it has none of its CVEs)."""
+    if component(args.props) in MONITORING_LABELS:
+        return False
+    repository = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return component(args.props) == PGBOUNCER or ("pgbouncer" in repository and "exporter" not in repository)
 
 
 def check_pinned_image(args: ResourceValidationArgs, report: ReportViolation) -> None:

@@ -17,9 +17,18 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policy.resources import CONTAINER, FIREWALL, LOAD_BALANCER, LOAD_BALANCER_NETWORK, postgres_servers, settings_of
+from policy.resources import (
+    CONTAINER,
+    FIREWALL,
+    LOAD_BALANCER,
+    LOAD_BALANCER_NETWORK,
+    component,
+    postgres_servers,
+    settings_of,
+)
 from postgres_platform.model.names import PGBOUNCER_PORT, POSTGRES_PORT
 from postgres_platform.model.networks import is_private, too_wide
+from postgres_platform.render.monitoring_containers import MONITORING_LABELS, listen_address
 
 DATABASE_PORTS = (POSTGRES_PORT, PGBOUNCER_PORT)
 
@@ -63,8 +72,10 @@ def _check_firewall(args: ResourceValidationArgs, report: ReportViolation) -> No
 
 
 def _check_published(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    monitoring = component(args.props) in MONITORING_LABELS  # no login: every port of theirs counts
     for binding in args.props.get("ports") or []:
-        bound = {int(binding.get("internal") or 0), int(binding.get("external") or 0)} & set(DATABASE_PORTS)
+        numbers = {int(binding.get("internal") or 0), int(binding.get("external") or 0)}
+        bound = numbers - {0} if monitoring else numbers & set(DATABASE_PORTS)
         if bound and not _private_or_loopback(binding.get("ip")):
             ports = ", ".join(map(str, sorted(bound)))
             report(
@@ -119,7 +130,8 @@ no_public_database_ports = ResourceValidationPolicy(
     name="no-public-database-ports",
     description=(
         "Postgres (5432) and PgBouncer (6432) are never reachable from the whole internet; Patroni's REST API "
-        "and etcd only from private addresses; a load balancer only on its private network."
+        "and etcd only from private addresses; a load balancer only on its private network; an exporter, "
+        "Prometheus or Alertmanager container publishes its ports on loopback or private addresses only."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=check_public_ports,
@@ -157,6 +169,7 @@ def check_host_network_listeners(args: StackValidationArgs, report: ReportViolat
                 f"load balancer {balancer.name} has no private-only network attachment (public interface on)",
                 balancer.urn,
             )
+    _check_monitoring_listeners(args, report)
     if any(r.resource_type == FIREWALL for r in args.resources):
         return
     for server in postgres_servers(args.resources):
@@ -169,16 +182,33 @@ def check_host_network_listeners(args: StackValidationArgs, report: ReportViolat
             )
 
 
+def _check_monitoring_listeners(args: StackValidationArgs, report: ReportViolation) -> None:
+    """The exporters, Prometheus and Alertmanager answer anyone who reaches them (no login): on a host's
+    network each must name a loopback or private address in --web.listen-address, firewall or not (the
+    firewall opens none of their ports; their own default is every interface)."""
+    for container in args.resources:
+        if container.resource_type != CONTAINER or component(container.props) not in MONITORING_LABELS:
+            continue
+        if container.props.get("networkMode") != "host":
+            continue
+        address = listen_address(container.props.get("command") or [])
+        if address is None or not _private_or_loopback(address):
+            shown = "every interface (no --web.listen-address)" if address is None else repr(address or "")
+            report(f"container {container.name} ({component(container.props)}) listens on {shown}", container.urn)
+
+
 host_network_listeners = StackValidationPolicy(
     name="host-network-listeners",
     description=(
-        "A host-network Postgres listening on every interface must sit behind a declared firewall; every load "
+        "A host-network Postgres listening on every interface must sit behind a declared firewall; a host-network "
+        "exporter, Prometheus or Alertmanager listens on a loopback or private address only; every load "
         "balancer has a private-only network attachment."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=check_host_network_listeners,
     remediation_steps=(
         "Name the addresses Postgres listens on in listen_addresses, or put the host behind a declared firewall "
-        "(whose database rules no-public-database-ports keeps narrow)."
+        "(whose database rules no-public-database-ports keeps narrow). Give each monitoring container a "
+        "--web.listen-address on the host's private IP (components/monitoring.py does)."
     ),
 )

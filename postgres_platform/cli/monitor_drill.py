@@ -4,11 +4,14 @@ their alerts delivered by a real Alertmanager to a webhook this command runs.
     python scripts/monitor_drill.py [--stack local] [--json]
 
 Starts PostgreSQL and PgBouncer with the stack's rendered config (the harness, archiving to a posix
-pgBackRest repository, one full backup taken so the backup-age rule is quiet), postgres_exporter with
+pgBackRest repository, one full backup taken and verified by the host's restore job, so the backup-age
+and restore rules are quiet), postgres_exporter with
 the custom queries of render/monitoring.py and pgbouncer_exporter, both logged in as the monitoring
-role, Prometheus with the rules and Alertmanager posting to an http.server on loopback: every container
-on the host network, every port on 127.0.0.1. The rules are the stack's but for two things, in the
-drill's copy only: every `for:` is 0s and the intervals are 1s, so a phase takes seconds, not minutes.
+role, Prometheus with the rules and Alertmanager posting to an http.server on loopback (its URL read
+from `url_file`): the containers the stacks declare (render/monitoring_containers.py), their config
+directories written by the program's install script, on the host network, every port on 127.0.0.1.
+The rules are the stack's but for two things, in the drill's copy only: every `for:` is 0s and the
+intervals are 1s, so a phase takes seconds, not minutes.
 
 Phases: idle (only the Watchdog fires); storm (one app's CONNECTION LIMIT held, half pooled and half
 direct: its 90% alert fires labelled with the role, no other app's); archive (pgBackRest's archive-push
@@ -22,12 +25,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import os
 import secrets
+import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,18 +47,16 @@ from postgres_platform.harness.docker import docker, remove
 from postgres_platform.harness.ports import free_port
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model import budget
-from postgres_platform.model.config import PlatformConfig
-from postgres_platform.model.images import (
-    ALERTMANAGER_028,
-    PGBOUNCER_EXPORTER_010,
-    POSTGRES_EXPORTER_017,
-    PROMETHEUS_253,
-)
+from postgres_platform.model.config import AlertmanagerConfig, PlatformConfig
 from postgres_platform.model.load import load_stack_values
-from postgres_platform.model.names import LOOPBACK, MONITORING_ROLE, PGBOUNCER_CONSOLE_DB
+from postgres_platform.model.names import LOOPBACK, MONITORING_ROLE
 from postgres_platform.model.stackfile import read_stack_values, stack_file
+from postgres_platform.ops import restore_check
 from postgres_platform.render import monitoring, pgbouncer
+from postgres_platform.render import monitoring_containers as mc
 from postgres_platform.render.backup import RepoSecrets, command
+from postgres_platform.render.containers import CONFIG, ContainerSpec, MountSource
+from postgres_platform.render.files import File, install_input, install_script
 
 INTERVAL = "1s"  # scrape, evaluation, Alertmanager's grouping: the drill's, never a stack's
 PHASE_SECONDS = 90  # the longest a phase waits for its alert (bounded loops, whatever the machine)
@@ -122,34 +126,23 @@ def drill_rules(config: PlatformConfig, stack: str) -> dict[str, Any]:
     return rules
 
 
-def prometheus_config(postgres_exporter: int, pgbouncer_exporter: int, alertmanager: int) -> dict[str, Any]:
-    """Scrape jobs named as the rules expect them (monitoring.job), every second."""
-    targets = {monitoring.job("primary"): postgres_exporter, "pgbouncer": pgbouncer_exporter}
-    return {
-        "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL, "scrape_timeout": INTERVAL},
-        "rule_files": ["/etc/drill/rules.yml"],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{LOOPBACK}:{alertmanager}"]}]}]},
-        "scrape_configs": [
-            {"job_name": name, "static_configs": [{"targets": [f"{LOOPBACK}:{port}"]}]}
-            for name, port in targets.items()
-        ],
-    }
+def prometheus_config(targets: dict[str, list[str]], alertmanager: str) -> dict[str, Any]:
+    """The stacks' Prometheus config (monitoring_containers), every second: scrape jobs named as the rules
+    expect them (monitoring.job)."""
+    return mc.prometheus_config(targets, [alertmanager], interval=INTERVAL, timeout=INTERVAL)
 
 
-def alertmanager_config(webhook: int) -> dict[str, Any]:
-    """Every alert its own group (grouped by all labels), sent at once, resolved ones too."""
-    return {
-        "route": {
-            "receiver": "drill",
-            "group_by": ["..."],
-            "group_wait": INTERVAL,
-            "group_interval": INTERVAL,
-            "repeat_interval": "1h",
-        },
-        "receivers": [
-            {"name": "drill", "webhook_configs": [{"url": f"http://{LOOPBACK}:{webhook}/", "send_resolved": True}]}
-        ],
+def alertmanager_config() -> dict[str, Any]:
+    """The stacks' webhook receiver (its URL read from url_file), but every alert its own group (grouped
+    by all labels), sent at once, resolved ones too."""
+    config = mc.alertmanager_config(AlertmanagerConfig(receiver="webhook"))
+    config["route"] |= {
+        "group_by": ["..."],
+        "group_wait": INTERVAL,
+        "group_interval": INTERVAL,
+        "repeat_interval": "1h",
     }
+    return config
 
 
 @dataclass
@@ -200,73 +193,97 @@ class Started:
         self.prefix = prefix
         self.ids: dict[str, str] = {}
 
-    def run(self, name: str, image: str, options: list[str], arguments: list[str]) -> None:
-        full = f"{self.prefix}-{name}"
+    def run(self, spec: ContainerSpec, sources: dict[str, MountSource[str]], extra: Sequence[str] = ()) -> None:
+        """The spec under this drill's name (its label the key): `docker run` on the host network."""
+        named = dataclasses.replace(spec, name=f"{self.prefix}-{spec.label}")
         try:
-            done = docker("run", "-d", "--name", full, "--network", "host", *options, image, *arguments)
+            done = docker(*named.docker_run(sources, extra_args=extra)[1:])
         except RuntimeError:
-            remove(full)
+            remove(named.name)
             raise
-        self.ids[name] = done.stdout.strip()
+        self.ids[spec.label] = done.stdout.strip()
 
-    def stop(self, name: str) -> None:
-        remove(self.ids.pop(name))
+    def stop(self, label: str) -> None:
+        remove(self.ids.pop(label))
 
     def remove_all(self) -> None:
         remove(*self.ids.values())
         self.ids.clear()
 
 
-def _write(directory: Path, name: str, text: str, mode: int = 0o644) -> Path:
-    path = directory / name
-    path.write_text(text)
-    path.chmod(mode)
-    return path
+def install(directory: Path, owner: str, files: Sequence[File[str]]) -> MountSource[str]:
+    """A config directory written by the program's own install script (render.files), as on a host."""
+    script = install_script(str(directory), owner, "true")
+    subprocess.run(["sh", "-c", script], input=install_input(list(files)), text=True, check=True, timeout=60)
+    return MountSource(str(directory))
+
+
+def data_dir(directory: Path, owner: str) -> MountSource[str]:
+    """A storage directory for Prometheus or Alertmanager (a volume on a stack), owned by its user."""
+    directory.mkdir(mode=0o700)
+    if os.getuid() == 0:
+        os.chown(directory, int(owner), int(owner))
+    else:
+        directory.chmod(0o777)  # no chown without root: the container's user must still write there
+    return MountSource(str(directory))
 
 
 def start_monitoring(servers: Servers, stack: str, started: Started, receiver_port: int, work: Path) -> int:
-    """The exporters, Prometheus and Alertmanager; returns Prometheus' port."""
+    """The exporters, Prometheus and Alertmanager from the stacks' specs and files (monitoring_containers),
+    on loopback; returns Prometheus' port."""
     config = servers.config
     password = servers.passwords[MONITORING_ROLE]
-    ports = {name: free_port() for name in ("postgres", "pgbouncer", "prometheus", "alertmanager", "cluster")}
-    work.chmod(0o755)
-    # The exporters read their logins from env files (never a command line), readable by their user only
-    # through the container: the files are the drill's own and removed with it.
-    _write(work, "queries.yml", monitoring.queries_yaml(config))
-    pg_env = _write(
-        work,
-        "postgres.env",
-        f"DATA_SOURCE_URI={LOOPBACK}:{servers.pg_port}/postgres?sslmode=disable\n"
-        f"DATA_SOURCE_USER={MONITORING_ROLE}\nDATA_SOURCE_PASS={password}\n",
-        0o600,
+    ports = {label: free_port() for label in mc.MONITORING_LABELS}
+    listen = {label: mc.Address(LOOPBACK, port) for label, port in ports.items()}
+    work.chmod(0o755)  # the containers' users traverse it to their directories
+
+    def config_dir(label: str, owner: str, files: Sequence[File[str]]) -> dict[str, MountSource[str]]:
+        return {CONFIG: install(work / label, owner, files)}
+
+    postgres = mc.Upstream(mc.Address(LOOPBACK, servers.pg_port), tls=False)
+    started.run(
+        mc.postgres_exporter_container(stack, listen[mc.POSTGRES_EXPORTER], postgres),
+        config_dir(mc.POSTGRES_EXPORTER, mc.NOBODY_UID, mc.postgres_exporter_files(config, password, None)),
     )
-    console = f"postgres://{MONITORING_ROLE}:{password}@{LOOPBACK}:{servers.pgbouncer_port}/{PGBOUNCER_CONSOLE_DB}"
-    bouncer_env = _write(
-        work, "pgbouncer.env", f"PGBOUNCER_EXPORTER_CONNECTION_STRING={console}?sslmode=disable\n", 0o600
+    pgbouncer_ = mc.Upstream(mc.Address(LOOPBACK, servers.pgbouncer_port), tls=False)
+    started.run(
+        mc.pgbouncer_exporter_container(stack, listen[mc.PGBOUNCER_EXPORTER], pgbouncer_),
+        config_dir(mc.PGBOUNCER_EXPORTER, mc.NOBODY_UID, mc.pgbouncer_exporter_files(password, None)),
     )
-    _write(work, "rules.yml", yaml.safe_dump(drill_rules(config, stack), sort_keys=False, width=1000))
-    _write(
-        work,
-        "prometheus.yml",
-        yaml.safe_dump(prometheus_config(ports["postgres"], ports["pgbouncer"], ports["alertmanager"])),
+    alertmanager = AlertmanagerConfig(receiver="webhook")
+    am_files = [
+        File(mc.ALERTMANAGER_CONFIG, "0644", yaml.safe_dump(alertmanager_config(), sort_keys=False)),
+        mc.receiver_secret_file(alertmanager, f"http://{LOOPBACK}:{receiver_port}/"),
+    ]
+    started.run(
+        mc.alertmanager_container(stack, listen[mc.ALERTMANAGER]),
+        {
+            **config_dir(mc.ALERTMANAGER, mc.NOBODY_UID, am_files),
+            mc.DATA: data_dir(work / "alertmanager-data", mc.NOBODY_UID),
+        },
     )
-    _write(work, "alertmanager.yml", yaml.safe_dump(alertmanager_config(receiver_port)))
-    mount = ["-v", f"{work}:/etc/drill:ro"]
-    listen = {name: f"--web.listen-address={LOOPBACK}:{port}" for name, port in ports.items()}
-    queries = "--extend.query-path=/etc/drill/queries.yml"
-    started.run("postgres-exporter", POSTGRES_EXPORTER_017.reference, ["--env-file", str(pg_env), *mount],
-                [listen["postgres"], queries])  # fmt: skip
-    started.run("pgbouncer-exporter", PGBOUNCER_EXPORTER_010.reference, ["--env-file", str(bouncer_env)],
-                [listen["pgbouncer"]])  # fmt: skip
-    started.run("alertmanager", ALERTMANAGER_028.reference, mount, [
-        "--config.file=/etc/drill/alertmanager.yml", "--storage.path=/var/lib/alertmanager",
-        listen["alertmanager"], f"--cluster.listen-address={LOOPBACK}:{ports['cluster']}",
-    ])  # fmt: skip
-    started.run("prometheus", PROMETHEUS_253.reference, ["--entrypoint", "prometheus", *mount], [
-        "--config.file=/etc/drill/prometheus.yml", "--storage.tsdb.path=/tmp/prometheus",
-        listen["prometheus"], f"--rules.alert.resend-delay={INTERVAL}",
-    ])  # fmt: skip
-    return ports["prometheus"]
+    targets = {
+        monitoring.job("primary"): [str(listen[mc.POSTGRES_EXPORTER])],
+        "pgbouncer": [str(listen[mc.PGBOUNCER_EXPORTER])],
+    }
+    prometheus = prometheus_config(targets, str(listen[mc.ALERTMANAGER]))
+    prom_files = [
+        File(mc.PROMETHEUS_CONFIG, "0644", yaml.safe_dump(prometheus, sort_keys=False)),
+        File(mc.RULES, "0644", yaml.safe_dump(drill_rules(config, stack), sort_keys=False, width=1000)),
+    ]
+    started.run(
+        mc.prometheus_container(
+            stack, listen[mc.PROMETHEUS], config.monitoring.retention, extra=[f"--rules.alert.resend-delay={INTERVAL}"]
+        ),
+        {
+            **config_dir(mc.PROMETHEUS, mc.PROMETHEUS_UID, prom_files),
+            mc.DATA: data_dir(work / "prometheus-data", mc.PROMETHEUS_UID),
+        },
+    )
+    for label, container in started.ids.items():  # the secrets are in files only, as on a stack
+        if password in docker("inspect", container).stdout:
+            raise RuntimeError(f"the monitoring password shows in `docker inspect` of the {label} container")
+    return ports[mc.PROMETHEUS]
 
 
 def wait_for(receiver: Receiver, phase: Phase, deadline: float) -> set[Firing]:
@@ -346,6 +363,10 @@ def run(config: PlatformConfig, stack: str) -> dict[str, Any]:
                 done = servers.pgbackrest(argv)
                 if done.returncode != 0:
                     raise RuntimeError(f"pgbackrest {argv[-1]} failed: {(done.stderr or done.stdout).strip()[-300:]}")
+            # ...and the host's verified-restore job run on it (render/restore_check), so its rules are quiet too.
+            verified = restore_check.run_job(servers.verify_job())
+            if verified.returncode != 0:
+                raise RuntimeError(f"the verified restore failed: {verified.stdout.strip()[-300:]}")
         port = stack_of.enter_context(webhook(receiver))
         start_monitoring(servers, stack, started, port, Path(tmp))
         held: list[psycopg.Connection[Any]] = []
@@ -360,7 +381,7 @@ def run(config: PlatformConfig, stack: str) -> dict[str, Any]:
                 began = time.monotonic()
                 archive_broken(servers)
             elif phase.name == "down":
-                started.stop("postgres-exporter")
+                started.stop(mc.POSTGRES_EXPORTER)
             # The first phase also waits for the whole chain to come up (first scrape, first notification).
             firing = wait_for(receiver, phase, began + PHASE_SECONDS * (2 if phase.name == "idle" else 1))
             problems += phase.problems(firing)

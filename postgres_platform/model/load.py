@@ -10,6 +10,8 @@ from typing import Any
 
 from postgres_platform.model import budget
 from postgres_platform.model.config import ConfigError, PlatformConfig, validate
+from postgres_platform.model.config.monitoring import SECRET_KEYS as MONITORING_SECRET_KEYS
+from postgres_platform.model.config.monitoring import SMTP_PASSWORD_KEY, WEBHOOK_URL_KEY
 from postgres_platform.model.names import NAMESPACE
 
 
@@ -35,7 +37,7 @@ def near_misses(keys: Iterable[str]) -> list[str]:
 
 # Set with `pulumi config set --secret`; never in the models (so never in an output or a rendered file).
 ADMIN_PASSWORD_KEY = "existingAdminPassword"  # target existing: the password of existing.adminUser
-SECRET_KEYS = ("backupS3Key", "backupS3KeySecret", ADMIN_PASSWORD_KEY)
+SECRET_KEYS = ("backupS3Key", "backupS3KeySecret", ADMIN_PASSWORD_KEY, *MONITORING_SECRET_KEYS)
 
 
 def required_secrets(config: PlatformConfig) -> dict[str, str]:
@@ -45,6 +47,11 @@ def required_secrets(config: PlatformConfig) -> dict[str, str]:
         needed |= {key: "an s3 backup repo" for key in ("backupS3Key", "backupS3KeySecret")}
     if config.existing is not None:
         needed[ADMIN_PASSWORD_KEY] = f"target existing (the password of {config.existing.admin_user})"
+    receiver = config.monitoring.alertmanager
+    if receiver is not None and receiver.receiver == "webhook":
+        needed[WEBHOOK_URL_KEY] = "monitoring.alertmanager.receiver webhook (its URL)"
+    if receiver is not None and receiver.email is not None and receiver.email.username is not None:
+        needed[SMTP_PASSWORD_KEY] = "monitoring.alertmanager.email.username (its SMTP password)"
     return needed
 
 

@@ -10,6 +10,7 @@ from postgres_platform.model import budget
 from postgres_platform.model.config import BackupConfig, PlatformConfig
 from postgres_platform.model.names import PGBOUNCER_ADMIN, PGBOUNCER_CONSOLE_DB
 from postgres_platform.program.deploy import Deployed
+from postgres_platform.program.monitoring import monitoring_outputs
 from postgres_platform.render import dsn
 from postgres_platform.render.backup import CIPHER, STANZA
 
@@ -68,6 +69,7 @@ def stack_outputs(config: PlatformConfig, deployed: Deployed) -> dict[str, Any]:
         hosts["replica"] = f"{deployed.replica.host}:{deployed.replica.port}"
     if config.backup is not None:
         outputs["backup"] = backup_output(config.backup)
+    outputs |= monitoring_outputs(config, deployed.scrape_targets)  # plain: rules and addresses, no secret
     if deployed.ca_cert_pem is not None:
         outputs["caCertPem"] = deployed.ca_cert_pem  # public: apps verify the servers with it
         outputs["adminHost"] = deployed.admin.apply(lambda endpoint: endpoint.host)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from postgres_platform.model.config import PlatformConfig
-from postgres_platform.model.names import AUTH_ROLE, REPLICATION_ROLE, SUPERUSER
+from postgres_platform.model.names import AUTH_ROLE, MONITORING_ROLE, REPLICATION_ROLE, SUPERUSER
 from postgres_platform.render.sql import ident
 
 
@@ -17,6 +17,7 @@ class HbaSources:
     app_cidrs: tuple[str, ...]  # the private subnet (apps, and PgBouncer on the host's private IP)
     admin_cidrs: tuple[str, ...]  # the operator and the postgresql provider
     replica_ip: str | None = None  # streaming standby, replication connections only
+    monitor_ips: tuple[str, ...] = ()  # where postgres_exporter connects from (its host's private IP)
 
 
 def render_pg_hba(config: PlatformConfig, sources: HbaSources) -> str:
@@ -29,6 +30,8 @@ def render_pg_hba(config: PlatformConfig, sources: HbaSources) -> str:
         databases = ",".join(ident(db) for db in config.databases)
         rows.append(("hostssl", databases, ident(AUTH_ROLE), cidr, "scram-sha-256"))
         rows += [("hostssl", "all", ident(role), cidr, "scram-sha-256") for role in config.external_roles]
+    # The monitoring role: only the postgres database, only from the exporters' hosts.
+    rows += [("hostssl", "postgres", MONITORING_ROLE, f"{ip}/32", "scram-sha-256") for ip in sources.monitor_ips]
     if sources.replica_ip:
         rows.append(("hostssl", "replication", REPLICATION_ROLE, f"{sources.replica_ip}/32", "scram-sha-256"))
     rows += [("host", "all", "all", "0.0.0.0/0", "reject"), ("host", "all", "all", "::/0", "reject")]

@@ -321,7 +321,9 @@ def test_the_policies_find_the_programs_config_files_and_backups_by_their_compon
     writes = {r.name for r in run.resources if r.type in COMMANDS and r.name.endswith("-config-write")}
     assert writes and {r.name for r in declared if is_command_of(r, CONFIG_FILES)} == writes
     backups = {r.name for r in declared if is_command_of(r, BACKUPS)}
-    assert backups == {r.name for r in run.resources if r.name in ("backups-stanza", "backups-timers")}
+    assert backups == {
+        r.name for r in run.resources if r.name in ("backups-stanza", "backups-timers", "backups-verify")
+    }
 
 
 def test_local_budget_policy_decides_on_the_declared_resources() -> None:
@@ -447,3 +449,61 @@ def test_a_literal_swapped_in_behind_a_generated_password_is_caught_at_up() -> N
     verifier = "SCRAM-SHA-256$4096:c2FsdA==$a2V5:c2VydmVy"
     assert check_stack(passwords.secret_outputs, [PASSWORD, role_with(verifier)]) == []
     assert check_stack(passwords.secret_outputs, [PASSWORD, role_with(UNKNOWN_STRING_VALUE)]) == []  # at preview
+
+
+def _exporter(name: str, command: list[str], network_mode: str = "host") -> PolicyResource:
+    return resource(
+        CONTAINER,
+        name,
+        {
+            "networkMode": network_mode,
+            "image": "postgres-platform/postgres-exporter:0.17.1-deb13",
+            "command": command,
+            "labels": [{"label": COMPONENT_LABEL, "value": "postgres-exporter"}],
+        },
+    )
+
+
+def test_a_host_network_exporter_listens_on_a_private_or_loopback_address_only() -> None:
+    wall = resource(FIREWALL, "fw", {"rules": []})  # a firewall does not excuse it: the exporters have no login
+    every = _exporter("open", ["--web.listen-address=0.0.0.0:9187"])
+    (found,) = check_stack(network.host_network_listeners, [every, wall])
+    assert "container open (postgres-exporter) listens on '0.0.0.0'" in found
+    (default,) = check_stack(network.host_network_listeners, [_exporter("bare", ["--extend.query-path=/q.yml"])])
+    assert "listens on every interface (no --web.listen-address)" in default
+    (public,) = check_stack(
+        network.host_network_listeners, [_exporter("pub", ["--web.listen-address=198.51.100.7:9187"])]
+    )
+    assert "'198.51.100.7'" in public
+    private = _exporter("private", ["--web.listen-address=10.0.1.10:9187"])
+    loopback = _exporter("lo", ["--web.listen-address=127.0.0.1:9187"])
+    bridged = _exporter("bridge", ["--web.listen-address=0.0.0.0:9187"], network_mode="bridge")  # published on lo
+    assert check_stack(network.host_network_listeners, [private, loopback, bridged]) == []
+
+
+def test_the_hetzner_stacks_monitoring_containers_pass_the_listener_policy() -> None:
+    run = run_of("prod")
+    declared = policy_resources(run)
+    monitoring = [r for r in declared if r.resource_type == CONTAINER and "exporter" in r.name]
+    assert {r.name for r in monitoring} == {
+        "monitoring-primary-postgres-exporter-container",
+        "monitoring-primary-pgbouncer-exporter-container",
+        "monitoring-replica-postgres-exporter-container",
+    }
+    assert check_stack(network.host_network_listeners, declared) == []
+    # The same containers listening on every interface would not pass.
+    opened = [resource(CONTAINER, r.name, {**r.props, "command": ["--web.listen-address=:9187"]}) for r in monitoring]
+    assert len(check_stack(network.host_network_listeners, opened)) == 3
+
+
+def test_a_monitoring_container_publishes_every_port_on_loopback_or_private_only() -> None:
+    def published(ip: str | None, label: str = "postgres-exporter") -> dict[str, Any]:
+        binding = {"internal": 9187, "external": 9187, **({"ip": ip} if ip else {})}
+        return {"image": "x:1", "ports": [binding], "labels": [{"label": COMPONENT_LABEL, "value": label}]}
+
+    assert check(network.no_public_database_ports, CONTAINER, published("127.0.0.1")) == []
+    (everywhere,) = check(network.no_public_database_ports, CONTAINER, published(None))
+    assert "publishes 9187 on 0.0.0.0 (Docker default)" in everywhere
+    assert check(network.no_public_database_ports, CONTAINER, published("198.51.100.7", "prometheus"))
+    # Any other container's non-database port is not this policy's business.
+    assert check(network.no_public_database_ports, CONTAINER, published(None, "something-else")) == []

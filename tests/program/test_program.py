@@ -189,7 +189,7 @@ def test_budget_output_is_the_budget(stack_run: ProgramRun) -> None:
 def test_local_publishes_on_loopback_only_with_configured_images() -> None:
     run = run_of("local")
     containers = {c.inputs["labels"][0]["value"]: c.inputs for c in run.of_type(CONTAINER)}
-    assert set(containers) == {"postgres", "pgbouncer"}
+    assert set(containers) == {"postgres", "pgbouncer", "postgres-exporter", "pgbouncer-exporter"}  # monitoring's
     for container in containers.values():
         assert container["labels"] == [
             {"label": "postgres-platform.component", "value": container["labels"][0]["value"]}
@@ -200,7 +200,7 @@ def test_local_publishes_on_loopback_only_with_configured_images() -> None:
     assert [p["external"] for p in containers["pgbouncer"]["ports"]] == [6432]
     # Both images are built on the host from images/, FROM the pinned base, with the pinned packages.
     built = {i.inputs["imageName"]: i.inputs for i in run.of_type("docker:index/image:Image")}
-    assert set(built) == {containers["postgres"]["image"], containers["pgbouncer"]["image"]}
+    assert set(built) == {container["image"] for container in containers.values()}
     for build in (POSTGRES_17, PGBOUNCER_124):
         assert built[build.reference]["skipPush"] is True
         assert built[build.reference]["build"]["args"] == {"BASE": DEFAULT_BASE, **build.build_args}

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from postgres_platform.model.config.checks import cross_checks
 from postgres_platform.model.config.errors import ConfigError, validation_lines
+from postgres_platform.model.config.monitoring import AlertmanagerConfig, EmailReceiverConfig, MonitoringConfig
 from postgres_platform.model.config.schema import (
     AppConfig,
     DatabaseConfig,
@@ -29,6 +30,7 @@ from postgres_platform.model.config.schema import (
 from postgres_platform.model.config.targets import (
     BackupConfig,
     BackupSchedule,
+    BackupVerify,
     ExistingConfig,
     FailoverConfig,
     HetznerConfig,
@@ -49,11 +51,14 @@ __all__ = [
     "IDENTIFIER",
     "RESERVED_NAMES",
     "AccessLevel",
+    "AlertmanagerConfig",
     "AppConfig",
     "BackupConfig",
     "BackupSchedule",
+    "BackupVerify",
     "ConfigError",
     "DatabaseConfig",
+    "EmailReceiverConfig",
     "ExistingConfig",
     "ExternalRoleConfig",
     "FailoverConfig",
@@ -61,6 +66,7 @@ __all__ = [
     "HetznerConfig",
     "LocalConfig",
     "Login",
+    "MonitoringConfig",
     "PgBouncerConfig",
     "PgBouncerHostConfig",
     "PlatformConfig",

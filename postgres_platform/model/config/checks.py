@@ -62,6 +62,7 @@ def cross_checks(config: PlatformConfig) -> list[str]:
         *_pgbouncer_checks(config),
         *_local_checks(config),
         *_target_section_checks(config),
+        *_monitoring_checks(config),
     ]
     if config.adopted:
         problems += _existing_checks(config)
@@ -153,6 +154,50 @@ def _target_section_checks(config: PlatformConfig) -> list[str]:
         for section, value in sections.items()
         if value is not None and section != config.target
     ]
+
+
+def _monitoring_checks(config: PlatformConfig) -> list[str]:
+    """The exporters only beside a server the program runs; Alertmanager only with Prometheus; one receiver's
+    settings; every port its own and none of the host's (they share a host network on Hetzner)."""
+    m = config.monitoring
+    problems = []
+    if config.adopted and m.exporters:
+        why = "must be false for target existing (the server is not ours to run beside)"
+        problems.append(problem("monitoring.exporters", why, True))
+    if m.prometheus and not config.exporters_run():
+        problems.append(problem("monitoring.prometheus", "needs monitoring.exporters (nothing to scrape)", True))
+    return problems + _alertmanager_checks(config) + _monitoring_port_checks(config)
+
+
+def _alertmanager_checks(config: PlatformConfig) -> list[str]:
+    am = config.monitoring.alertmanager
+    if am is None:
+        return []
+    problems = []
+    if not config.monitoring.prometheus:
+        problems.append(problem("monitoring.alertmanager", "needs monitoring.prometheus true", am.receiver))
+    if am.receiver == "email" and am.email is None:
+        problems.append(problem("monitoring.alertmanager.email", "is required with receiver email", None))
+    if am.receiver != "email" and am.email is not None:
+        problems.append(
+            problem("monitoring.alertmanager.email", f"is only for receiver email, not {am.receiver}", am.email.to)
+        )
+    return problems
+
+
+def _monitoring_port_checks(config: PlatformConfig) -> list[str]:
+    taken = dict(HOST_PORTS)
+    if config.target == "local":
+        local = config.local_ports()
+        taken |= {local.postgres_port: "local.postgresPort", local.pgbouncer_port: "local.pgbouncerPort"}
+    if config.hetzner is not None and config.hetzner.failover.enabled:
+        taken |= {port: key for key, port in config.hetzner.failover.ports().items()}
+    problems = []
+    for key, port in config.monitoring.ports().items():
+        if port in taken:
+            problems.append(problem(key, f"must differ from {taken[port]}", port))
+        taken.setdefault(port, key)
+    return problems
 
 
 def _existing_checks(config: PlatformConfig) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from postgres_platform.model.config.monitoring import MonitoringConfig
 from postgres_platform.model.config.targets import BackupConfig, ExistingConfig, HetznerConfig, LocalConfig
 from postgres_platform.model.config.types import (
     AccessLevel,
@@ -184,12 +185,20 @@ class PlatformConfig(ConfigModel):
     backup: BackupConfig | None = None
     """pgBackRest backups; required for every Hetzner stack, optional locally, refused for target
     existing."""
+    monitoring: MonitoringConfig = MonitoringConfig()
+    """The exporters (on by default wherever the program runs Postgres), and optionally Prometheus and
+    Alertmanager."""
     image_base: Image = Field(DEFAULT_BASE, alias="imageBase")
     """The image the images of images/ are built FROM: Debian's official slim trixie by default, or
     scripts/base_image.sh's where no registry serves it."""
 
     def local_ports(self) -> LocalConfig:
         return self.local or LocalConfig()
+
+    def exporters_run(self) -> bool:
+        """Whether the exporters run beside the server: monitoring.exporters, by default wherever the
+        program runs Postgres (not for target existing)."""
+        return not self.adopted if self.monitoring.exporters is None else self.monitoring.exporters
 
     def pooled_apps(self) -> list[str]:
         """Apps with a PgBouncer pool (none where there is no PgBouncer: an adopted server without one)."""
