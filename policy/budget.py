@@ -15,7 +15,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policy.resources import GRANT_ROLE, ROLE, component, is_login, postgres_servers, role_limit, settings_of
+from policy.resources import GRANT_ROLE, ROLE, component, is_login, postgres_servers, role_limit, settings_in_stack
 from postgres_platform.model.budget import Entry, ServerBudget
 from postgres_platform.model.names import COMPONENT_LABEL, MONITORING_ROLE, PG_MONITOR, PRIMARY, SUPERUSER
 
@@ -32,7 +32,10 @@ class Server(NamedTuple):
 
 
 def _servers(args: StackValidationArgs) -> list[Server]:
-    servers = [Server(component(r.props), r.name, r.urn, settings_of(r)) for r in postgres_servers(args.resources)]
+    servers = [
+        Server(component(r.props), r.name, r.urn, settings_in_stack(r, args.resources))
+        for r in postgres_servers(args.resources)
+    ]
     adopted = args.get_config().get("adoptedServer")
     if adopted:  # a server the program did not build: its settings as the stack describes (and live_budget checks)
         servers.append(Server("adopted server", "existing", None, {k: str(v) for k, v in adopted.items()}))

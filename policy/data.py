@@ -22,7 +22,7 @@ from policy.resources import (
     component,
     is_command_of,
     postgres_servers,
-    settings_of,
+    settings_in_stack,
 )
 from postgres_platform.model.names import DATA_VOLUME, PRIMARY
 
@@ -88,7 +88,7 @@ def _script(command: PolicyResource) -> str:
 
 def _check_archiving(args: StackValidationArgs, report: ReportViolation) -> None:
     for server in postgres_servers(args.resources, (PRIMARY,)):
-        if settings_of(server).get("archive_mode") != "on":
+        if settings_in_stack(server, args.resources).get("archive_mode") != "on":
             report(f"container {server.name}: archive_mode is not on: no point-in-time recovery", server.urn)
 
 

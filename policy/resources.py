@@ -7,6 +7,8 @@ COMPONENT_LABEL's values (postgres_platform.model.names) and by the component a 
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,6 +36,8 @@ ROLE_RETIREMENT = "pulumi-python:dynamic/postgres-platform:RoleRetirement"
 # The program's components (components/*.py), as their children's URNs name them.
 CONFIG_FILES = "postgres-platform:index:ConfigFiles"  # its command writes the files from stdin
 BACKUPS = "postgres-platform:index:Backups"  # its commands create the stanza and schedule the backups
+# hetzner.failover: its command PATCHes the cluster's settings to Patroni, their JSON its last argument.
+PATRONI_CONFIG = "postgres-platform:index:PatroniDynamicConfig"
 
 
 def labels(props: Mapping[str, Any]) -> dict[str, str]:
@@ -93,3 +97,22 @@ def role_limit(props: Mapping[str, Any]) -> int:
 
 def is_login(props: Mapping[str, Any]) -> bool:
     return bool(props.get("login"))  # the provider's default is NOLOGIN
+
+
+def patroni_settings(resources: Iterable[PolicyResource]) -> dict[str, str]:
+    """The Patroni cluster's Postgres settings (hetzner.failover): what its dynamic-config command PATCHes."""
+    for resource in resources:
+        if is_command_of(resource, PATRONI_CONFIG):
+            argv = shlex.split(str(resource.props.get("create") or ""))
+            try:
+                parameters = json.loads(argv[-1])["postgresql"]["parameters"]
+            except (IndexError, KeyError, TypeError, ValueError):
+                return {}
+            return {str(name): str(value) for name, value in parameters.items()}
+    return {}
+
+
+def settings_in_stack(server: PolicyResource, resources: Iterable[PolicyResource]) -> dict[str, str]:
+    """settings_of, or for a Patroni member (whose command is Patroni's, no `-c`) the cluster's settings."""
+    command = [str(arg) for arg in server.props.get("command") or []]
+    return patroni_settings(resources) if "patroni" in command else settings_of(server)

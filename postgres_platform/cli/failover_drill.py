@@ -47,11 +47,25 @@ import psycopg
 from postgres_platform.cli import errors
 from postgres_platform.harness.docker import docker, logs, remove
 from postgres_platform.harness.ports import free_port, wait_for_port
+from postgres_platform.model.config import FailoverConfig
 from postgres_platform.model.images import ETCD_35, HAPROXY_30, PGBOUNCER_124, POSTGRES_17
 from postgres_platform.model.names import LOOPBACK, PGDATA, SUPERUSER
 from postgres_platform.ops.patroni import Patroni
 from postgres_platform.ops.switchover import switchover as planned_switchover
-from postgres_platform.render.patroni import etcd_args, haproxy_cfg, patroni_env, patroni_yaml
+from postgres_platform.render.containers import CONFIG, DATA, ContainerSpec, MountSource
+from postgres_platform.render.patroni import (
+    ENV_FILE,
+    ETCD_DATA,
+    ETCD_DATA_DIR,
+    PATRONI_FILE,
+    etcd_args,
+    etcd_container,
+    haproxy_cfg,
+    patroni_container,
+    patroni_env,
+    patroni_yaml,
+)
+from postgres_platform.render.patroni import REST_USER as REST_USER  # the stacks' REST API user
 from postgres_platform.render.scram import scram_verifier
 
 MEMBERS = ("pg0", "pg1")
@@ -60,11 +74,10 @@ WRITERS = 4  # client threads
 PAUSE_BETWEEN = 0.02  # s between one writer's commits: a bounded load
 RETRY_AFTER = 0.2  # s after a failed attempt
 SETTLE = 3.0  # s of writes after a phase's end, before its commits are looked up
-REST_USER = "patroni"
-PGBOUNCER_UID, PATRONI_UID, HAPROXY_UID = 70, 999, 100
-# Drill timing: a leader lock of 15 s (loop 5 s, retries 5 s) so the drill fails over in seconds; the
-# stacks keep Patroni's defaults (30/10/10).
-TTL, LOOP_WAIT, RETRY_TIMEOUT = 15, 5, 5
+PGBOUNCER_UID, PATRONI_UID, HAPROXY_UID, ETCD_UID_NUMBER = 70, 999, 100, 997
+# The stacks' own defaults (hetzner.failover): the drill measures the failover a stack gets.
+FAILOVER = FailoverConfig(enabled=True)
+PARAMETERS = {"max_connections": "100", "password_encryption": "scram-sha-256", "wal_keep_size": "256MB"}
 
 
 @dataclass
@@ -216,11 +229,18 @@ class Drill:
         docker("run", "-d", "--name", container, "--network", "host", *args)
         return container
 
+    def _start(self, spec: ContainerSpec, sources: dict[str, MountSource[str]]) -> str:
+        """A container of the spec the stacks declare (render.patroni), on the drill's mount sources."""
+        self.containers.append(spec.name)
+        docker(*spec.docker_run(sources)[1:])
+        return spec.name
+
     def start_etcd(self) -> None:
         members = {name: (f"{LOOPBACK}:{c}", f"{LOOPBACK}:{p}") for name, (c, p) in self.etcd.items()}
         for name in ETCD_MEMBERS:
-            flags = etcd_args(name=name, members=members, data_dir="/var/lib/etcd-member/data", token=self.prefix)
-            self._run(name, [ETCD_35.reference, *flags])
+            flags = etcd_args(name=name, members=members, data_dir=ETCD_DATA_DIR, token=self.prefix)
+            spec = etcd_container(name=f"{self.prefix}-{name}", image=ETCD_35.reference, label="etcd", flags=flags)
+            self._start(spec, {ETCD_DATA: MountSource(str(self._dir(f"{name}-data", ETCD_UID_NUMBER, {})))})
         for client, _ in self.etcd.values():
             _wait("etcd healthy", 60, functools.partial(_healthy, f"http://{LOOPBACK}:{client}/health"))
 
@@ -238,18 +258,18 @@ class Drill:
             etcd_hosts=[f"{LOOPBACK}:{c}" for c, _ in self.etcd.values()],
             data_dir=PGDATA,
             bin_dir="/usr/lib/postgresql/17/bin",
-            parameters={"max_connections": "100", "password_encryption": "scram-sha-256", "wal_keep_size": "256MB"},
+            parameters=PARAMETERS,
             pg_hba=pg_hba,
-            synchronous_mode=True,
-            maximum_lag_on_failover=1048576,
-            failsafe_mode=True,
+            synchronous_mode=FAILOVER.synchronous,
+            maximum_lag_on_failover=FAILOVER.maximum_lag_on_failover,
+            failsafe_mode=FAILOVER.failsafe_mode,
             use_pg_rewind=True,
             create_replica_methods=["basebackup"],
             rest_username=REST_USER,
             watchdog_mode="off",  # a container has no /dev/watchdog
-            ttl=TTL,
-            loop_wait=LOOP_WAIT,
-            retry_timeout=RETRY_TIMEOUT,
+            ttl=FAILOVER.ttl,
+            loop_wait=FAILOVER.loop_wait,
+            retry_timeout=FAILOVER.retry_timeout,
         )
         env = patroni_env(
             superuser=self.passwords["superuser"],
@@ -257,14 +277,15 @@ class Drill:
             rewind=self.passwords["rewind"],
             restapi=self.passwords["rest"],
         )
-        directory = self._dir(member.name, PATRONI_UID, {"patroni.yml": config})
-        # Read by the docker client on this machine: the passwords never appear on a command line.
-        env_file = self.root / f"{member.name}.env"
-        env_file.write_text(env)
-        env_file.chmod(0o600)
-        mount = f"type=bind,source={directory},target=/etc/patroni,readonly"
-        image_args = ["--env-file", str(env_file), "--mount", mount, POSTGRES_17.reference]
-        member.container = self._run(member.name, [*image_args, "patroni", "/etc/patroni/patroni.yml"])
+        # The env file in the member's 0700 directory, 0600: read by the container's loader, never an argv
+        # or the container's environment (render.patroni.patroni_container).
+        files = {Path(PATRONI_FILE).name: config, Path(ENV_FILE).name: env}
+        spec = patroni_container(name=f"{self.prefix}-{member.name}", image=POSTGRES_17.reference, label=member.name)
+        sources = {
+            CONFIG: MountSource(str(self._dir(member.name, PATRONI_UID, files))),
+            DATA: MountSource(str(self._dir(f"{member.name}-data", PATRONI_UID, {}))),
+        }
+        member.container = self._start(spec, sources)
 
     def start_proxy_and_pooler(self) -> None:
         cfg = haproxy_cfg(

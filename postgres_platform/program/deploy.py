@@ -10,14 +10,16 @@ import pulumi.runtime.config as runtime_config
 from components.access import DatabaseAccess, DatabaseAccessArgs
 from components.adopted import AdoptedServer, AdoptedServerArgs
 from components.backups import Backups, BackupsArgs
+from components.patroni import PatroniCluster
 from components.pgbouncer import PgBouncer, PgBouncerArgs
 from components.postgres import PostgresContainerArgs, PostgresServer, PostgresServerArgs, server_files
 from postgres_platform.model import access
 from postgres_platform.model.config import ConfigError, PlatformConfig
 from postgres_platform.model.load import ADMIN_PASSWORD_KEY, load_stack_values
 from postgres_platform.model.names import AUTH_ROLE, MONITORING_ROLE, NAMESPACE, PGBOUNCER_PORT, PRIMARY, container_name
+from postgres_platform.program.monitoring import deploy_monitoring, exporter_hosts
 from postgres_platform.program.targets import TARGETS, Site
-from postgres_platform.render import pgbouncer
+from postgres_platform.render import pgbouncer, restore_check
 from postgres_platform.render.backup import archive_settings
 from postgres_platform.render.containers import DATA, postgres_container
 from postgres_platform.render.dsn import Endpoint
@@ -47,6 +49,7 @@ class Deployed:
     pgbouncer_admin_password: pulumi.Output[str] | None = None
     replica: Endpoint | None = None  # read-only DSNs for read apps
     ca_cert_pem: pulumi.Output[str] | None = None
+    scrape_targets: dict[str, list[str]] | None = None  # job -> exporters, where the stack runs them
 
 
 def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
@@ -64,35 +67,39 @@ def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
             s3_key=secrets.require_secret("backupS3Key") if s3 else None,
             s3_key_secret=secrets.require_secret("backupS3KeySecret") if s3 else None,
             timers=site.shell.ssh is not None,
+            verify=restore_check.job_of(pulumi.get_stack(), config, site.shell.root),
             depends_on=site.ready,
         ),
     )
 
 
-def built_server(config: PlatformConfig, site: Site) -> tuple[PostgresServer, Backups | None]:
+def built_server(config: PlatformConfig, site: Site) -> tuple[PostgresServer | PatroniCluster, Backups | None]:
     """The primary the program runs (local, Hetzner): its container, superuser and backups."""
     assert site.data is not None  # every target but existing has PGDATA
     backups = backups_of(config, site)
     settings = {**site.server_settings, **(archive_settings(config.backup) if config.backup else {})}
-    postgres = PostgresServer(
-        "postgres",
-        PostgresServerArgs(
-            container=PostgresContainerArgs(
-                spec=postgres_container(
-                    pulumi.get_stack(), config, PRIMARY, server_arguments(config, settings), initdb_password=True
-                ),
-                config_file=render_config_file(config, settings),
-                image_base=config.image_base,
-                placement=site.placement,
-                shell=site.shell,
-                sources={DATA: site.data, **(backups.sources if backups else {})},
-                publish=site.postgres_publish,
-                files=server_files(site.hba, site.tls),
-                depends_on=[*site.ready, *([backups.written] if backups else [])],
+    server_args = PostgresServerArgs(
+        container=PostgresContainerArgs(
+            spec=postgres_container(
+                pulumi.get_stack(), config, PRIMARY, server_arguments(config, settings), initdb_password=True
             ),
-            admin=site.admin,
+            config_file=render_config_file(config, settings),
+            image_base=config.image_base,
+            placement=site.placement,
+            shell=site.shell,
+            sources={DATA: site.data, **(backups.sources if backups else {})},
+            publish=site.postgres_publish,
+            files=server_files(site.hba, site.tls),
+            depends_on=[*site.ready, *([backups.written] if backups else [])],
         ),
+        admin=site.admin,
     )
+    # A target that runs the server its own way (hetzner.failover: Patroni) gets the same arguments and settings.
+    postgres: PostgresServer | PatroniCluster
+    if site.cluster is not None:
+        postgres = site.cluster(server_args, settings, backups)
+    else:
+        postgres = PostgresServer("postgres", server_args)
     if backups is not None:
         backups.activate(postgres)
     return postgres, backups
@@ -117,7 +124,7 @@ def deploy(config: PlatformConfig) -> Deployed:
     site = target.prepare()
     backups = None
     if config.adopted:
-        server: PostgresServer | AdoptedServer = adopted_server(config, site)
+        server: PostgresServer | PatroniCluster | AdoptedServer = adopted_server(config, site)
     else:
         server, backups = built_server(config, site)
     generations = {login.role: login.generation for app in config.apps for login in config.logins(app)}
@@ -149,9 +156,14 @@ def deploy(config: PlatformConfig) -> Deployed:
             depends_on=[server, *site.ready],
         )
         deployed_pgbouncer = PgBouncer("pgbouncer", pgbouncer_args)
-    replica = target.add_replicas(server, backups) if isinstance(server, PostgresServer) else None
+    replica = None if isinstance(server, AdoptedServer) else target.add_replicas(server, backups)
     if deployed_pgbouncer is not None:
         target.add_poolers(pgbouncer_args, files)  # a PgBouncer on other hosts, where the target has them
+    scrape_targets = None
+    if config.exporters_run():  # the exporters (and Prometheus, Alertmanager) beside the servers
+        ready = [roles, *([deployed_pgbouncer] if deployed_pgbouncer is not None else [])]
+        hosts = exporter_hosts(site, target, ready)
+        scrape_targets = deploy_monitoring(config, hosts, roles.passwords[MONITORING_ROLE], site.ca_cert_pem)
     return Deployed(
         passwords=roles.passwords,
         admin_user=server.admin_connection.user,
@@ -162,4 +174,5 @@ def deploy(config: PlatformConfig) -> Deployed:
         pgbouncer_admin_password=deployed_pgbouncer.admin_password if deployed_pgbouncer is not None else None,
         replica=replica,
         ca_cert_pem=site.ca_cert_pem,
+        scrape_targets=scrape_targets,
     )

@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_command as command
@@ -31,20 +33,49 @@ from components.failover import (
 )
 from components.hetzner import DatabaseHost, DatabaseHostArgs, PrivateNetwork, PrivateNetworkArgs, firewall_rules
 from components.local_host import LocalHost
+from components.patroni import EtcdMemberArgs, PatroniCluster, PatroniClusterArgs, PatroniHost
 from components.pgbouncer import PgBouncer, PgBouncerArgs
-from components.postgres import PostgresContainerArgs, PostgresServer, server_files
+from components.postgres import PostgresContainerArgs, PostgresServer, PostgresServerArgs, server_files
 from components.replica import StreamingReplica, StreamingReplicaArgs
 from components.resources.admin import AdminAddress
 from components.resources.containers import Placement, Publish
 from components.tls import ServerTls, StackCertificates
 from postgres_platform.model.config import ConfigError, ExistingConfig, HetznerConfig, PlatformConfig, SettingValue
-from postgres_platform.model.names import LOOPBACK, PGBOUNCER_PORT, POSTGRES_PORT, REPLICA
+from postgres_platform.model.images import ETCD_35
+from postgres_platform.model.names import (
+    LOOPBACK,
+    PGBOUNCER_PORT,
+    PGDATA,
+    POSTGRES_PORT,
+    PRIMARY,
+    REPLICA,
+    container_name,
+)
 from postgres_platform.render import pgbouncer
-from postgres_platform.render.containers import BACKUP_CONFIG, DATA, MountSource, postgres_container
+from postgres_platform.render.backup import STANZA
+from postgres_platform.render.containers import BACKUP_CONFIG, BACKUP_REPO, DATA, MountSource, postgres_container
 from postgres_platform.render.dsn import Endpoint
-from postgres_platform.render.hetzner import DATA_DIR, PRIMARY_CHECK, READ_PORT, REPLICA_CHECK
+from postgres_platform.render.hetzner import DATA_DIR, ETCD_DATA_DIR, PRIMARY_CHECK, READ_PORT, REPLICA_CHECK
+from postgres_platform.render.patroni import ETCD_DATA_DIR as ETCD_DATA_DIR_IN_CONTAINER
+from postgres_platform.render.patroni import (
+    REST_USER,
+    dynamic_config,
+    dynamic_parameters,
+    etcd_args,
+    etcd_container,
+    member_pg_hba,
+    patroni_container,
+    patroni_yaml,
+)
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
-from postgres_platform.render.postgres import render_config_file, server_arguments, tls_and_hba_settings
+from postgres_platform.render.postgres import (
+    CERT_FILE,
+    KEY_FILE,
+    render_config_file,
+    server_arguments,
+    server_settings,
+    tls_and_hba_settings,
+)
 from postgres_platform.render.replica import standby_settings
 
 
@@ -69,6 +100,9 @@ class Site:
     hba: str | None = None  # our pg_hba.conf, where the server is reachable beyond this machine
     tls: ServerTls | None = None  # the primary's certificate (Postgres and PgBouncer)
     ca_cert_pem: pulumi.Output[str] | None = None
+    # A target whose server is not one Postgres container (hetzner.failover: Patroni): deploy() hands it the
+    # primary's container arguments, the settings and the backups instead of declaring a PostgresServer.
+    cluster: Callable[[PostgresServerArgs, dict[str, SettingValue], Backups | None], PatroniCluster] | None = None
 
     @property
     def ready(self) -> list[pulumi.Resource]:
@@ -77,6 +111,8 @@ class Site:
 
 
 class Target(ABC):
+    monitored_replica: DatabaseHost | None = None  # a standby's host, for its exporter (set by add_replicas)
+
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
 
@@ -84,7 +120,7 @@ class Target(ABC):
     def prepare(self) -> Site:
         """Declare the hosts (network, servers, volumes, certificates) and say where things run."""
 
-    def add_replicas(self, primary: PostgresServer, backups: Backups | None) -> Endpoint | None:
+    def add_replicas(self, primary: PostgresServer | PatroniCluster, backups: Backups | None) -> Endpoint | None:
         """Declare standbys of the primary; their read-only endpoint, if any."""
         return None
 
@@ -166,19 +202,22 @@ class HetznerTarget(Target):
         self.hetzner: HetznerConfig = config.hetzner
         self.failover = self.hetzner.failover.enabled  # config checks: only with a replica
         if self.failover and not pulumi.runtime.is_dry_run():
-            # Until Patroni and etcd run on the hosts (issue 21's wiring) the load balancer's health checks find
-            # no REST API and every DSN through it fails: a preview shows the plan, an update refuses it.
+            # Patroni and etcd are declared on the hosts, but the postgresql provider (one host: it takes no
+            # multi-host DSN) stays on the first host's public IP: after a failover that host is a read-only
+            # replica and every role change fails. Until `up` checks the leader first, an update refuses it.
             raise ConfigError(
                 [
-                    "hetzner.failover.enabled: Patroni and etcd are not started on the hosts yet, so every DSN "
-                    "through the load balancer would fail: leave it false for `pulumi up` "
-                    "(docs/operations/hetzner.md#failover), got true"
+                    "hetzner.failover.enabled: after a failover the postgresql provider would still target the "
+                    "old primary (a read-only replica): leave it false for `pulumi up` until the program checks "
+                    "Patroni's leader first (docs/operations/failover.md#the-admin-connection), got true"
                 ]
             )
         self.witnesses: list[WitnessHost] = []
         self.load_balancer: PrimaryLoadBalancer | None = None
         self._replica_host: DatabaseHost | None = None
         self._replica_tls: ServerTls | None = None
+        self._primary_host: DatabaseHost | None = None
+        self._primary_tls: ServerTls | None = None
 
     def _certificate_ips(self, private_ip: str) -> list[str]:
         """A host's private IP, and the load balancer's where apps reach the host through it (verify-full
@@ -260,8 +299,8 @@ class HetznerTarget(Target):
         primary = self._host("primary", primary_ip)
         if self.failover:
             pulumi.log.warn(
-                "hetzner.failover: a plan only; `pulumi up` refuses it until Patroni and etcd run on the hosts "
-                "(docs/operations/hetzner.md#failover)"
+                "hetzner.failover: a plan only; `pulumi up` refuses it until the admin connection follows "
+                "Patroni's leader (docs/operations/failover.md#the-admin-connection)"
             )
             # Declared with the primary: the load balancer targets both hosts from the start.
             self._replica_host = self._host("replica", h.replica_ip())
@@ -275,8 +314,19 @@ class HetznerTarget(Target):
                 ip_addresses=[*self._certificate_ips(primary_ip), primary.public_ip],
             )
         )
+        self._primary_host, self._primary_tls = primary, tls
+        if self.failover:  # both members' certificates before the cluster is declared (Postgres and REST API)
+            replica_ip = h.replica_ip()
+            self._replica_tls = ServerTls(
+                *self._certificates.server_certificate(
+                    "replica-tls", common_name=replica_ip, ip_addresses=[*self._certificate_ips(replica_ip)]
+                )
+            )
+        # The exporters connect from their host's private IP to its Postgres (monitoring).
+        monitors = (primary_ip, *((h.replica_ip(),) if h.replicas else ())) if self.config.exporters_run() else ()
         self._hba = render_pg_hba(
-            self.config, HbaSources((h.subnet,), tuple(h.admin_cidrs), h.replica_ip() if h.replicas else None)
+            self.config,
+            HbaSources((h.subnet,), tuple(h.admin_cidrs), h.replica_ip() if h.replicas else None, monitors),
         )
         ca = client_ca_path()  # the operator's copy too: one path for every DSN of the stack
 
@@ -306,11 +356,137 @@ class HetznerTarget(Target):
             hba=self._hba,
             tls=tls,
             ca_cert_pem=self._certificates.ca_cert_pem,
+            cluster=self._cluster if self.failover else None,
         )
 
-    def add_replicas(self, primary: PostgresServer, backups: Backups | None) -> Endpoint | None:
+    def _cluster(
+        self, primary: PostgresServerArgs, settings: dict[str, SettingValue], backups: Backups | None
+    ) -> PatroniCluster:
+        """hetzner.failover: etcd on every database host and witness, a Patroni member on each database host
+        (the primary's bootstraps, the replica's is cloned by Patroni: pgBackRest, else pg_basebackup), and
+        the program's settings as Patroni's dynamic configuration (components/patroni.py)."""
+        h, f, stack = self.hetzner, self.hetzner.failover, pulumi.get_stack()
+        primary_host, replica_host = self._primary_host, self._replica_host
+        assert primary_host is not None and replica_host is not None and self._primary_tls and self._replica_tls
+        etcd_hosts = [(primary_host, "db-1"), (replica_host, "db-2")] + [
+            (w, f"witness-{i + 1}") for i, w in enumerate(self.witnesses)
+        ]
+        addresses = {
+            name: (f"{host.private_ip}:{f.etcd_client_port}", f"{host.private_ip}:{f.etcd_peer_port}")
+            for host, name in etcd_hosts
+        }
+        etcd = [
+            (
+                f"{name}-etcd",
+                EtcdMemberArgs(
+                    spec=etcd_container(
+                        name=container_name(stack, "etcd"),
+                        image=ETCD_35.reference,
+                        label="etcd",
+                        flags=etcd_args(
+                            name=name, members=addresses, data_dir=ETCD_DATA_DIR_IN_CONTAINER, token=f"{stack}-etcd"
+                        ),
+                    ),
+                    image_base=self.config.image_base,
+                    placement=Placement(docker_provider=host.docker_provider),
+                    shell=host.shell,
+                    data_dir=ETCD_DATA_DIR,
+                    depends_on=[host],
+                ),
+            )
+            for host, name in etcd_hosts
+        ]
+        parameters = dynamic_parameters(server_settings(self.config, settings))
+        durability: dict[str, Any] = {
+            "synchronous_mode": f.synchronous,
+            "maximum_lag_on_failover": f.maximum_lag_on_failover,
+            "failsafe_mode": f.failsafe_mode,
+            "use_pg_rewind": True,  # the old primary rejoins as a replica
+            "ttl": f.ttl,
+            "loop_wait": f.loop_wait,
+            "retry_timeout": f.retry_timeout,
+        }
+        backup = self.config.backup
+        sources_of = {PRIMARY: dict(primary.container.sources), REPLICA: {DATA: data_mount()}}
+        depends_on: dict[str, list[pulumi.Resource]] = {
+            PRIMARY: list(primary.container.depends_on),
+            REPLICA: [replica_host],
+        }
+        if backups is not None:
+            # The replica's host restores from the repository and archives after a promotion: its own copy of
+            # pgBackRest's config (a posix repository is the primary host's volume: a replica there falls back
+            # to pg_basebackup, and a promoted one archives to its own empty volume; use s3 with failover).
+            files = backups.on_host("replica-backups", replica_host.shell, [replica_host])
+            sources_of[REPLICA][BACKUP_CONFIG] = MountSource(files.path)
+            if BACKUP_REPO in primary.container.sources:
+                sources_of[REPLICA][BACKUP_REPO] = primary.container.sources[BACKUP_REPO]
+            depends_on[REPLICA].append(files.written)
+        # The exporters connect from each host's private IP to its own Postgres (monitoring), as without Patroni.
+        monitors = tuple(h.database_ips()) if self.config.exporters_run() else ()
+        members = []
+        for label, role, host, peer, tls, name in (
+            (PRIMARY, "primary", primary_host, replica_host, self._primary_tls, "db-1"),
+            (REPLICA, "replica", replica_host, primary_host, self._replica_tls, "db-2"),
+        ):
+            ip = host.private_ip
+            hba = render_pg_hba(self.config, HbaSources((h.subnet,), tuple(h.admin_cidrs), peer.private_ip, monitors))
+            config = patroni_yaml(
+                scope=f"postgres-platform-{stack}",
+                name=name,
+                connect_address=f"{ip}:{POSTGRES_PORT}",
+                rest_address=f"{ip}:{f.rest_api_port}",
+                etcd_hosts=[client for client, _ in addresses.values()],
+                data_dir=PGDATA,
+                bin_dir="",  # the image's PATH names its server's bin directory
+                parameters=parameters,
+                pg_hba=member_pg_hba(hba, peer.private_ip),
+                create_replica_methods=["pgbackrest", "basebackup"] if backup is not None else ["basebackup"],
+                pgbackrest_stanza=STANZA if backup is not None else None,
+                rest_username=REST_USER,
+                watchdog_mode=f.watchdog,
+                rest_certfile=CERT_FILE,
+                rest_keyfile=KEY_FILE,
+                **durability,
+            )
+            members.append(
+                PatroniHost(
+                    name=f"{role}-patroni",  # by the host it runs on: its role in Patroni changes
+                    spec=patroni_container(
+                        name=container_name(stack, label),
+                        image=self.config.server_image(),
+                        label=label,
+                        backup_config=BACKUP_CONFIG in sources_of[label],
+                        posix_repo=BACKUP_REPO in sources_of[label],
+                    ),
+                    patroni_yml=config,
+                    tls=tls,
+                    placement=Placement(docker_provider=host.docker_provider),
+                    shell=host.shell,
+                    sources=sources_of[label],
+                    rest_url=f"https://{ip}:{f.rest_api_port}",
+                    depends_on=depends_on[label],
+                )
+            )
+        return PatroniCluster(
+            "postgres",
+            PatroniClusterArgs(
+                etcd=etcd,
+                members=members,
+                dynamic_config=dynamic_config(parameters=parameters, **durability),
+                ca_cert_pem=self._certificates.ca_cert_pem,
+                image_base=self.config.image_base,
+                admin=primary.admin,
+            ),
+        )
+
+    def add_replicas(self, primary: PostgresServer | PatroniCluster, backups: Backups | None) -> Endpoint | None:
         if not self.hetzner.replicas:
             return None
+        if self.failover:  # Patroni's replica (PatroniCluster), whichever host is the replica now, through the LB
+            self.monitored_replica = self._replica_host
+            return Endpoint(
+                self.hetzner.load_balancer_ip(), READ_PORT, "verify-full", pooled=False, sslrootcert=client_ca_path()
+            )
         replica_ip = self.hetzner.replica_ip()
         host = self._replica_host or self._host("replica", replica_ip)
         cert, key = self._certificates.server_certificate(
@@ -346,6 +522,7 @@ class HetznerTarget(Target):
                 sources={**container.sources, BACKUP_CONFIG: MountSource(files.path)},
                 depends_on=[host, files.written],
             )
+        self.monitored_replica = host
         StreamingReplica(
             "replica",
             StreamingReplicaArgs(
@@ -359,10 +536,6 @@ class HetznerTarget(Target):
                 after=backups.ready if backups is not None else (),
             ),
         )
-        if self.failover:  # whichever host is the replica now, through the load balancer
-            return Endpoint(
-                self.hetzner.load_balancer_ip(), READ_PORT, "verify-full", pooled=False, sslrootcert=client_ca_path()
-            )
         return Endpoint(replica_ip, POSTGRES_PORT, "verify-full", pooled=False, sslrootcert=client_ca_path())
 
     def add_poolers(self, primary: PgBouncerArgs, endpoints: pgbouncer.Endpoints) -> None:

@@ -12,18 +12,33 @@ lock. What matters for the program's guarantees:
   and merges them over this file (`patroni_env`).
 - The REST API's unsafe endpoints (switchover, config, restart) take basic auth; the health checks
   (`GET /primary`, `/replica`) stay open so a load balancer can ask them.
+- The containers (`etcd_container`, `patroni_container`) are ContainerSpecs: components/patroni.py
+  declares them on the Hetzner hosts and the failover drill starts the same specs with `docker run`.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import yaml
 
 from postgres_platform.model.config import SettingValue
-from postgres_platform.model.names import REPLICATION_ROLE, SUPERUSER
+from postgres_platform.model.names import PGDATA, POSTGRES_CONFIG_DIR, REPLICATION_ROLE, SUPERUSER
+from postgres_platform.render.backup import CONFIG_DIR as BACKUP_CONFIG_DIR
+from postgres_platform.render.backup import POSIX_REPO
+from postgres_platform.render.containers import (
+    BACKUP_CONFIG,
+    BACKUP_REPO,
+    CONFIG,
+    DATA,
+    POSTGRES_STOP_SECONDS,
+    ContainerSpec,
+    MountPoint,
+)
 
 WatchdogMode = Literal["off", "automatic", "required"]
 
@@ -224,8 +239,9 @@ def patroni_yaml(**kwargs: Any) -> str:
 
 
 def patroni_env(*, superuser: str, replication: str, rewind: str, restapi: str | None) -> str:
-    """The env file (`docker run --env-file`, systemd EnvironmentFile) with Patroni's passwords; write
-    it 0600. Docker's env file takes each line literally, so no value may hold a newline."""
+    """The env file with Patroni's passwords, written 0600 into the member's config directory and read by
+    the member's command (ENV_LOADER), as `docker run --env-file` would read it: each line literally, so
+    no value may hold a newline."""
     values = {"superuser": superuser, "replication": replication, "rewind": rewind}
     if restapi is not None:
         values["restapi"] = restapi
@@ -307,3 +323,142 @@ def haproxy_cfg(*, listen: str, members: Mapping[str, tuple[str, str]], check: s
         rest_host, _, rest_port = rest.rpartition(":")
         lines.append(f"    server {member} {postgres} check addr {rest_host} port {rest_port}")
     return "\n".join(lines) + "\n"
+
+
+# --- the containers (one definition for components/patroni.py and the failover drill's `docker run`) ---
+
+# A member's config directory, mounted read-only where the server's TLS settings (render.postgres) name
+# its certificate: patroni.yml, the env file, server.crt/key (Postgres' and the REST API's).
+PATRONI_FILE = f"{POSTGRES_CONFIG_DIR}/patroni.yml"
+ENV_FILE = f"{POSTGRES_CONFIG_DIR}/patroni.env"  # 0600, the server user's: patroni_env's text
+ETCD_DATA = "etcd-data"  # mount key: an etcd member's data directory
+ETCD_HOME = "/var/lib/etcd-member"  # the etcd image's user's home; the mounted directory (uid 997)
+ETCD_DATA_DIR = f"{ETCD_HOME}/data"  # etcd_args' data_dir inside the container
+ETCD_UID = "997"  # the etcd image's user (images/etcd/Dockerfile)
+ETCD_STOP_SECONDS = 30  # SIGTERM: etcd leaves its peers and syncs its WAL
+
+# The env file read into Patroni's environment, then exec: the passwords are in neither the container's
+# own config (what `docker inspect` and the Pulumi state show) nor any argv. Lines are taken literally,
+# as `docker run --env-file` takes them (NAME=VALUE, no quoting), so the file patroni_env writes is the
+# one format for both. Patroni keeps PATRONI_* out of the environment of the Postgres it starts.
+ENV_LOADER = (
+    "import os, sys\n"
+    "env = dict(os.environ)\n"
+    "with open(sys.argv[1]) as f:\n"
+    "    for line in f.read().splitlines():\n"
+    "        name, sep, value = line.partition('=')\n"
+    "        if sep and name.startswith('PATRONI_'):\n"
+    "            env[name] = value\n"
+    "os.execvpe(sys.argv[2], sys.argv[2:], env)\n"
+)
+
+
+def patroni_command() -> tuple[str, ...]:
+    """The member's command: Patroni on PATRONI_FILE, with its passwords from ENV_FILE (ENV_LOADER)."""
+    return ("python3", "-c", ENV_LOADER, ENV_FILE, "patroni", PATRONI_FILE)
+
+
+def patroni_container(
+    *, name: str, image: str, label: str, backup_config: bool = False, posix_repo: bool = False
+) -> ContainerSpec:
+    """A Patroni-managed Postgres member of the stack's Postgres image (its entrypoint makes PGDATA the
+    server user's and drops root; Patroni bootstraps or clones PGDATA itself). Mounts: DATA, CONFIG
+    (the member's directory: patroni.yml, ENV_FILE, TLS), and with backups pgBackRest's config and a
+    posix repository, as the plain server's (render.containers.postgres_container)."""
+    if posix_repo and not backup_config:
+        raise ValueError("a posix backup repository needs the backup config mounted too")
+    mounts = {DATA: MountPoint(PGDATA, read_only=False), CONFIG: MountPoint(POSTGRES_CONFIG_DIR, read_only=True)}
+    if backup_config:
+        mounts[BACKUP_CONFIG] = MountPoint(BACKUP_CONFIG_DIR, read_only=True)
+    if posix_repo:
+        mounts[BACKUP_REPO] = MountPoint(POSIX_REPO, read_only=False)
+    # SIGINT: Patroni (PID 1) stops Postgres with a fast shutdown; no env: the passwords are in ENV_FILE.
+    return ContainerSpec(
+        name=name,
+        image=image,
+        label=label,
+        command=patroni_command(),
+        mounts=mounts,
+        stop_seconds=POSTGRES_STOP_SECONDS,
+    )
+
+
+def etcd_container(*, name: str, image: str, label: str, flags: Sequence[str]) -> ContainerSpec:
+    """An etcd member: the image's `etcd` with etcd_args' flags (data_dir ETCD_DATA_DIR), as the image's
+    unprivileged user, its data in the ETCD_DATA mount (a host directory owned by ETCD_UID)."""
+    if not any(flag == f"--data-dir={ETCD_DATA_DIR}" for flag in flags):
+        raise ValueError(f"etcd's flags must name --data-dir={ETCD_DATA_DIR} (its mounted directory)")
+    return ContainerSpec(
+        name=name,
+        image=image,
+        label=label,
+        command=tuple(flags),
+        mounts={ETCD_DATA: MountPoint(ETCD_HOME, read_only=False)},
+        stop_signal="SIGTERM",
+        stop_seconds=ETCD_STOP_SECONDS,
+    )
+
+
+# --- Patroni's dynamic configuration after the first start (components/patroni.py) ---------------
+
+REST_USER = "patroni"  # basic auth of the REST API's unsafe endpoints (PATCH /config, switchover)
+CA_FILE = f"{POSTGRES_CONFIG_DIR}/ca.crt"  # the stack CA, in a member's config directory: the REST API's issuer
+
+# PATCH /config with the program's dynamic configuration (argv: the URL, the CA file, the configuration as
+# JSON, which holds no secret and so shows in a preview's diff; stdin: `user:password` of the REST API),
+# verified against the stack CA. Waits for the REST API (a first start bootstraps first); a parameter the
+# stack no longer sets is nulled (PATCH merges), so it goes back to its default; `pause` and anything
+# else an operator set with patronictl is left alone (PUT would drop it). Patroni then reloads Postgres,
+# or flags pending_restart for a setting read at start only.
+CONFIG_PATCH = """import base64, json, ssl, sys, time, urllib.request
+url, cafile, desired = sys.argv[1] + "/config", sys.argv[2], json.loads(sys.argv[3])
+auth = sys.stdin.readline().rstrip("\\n")
+headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode(), "Content-Type": "application/json"}
+context = ssl.create_default_context(cafile=cafile)
+def call(method, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        return json.load(response)
+deadline = time.monotonic() + 300
+while True:
+    try:
+        current = call("GET")
+        break
+    except (OSError, ValueError) as err:
+        if time.monotonic() > deadline:
+            sys.exit(f"Patroni's REST API did not answer GET /config within 300 s: {err}")
+        time.sleep(2)
+params = desired["postgresql"]["parameters"]
+old = (current.get("postgresql") or {}).get("parameters") or {}
+desired["postgresql"]["parameters"] = {**{name: None for name in old if name not in params}, **params}
+try:
+    call("PATCH", desired)
+except (OSError, ValueError) as err:
+    sys.exit(f"PATCH /config failed: {err}")
+"""
+
+
+def config_patch_command(container: str, rest_url: str, config: Mapping[str, Any]) -> str:
+    """The shell line (on a database host) that runs CONFIG_PATCH in that host's Patroni container, where
+    python3 and the CA file are; the REST API's credentials go on stdin (config_patch_input)."""
+    if not rest_url.startswith("https://"):
+        raise ValueError(f"the REST API is reached over TLS: an https:// URL, not {rest_url!r}")
+    body = json.dumps(config, sort_keys=True)
+    return shlex.join(["docker", "exec", "-i", container, "python3", "-c", CONFIG_PATCH, rest_url, CA_FILE, body])
+
+
+def config_patch_input(rest_password: str) -> str:
+    """CONFIG_PATCH's stdin: the REST API's `user:password` (never an argv)."""
+    if not rest_password or "\n" in rest_password:
+        raise ValueError("the REST API password must be one non-empty line")
+    return f"{REST_USER}:{rest_password}\n"
+
+
+def member_pg_hba(hba: str, peer_ip: str) -> list[str]:
+    """The stack's pg_hba.conf (render.pg_hba, with the peer's replication line) as Patroni's `pg_hba`
+    lines, plus pg_rewind's login from the peer (to `postgres`), before the closing rejects."""
+    lines = [line for line in hba.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    rewind = f"hostssl  postgres  {REWIND_USER}  {peer_ip}/32  scram-sha-256"
+    first_reject = next((i for i, line in enumerate(lines) if line.split()[-1] == "reject"), len(lines))
+    return [*lines[:first_reject], rewind, *lines[first_reject:]]

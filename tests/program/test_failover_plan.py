@@ -62,9 +62,9 @@ def test_defaults_when_enabled() -> None:
     assert failover.synchronous and not failover.synchronous_mode_strict
     assert (failover.maximum_lag_on_failover, failover.ttl, failover.loop_wait, failover.retry_timeout) == (
         1048576,
-        30,
-        10,
-        10,
+        20,
+        5,
+        7,
     )
     assert (failover.witnesses, failover.witness_server_type, failover.load_balancer_type) == (1, "cx22", "lb11")
     assert failover.ports() == {
@@ -90,8 +90,8 @@ def test_a_witness_in_the_private_network_runs_no_postgres_and_holds_no_volume()
     assert witness["firewallIds"] == servers["primary"].inputs["firewallIds"]
     assert "/var/lib/postgres-platform/etcd" in witness["userData"] and "HC_Volume" not in witness["userData"]
     assert len(run.of_type("hcloud:index/volume:Volume")) == 2  # the database hosts' only
-    postgres = [c for c in run.of_type("docker:index/container:Container") if "witness" in c.urn]
-    assert postgres == []
+    on_witness = [c for c in run.of_type("docker:index/container:Container") if "witness" in c.urn]
+    assert [c.inputs["labels"] for c in on_witness] == [[{"label": "postgres-platform.component", "value": "etcd"}]]
     (provider,) = [p for p in run.of_type("pulumi:providers:docker") if p.name == "witness-1-docker"]
     assert provider.inputs["host"].startswith("ssh://root@198.51.100.")
 
@@ -243,11 +243,13 @@ def test_failover_without_a_replica_is_a_one_line_error_and_declares_nothing() -
     assert recorder.registered == []
 
 
-def test_an_update_refuses_failover_until_patroni_runs_on_the_hosts() -> None:
-    """A preview shows the plan; `pulumi up` would leave every DSN behind a load balancer with no healthy
-    target, so it stops before declaring anything, naming the key."""
+def test_an_update_refuses_failover_until_the_admin_connection_follows_the_leader() -> None:
+    """A preview shows the plan; after a failover `pulumi up` would manage roles through the old primary (a
+    read-only replica), so it stops before declaring anything, naming the key."""
     recorder = RecordingMocks()
-    with pytest.raises(Exception, match=r"hetzner\.failover\.enabled: Patroni and etcd are not started") as raised:
+    with pytest.raises(
+        Exception, match=r"hetzner\.failover\.enabled: after a failover the postgresql provider"
+    ) as raised:
         run_program("prod", VALUES, preview=False, recorder=recorder)
     assert "got true" in str(raised.value)
     assert recorder.registered == []  # before any resource: nothing half-created

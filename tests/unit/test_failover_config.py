@@ -79,9 +79,9 @@ def test_absent_means_off_and_enabled_means_synchronous() -> None:
             "hetzner.failover.etcdPeerPort: clashes with hetzner.failover.etcdClientPort, got 2379",
         ),
         (
-            {"enabled": True, "ttl": 20},
+            {"enabled": True, "ttl": 18},
             1,
-            "hetzner.failover.ttl: must be at least loopWait + 2 x retryTimeout (30), got 20",
+            "hetzner.failover.ttl: must be at least loopWait + 2 x retryTimeout (19), got 18",
         ),
         ({"enabled": True, "witnesses": 4}, 1, "hetzner.failover.witnesses: must be an integer <= 3, got 4"),
         ({"enabled": True, "watchdog": "on"}, 1, "hetzner.failover.watchdog: must be 'off', 'automatic' or 'required'"),
@@ -145,7 +145,7 @@ def test_the_config_feeds_the_patroni_renderer_and_its_role_names_are_reserved()
         loop_wait=failover.loop_wait,
         retry_timeout=failover.retry_timeout,
     )
-    assert (dcs["synchronous_mode"], dcs["maximum_lag_on_failover"], dcs["ttl"]) == (True, 1048576, 30)
+    assert (dcs["synchronous_mode"], dcs["maximum_lag_on_failover"], dcs["ttl"]) == (True, 1048576, 20)
     config = hetzner_config({"enabled": True})
     config["apps"]["rewind_user"] = {"database": "fleet_platform", "access": "read", "connectionLimit": 1}
     assert 'apps.rewind_user: role name is taken by Patroni\'s pg_rewind role, got "rewind_user"' in errors_of(config)

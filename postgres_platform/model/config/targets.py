@@ -47,13 +47,13 @@ class FailoverConfig(ConfigModel):
     instead of going on unreplicated (that replica is then not promoted either way)."""
     maximum_lag_on_failover: Annotated[int, int_between(0, 1 << 40)] = Field(1048576, alias="maximumLagOnFailover")
     """Bytes of WAL a replica may lag and still be promoted (default 1048576, Patroni's own)."""
-    ttl: Annotated[int, int_between(10, 3600)] = 30
-    """Seconds the leader key lives without renewal before a replica may take over (default 30,
-    Patroni's own); at least loopWait + 2 x retryTimeout."""
-    loop_wait: Annotated[int, int_between(1, 600)] = Field(10, alias="loopWait")
-    """Seconds between Patroni's HA loop runs (default 10)."""
-    retry_timeout: Annotated[int, int_between(1, 600)] = Field(10, alias="retryTimeout")
-    """Seconds Patroni retries etcd and Postgres before demoting itself (default 10)."""
+    ttl: Annotated[int, int_between(10, 3600)] = 20
+    """Seconds the leader key lives without renewal before a replica may take over (default 20, so a
+    failover ends within about 30 s: Patroni's own 30 takes about 40); at least loopWait + 2 x retryTimeout."""
+    loop_wait: Annotated[int, int_between(1, 600)] = Field(5, alias="loopWait")
+    """Seconds between Patroni's HA loop runs (default 5; Patroni's own is 10)."""
+    retry_timeout: Annotated[int, int_between(1, 600)] = Field(7, alias="retryTimeout")
+    """Seconds Patroni retries etcd and Postgres before demoting itself (default 7; Patroni's own is 10)."""
     failsafe_mode: bool = Field(True, alias="failsafeMode")
     """Patroni's failsafe_mode (default true): with etcd unreachable the primary keeps running only while
     it still reaches every other member, instead of demoting itself."""
@@ -244,6 +244,19 @@ class BackupSchedule(ConfigModel):
     """When a differential backup runs (default Mon..Sat *-*-* 01:00:00: the other days at 01:00)."""
 
 
+class BackupVerify(ConfigModel):
+    """`backup.verify`: a scheduled verified restore on the database host: the latest backup restored into
+    a scratch container (never archiving into the repository), every declared database read whole and
+    checked by pg_amcheck, the result recorded in the primary (docs/operations/backups-and-restore.md)."""
+
+    schedule: Text = "Sun *-*-* 04:30:00"
+    """When the verification runs, a systemd OnCalendar expression (default Sun *-*-* 04:30:00: after
+    Sunday's full backup); Hetzner stacks' timer; run it by hand locally."""
+    max_age_days: Annotated[int, int_between(1, 365)] = Field(8, alias="maxAgeDays")
+    """Days without a successful verification before PostgresRestoreNotVerified fires (1 to 365,
+    default 8: a weekly schedule plus a day)."""
+
+
 class BackupConfig(ConfigModel):
     """`backup`: pgBackRest, run inside the Postgres container, archiving WAL and taking encrypted
     backups (required for every Hetzner stack, optional locally, refused for target existing)."""
@@ -262,3 +275,5 @@ class BackupConfig(ConfigModel):
     archive_timeout: Annotated[int, int_between(1, 3600)] = Field(60, alias="archiveTimeout")
     """Postgres' archive_timeout in seconds: a WAL segment is archived at least this often even when little
     is written, which bounds what a point-in-time restore can miss (1 to 3600, default 60)."""
+    verify: BackupVerify = BackupVerify()
+    """The scheduled verified restore and its alert's age."""

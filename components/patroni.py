@@ -1,0 +1,290 @@
+"""Patroni on the Hetzner hosts (hetzner.failover): an etcd member per host, a Patroni-managed Postgres
+member per database host, and the cluster's dynamic configuration applied through the REST API.
+
+Each container is a render.patroni ContainerSpec, the one the failover drill starts with `docker run`,
+on the host's network, listening on the host's private IP only (the firewall and the policies cover
+the ports). Patroni's passwords reach the host in a 0600 env file of the member's config directory
+(ConfigFiles: stdin over SSH, secret in the state), never in a container's env or command.
+
+Why the settings go through PATCH /config and not the file: after the first start Patroni ignores
+`bootstrap.dcs`; the cluster-wide configuration lives in etcd. A command re-run whenever the rendered
+dynamic configuration changes PATCHes it, and Patroni reloads Postgres (or flags pending_restart for a
+setting read at start): a reloadable change never replaces a container.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_command as command
+import pulumi_docker as docker
+import pulumi_postgresql as postgresql
+
+from components.config_files import ConfigFiles, ConfigFilesArgs, HostShell
+from components.resources.admin import AdminAddress, AdminConnection, admin_provider
+from components.resources.containers import Placement, container_image, container_settings
+from components.resources.passwords import generated_password
+from components.tls import ServerTls
+from postgres_platform.model.names import POSTGRES_UID, SUPERUSER
+from postgres_platform.render.containers import CONFIG, ContainerSpec, MountSource
+from postgres_platform.render.files import File, reload_if_running
+from postgres_platform.render.patroni import (
+    CA_FILE,
+    ENV_FILE,
+    ETCD_DATA,
+    ETCD_UID,
+    PATRONI_FILE,
+    config_patch_command,
+    config_patch_input,
+    patroni_env,
+)
+from postgres_platform.render.postgres import CERT_FILE, KEY_FILE
+
+MEMBER_WAIT_SECONDS = 600  # a first bootstrap, or a replica restored from the repository
+
+
+def _remote(
+    name: str, shell: HostShell, script: str, opts: pulumi.ResourceOptions, **kwargs: Any
+) -> command.remote.Command:
+    assert shell.ssh is not None  # the members run on hosts reached over SSH
+    return command.remote.Command(name, connection=shell.ssh, create=script, opts=opts, **kwargs)
+
+
+@dataclass(frozen=True)
+class EtcdMemberArgs:
+    spec: ContainerSpec  # render.patroni.etcd_container: flags on the host's private IP
+    image_base: str
+    placement: Placement  # the host's Docker, its network
+    shell: HostShell  # where the data directory is made
+    data_dir: str  # on the host (render.hetzner.ETCD_DATA_DIR): the root disk, not PGDATA's volume
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class EtcdMember(pulumi.ComponentResource):
+    """One etcd member: its data directory (the image's user's) and its container."""
+
+    container: docker.Container
+
+    def __init__(self, name: str, args: EtcdMemberArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("postgres-platform:index:EtcdMember", name, None, opts)
+        directory = shlex.quote(args.data_dir)
+        # A bind mount of a missing directory fails; etcd runs unprivileged and refuses a directory others read.
+        data = _remote(
+            f"{name}-data-dir",
+            args.shell,
+            f"install -d -o {ETCD_UID} -g {ETCD_UID} -m 0700 {directory}",
+            pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        image = container_image(
+            f"{name}-image", args.spec.image, args.image_base, args.placement.options(self, []), args.depends_on
+        )
+        self.container = docker.Container(
+            f"{name}-container",
+            **container_settings(args.spec, {ETCD_DATA: MountSource(args.data_dir)}),
+            network_mode="host",
+            opts=args.placement.options(self, [image, data]).merge(pulumi.ResourceOptions(delete_before_replace=True)),
+        )
+        self.register_outputs({"containerName": self.container.name})
+
+
+@dataclass(frozen=True)
+class PatroniMemberArgs:
+    spec: ContainerSpec  # render.patroni.patroni_container
+    patroni_yml: str  # render.patroni.patroni_yaml: no password in it
+    env: pulumi.Output[str]  # render.patroni.patroni_env: the passwords (secret), written 0600
+    tls: ServerTls  # the host's certificate: Postgres' and the REST API's
+    ca_cert_pem: pulumi.Input[str]  # the stack CA: what CONFIG_PATCH verifies the REST API against
+    image_base: str
+    placement: Placement
+    shell: HostShell
+    sources: Mapping[str, MountSource[pulumi.Input[str]]]  # every mount but CONFIG (this component's)
+    wait: bool = True  # wait until the server accepts connections (the member that bootstraps)
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class PatroniMember(pulumi.ComponentResource):
+    """A Patroni-managed Postgres on one host: its config directory and its container.
+
+    A changed file is a SIGHUP to Patroni (it rereads patroni.yml and pg_hba; `bootstrap` is read at the
+    first start only); the container changes only with its image, command or mounts.
+    """
+
+    container: docker.Container
+
+    def __init__(self, name: str, args: PatroniMemberArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("postgres-platform:index:PatroniMember", name, None, opts)
+        spec = args.spec
+        files: list[File[pulumi.Input[str]]] = [
+            File(Path(PATRONI_FILE).name, "0644", args.patroni_yml),
+            File(Path(ENV_FILE).name, "0600", args.env),
+            File(Path(CERT_FILE).name, "0644", args.tls.cert_pem),
+            File(Path(KEY_FILE).name, "0600", args.tls.key_pem),
+            File(Path(CA_FILE).name, "0644", args.ca_cert_pem),
+        ]
+        config = ConfigFiles(
+            f"{name}-config",
+            ConfigFilesArgs(
+                shell=args.shell,
+                directory=spec.label,
+                owner=POSTGRES_UID,
+                files=files,
+                reload=reload_if_running(spec.name),
+                depends_on=args.depends_on,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        image = container_image(
+            f"{name}-image", spec.image, args.image_base, args.placement.options(self, []), args.depends_on
+        )
+        self.container = docker.Container(
+            f"{name}-container",
+            **container_settings(spec, {**args.sources, CONFIG: MountSource(config.path)}),
+            # Over the socket: Postgres listens on the private IP only, Patroni's own connections use it too.
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD-SHELL", "pg_isready -q -h /var/run/postgresql"],
+                interval="5s",
+                timeout="3s",
+                retries=24,
+                start_period="30s",
+            ),
+            wait=args.wait,
+            wait_timeout=MEMBER_WAIT_SECONDS,
+            network_mode="host",
+            opts=args.placement.options(self, [image, config.written, *args.depends_on]).merge(
+                pulumi.ResourceOptions(delete_before_replace=True)
+            ),
+        )
+        self.register_outputs({"containerName": self.container.name})
+
+
+@dataclass(frozen=True)
+class DynamicConfigArgs:
+    shell: HostShell  # a database host: the command runs in its Patroni container
+    container: str  # that container's name
+    rest_url: str  # https://<the host's private IP>:<REST port>
+    rest_password: pulumi.Output[str]
+    config: Mapping[str, Any]  # render.patroni.dynamic_config
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class PatroniDynamicConfig(pulumi.ComponentResource):
+    """PATCH /config once the cluster is up, and again whenever the rendered configuration changes (its
+    stdin: pulumi-command runs `create` again on a changed input). Any member's REST API writes it to
+    etcd, so the host whose Patroni answers need not be the primary."""
+
+    patch: command.remote.Command
+
+    def __init__(self, name: str, args: DynamicConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("postgres-platform:index:PatroniDynamicConfig", name, None, opts)
+        stdin: pulumi.Output[str] = pulumi.Output.secret(args.rest_password.apply(config_patch_input))
+        # The configuration is in `create` (no secret in it): a changed setting shows in the preview's diff,
+        # and a changed `create` runs it again (pulumi-command's update runs `create`).
+        self.patch = _remote(
+            f"{name}-patch",
+            args.shell,
+            config_patch_command(args.container, args.rest_url, args.config),
+            pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            stdin=stdin,
+        )
+        self.register_outputs({})
+
+
+@dataclass(frozen=True)
+class PatroniHost:
+    """What a database host's member is, less its passwords (PatroniCluster makes those)."""
+
+    name: str  # the component's
+    spec: ContainerSpec
+    patroni_yml: str
+    tls: ServerTls
+    placement: Placement
+    shell: HostShell
+    sources: Mapping[str, MountSource[pulumi.Input[str]]]
+    rest_url: str  # https://<private IP>:<REST port>
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+@dataclass(frozen=True)
+class PatroniClusterArgs:
+    etcd: Sequence[tuple[str, EtcdMemberArgs]]  # every member (database hosts and witnesses): a quorum first
+    members: Sequence[PatroniHost]  # the first bootstraps the cluster; the others clone it (create_replica_methods)
+    dynamic_config: Mapping[str, Any]  # render.patroni.dynamic_config of the program's settings
+    ca_cert_pem: pulumi.Input[str]
+    image_base: str
+    admin: AdminAddress  # the provider's way to the first member (see docs/operations/failover.md)
+
+
+class PatroniCluster(pulumi.ComponentResource):
+    """The server the program runs where Patroni manages it: what deploy() needs of a PostgresServer (the
+    superuser's password, the admin connection, the provider), from etcd members, Patroni members and
+    the dynamic configuration instead of one Postgres container.
+
+    The passwords are generated here and reach Patroni in its env file only: the superuser's (Patroni
+    sets it at bootstrap: initdb's pwfile), the replication and pg_rewind logins' (Patroni creates
+    those roles at bootstrap) and the REST API's.
+    """
+
+    superuser_password: pulumi.Output[str]
+    admin_connection: AdminConnection
+    provider: postgresql.Provider
+    members: list[PatroniMember]
+    etcd: list[EtcdMember]
+    dynamic_config: PatroniDynamicConfig
+
+    def __init__(self, name: str, args: PatroniClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("postgres-platform:index:PatroniCluster", name, None, opts)
+        self.superuser_password = generated_password(f"{name}-superuser-password", self)
+        passwords = {
+            what: generated_password(f"{name}-{what}-password", self) for what in ("replication", "rewind", "restapi")
+        }
+        env: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(self.superuser_password, *passwords.values()).apply(
+                lambda v: patroni_env(superuser=v[0], replication=v[1], rewind=v[2], restapi=v[3])
+            )
+        )
+        child = pulumi.ResourceOptions(parent=self)
+        self.etcd = [EtcdMember(member, member_args, child) for member, member_args in args.etcd]
+        quorum = [member.container for member in self.etcd]
+        self.members = []
+        for i, host in enumerate(args.members):
+            member = PatroniMember(
+                host.name,
+                PatroniMemberArgs(
+                    spec=host.spec,
+                    patroni_yml=host.patroni_yml,
+                    env=env,
+                    tls=host.tls,
+                    ca_cert_pem=args.ca_cert_pem,
+                    image_base=args.image_base,
+                    placement=host.placement,
+                    shell=host.shell,
+                    sources=host.sources,
+                    wait=i == 0,
+                    # The first bootstraps (it takes the initialize key in etcd); the others start once it
+                    # runs, so they clone it instead of racing it.
+                    depends_on=[*host.depends_on, *quorum, *(m.container for m in self.members[:1])],
+                ),
+                child,
+            )
+            self.members.append(member)
+        first, leader = args.members[0], self.members[0]
+        self.dynamic_config = PatroniDynamicConfig(
+            f"{name}-dynamic-config",
+            DynamicConfigArgs(
+                shell=first.shell,
+                container=first.spec.name,
+                rest_url=first.rest_url,
+                rest_password=passwords["restapi"],
+                config=args.dynamic_config,
+                depends_on=[leader.container],
+            ),
+            child,
+        )
+        self.admin_connection = AdminConnection(args.admin, SUPERUSER, self.superuser_password)
+        self.provider = admin_provider(f"{name}-provider", self.admin_connection, True, self, [leader.container])
+        self.register_outputs({"containerName": leader.container.name})

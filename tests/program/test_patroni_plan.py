@@ -1,0 +1,227 @@
+"""hetzner.failover under mocks: what runs on each host (etcd everywhere, a Patroni member on each database
+host, no plain Postgres and no StreamingReplica), on private addresses only, with no secret in any container,
+and the program's settings as Patroni's dynamic configuration: a reloadable change is that command's input
+only, never a container's."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+import pytest
+import yaml
+
+from postgres_platform.offline.program import ProgramRun, Registered, fake_secret, run_program
+from postgres_platform.render.containers import CONFIG, DATA
+from postgres_platform.render.patroni import (
+    CONFIG_PATCH,
+    ENV_FILE,
+    ETCD_DATA,
+    PATRONI_FILE,
+    config_patch_command,
+    config_patch_input,
+    etcd_container,
+    member_pg_hba,
+    patroni_container,
+)
+from tests.helpers import config_files
+from tests.program.test_failover_plan import VALUES, failover_run, with_failover
+
+CONTAINER = "docker:index/container:Container"
+REMOTE = "command:remote:Command"
+PATCH = "postgres-dynamic-config-patch"
+IPS = {"primary": "10.0.1.10", "replica": "10.0.1.11", "witness-1": "10.0.1.12"}
+ETCD_NAMES = {"primary": "db-1", "replica": "db-2", "witness-1": "witness-1"}
+
+
+def named(run: ProgramRun, name: str) -> Registered:
+    (resource,) = [r for r in run.resources if r.name == name]
+    return resource
+
+
+def ssh_host(run: ProgramRun, name: str) -> Any:
+    return named(run, name).inputs["connection"]["host"]
+
+
+def containers(run: ProgramRun) -> dict[str, Registered]:
+    return {c.name: c for c in run.of_type(CONTAINER)}
+
+
+def test_each_database_host_runs_etcd_patroni_and_pgbouncer_and_the_witness_etcd_only() -> None:
+    run = failover_run()
+    # The monitoring exporters (components/monitoring.py) aside: what serves and replicates the data.
+    assert {name for name in containers(run) if not name.startswith("monitoring-")} == {
+        "db-1-etcd-container",
+        "db-2-etcd-container",
+        "witness-1-etcd-container",
+        "primary-patroni-container",
+        "replica-patroni-container",
+        "pgbouncer-container",
+        "replica-pgbouncer-container",
+    }  # no plain Postgres container: Patroni runs the server on both hosts
+    types = {r.type for r in run.resources}
+    assert "postgres-platform:index:StreamingReplica" not in types  # Patroni clones the replica itself
+    assert "postgresql:index/physicalReplicationSlot:PhysicalReplicationSlot" not in types  # Patroni's slots
+    # Where each runs: its host directory is written over SSH to that host (the one its readiness wait ran on).
+    for role, etcd in ETCD_NAMES.items():
+        assert ssh_host(run, f"{etcd}-etcd-data-dir") == ssh_host(run, f"{role}-ready")
+    for role in ("primary", "replica"):
+        assert ssh_host(run, f"{role}-patroni-config-write") == ssh_host(run, f"{role}-ready")
+        member = named(run, f"{role}-patroni-container")
+        assert named(run, f"{role}-patroni-config-write").urn in member.dependencies
+        assert member.inputs["networkMode"] == "host"
+    # The replica's member starts once the primary's runs (it clones it instead of racing its bootstrap),
+    # and both only once every etcd member is declared.
+    replica = named(run, "replica-patroni-container")
+    assert named(run, "primary-patroni-container").urn in replica.dependencies
+    assert all(named(run, f"{e}-etcd-container").urn in replica.dependencies for e in ETCD_NAMES.values())
+    assert named(run, "primary-patroni-container").inputs["wait"] is True
+
+
+def test_etcd_and_patroni_listen_on_the_private_ip_only() -> None:
+    run = failover_run()
+    for role, etcd in ETCD_NAMES.items():
+        flags = named(run, f"{etcd}-etcd-container").inputs["command"]
+        ip = IPS[role]
+        assert f"--listen-client-urls=http://{ip}:2379" in flags and f"--listen-peer-urls=http://{ip}:2380" in flags
+        assert (
+            "--initial-cluster=db-1=http://10.0.1.10:2380,db-2=http://10.0.1.11:2380,witness-1=http://10.0.1.12:2380"
+            in flags
+        )
+        assert not any("0.0.0.0" in flag for flag in flags)
+        (mount,) = named(run, f"{etcd}-etcd-container").inputs["mounts"]
+        assert mount["source"] == "/var/lib/postgres-platform/etcd" and mount["type"] == "bind"  # the root disk
+    for role in ("primary", "replica"):
+        files = config_files(run, f"{role}-patroni-config")
+        patroni = yaml.safe_load(files["patroni.yml"].content)
+        ip = IPS[role]
+        assert patroni["postgresql"]["listen"] == patroni["postgresql"]["connect_address"] == f"{ip}:5432"
+        assert patroni["restapi"]["listen"] == f"{ip}:8008"
+        # The REST API speaks TLS with the host's certificate (which the LB's checks and CONFIG_PATCH expect).
+        assert (patroni["restapi"]["certfile"], patroni["restapi"]["keyfile"]) == (
+            "/etc/postgresql/server.crt",
+            "/etc/postgresql/server.key",
+        )
+        assert patroni["etcd3"]["hosts"] == ["10.0.1.10:2379", "10.0.1.11:2379", "10.0.1.12:2379"]
+
+
+def test_pg_hba_lets_each_member_replicate_and_rewind_from_the_other_only() -> None:
+    run = failover_run()
+    for role, peer in (("primary", "10.0.1.11"), ("replica", "10.0.1.10")):
+        hba = yaml.safe_load(config_files(run, f"{role}-patroni-config")["patroni.yml"].content)["postgresql"]["pg_hba"]
+        rows = [line.split() for line in hba]
+        assert ["hostssl", "replication", "replicator", f"{peer}/32", "scram-sha-256"] in rows
+        assert ["hostssl", "postgres", "rewind_user", f"{peer}/32", "scram-sha-256"] in rows
+        rejects = [i for i, row in enumerate(rows) if row[-1] == "reject"]
+        assert rejects and rejects[0] == len(rows) - 2  # the rejects still close it: first match wins
+
+
+def test_no_secret_in_any_containers_env_or_command_only_in_the_0600_env_file() -> None:
+    run = failover_run()
+    passwords = [fake_secret(f"postgres-{what}-password") for what in ("superuser", "replication", "rewind", "restapi")]
+    for container in run.of_type(CONTAINER):
+        text = json.dumps(container.inputs)
+        assert not any(pw in text for pw in passwords), container.name
+        assert "PASSWORD" not in json.dumps(container.inputs.get("envs") or []), container.name
+    for role in ("primary", "replica"):
+        files = config_files(run, f"{role}-patroni-config")
+        env = files["patroni.env"]
+        assert env.mode == "0600" and files["server.key"].mode == "0600"
+        assert env.content.splitlines() == [
+            f"PATRONI_SUPERUSER_PASSWORD={passwords[0]}",
+            f"PATRONI_REPLICATION_PASSWORD={passwords[1]}",
+            f"PATRONI_REWIND_PASSWORD={passwords[2]}",
+            f"PATRONI_RESTAPI_PASSWORD={passwords[3]}",
+        ]
+        assert not any(pw in files["patroni.yml"].content for pw in passwords)
+        assert "stdin" in named(run, f"{role}-patroni-config-write").secret_inputs
+        member = named(run, f"{role}-patroni-container").inputs
+        assert member["command"][-3:] == [ENV_FILE, "patroni", PATRONI_FILE]  # the loader reads the file
+    patch = named(run, PATCH)
+    assert "stdin" in patch.secret_inputs and passwords[3] not in patch.inputs["create"]
+    assert patch.inputs["stdin"] == f"patroni:{passwords[3]}\n"
+
+
+def patch_config(run: ProgramRun) -> dict[str, Any]:
+    argv = shlex.split(named(run, PATCH).inputs["create"])
+    assert argv[:7] == ["docker", "exec", "-i", "postgres-platform-prod-postgres", "python3", "-c", CONFIG_PATCH]
+    assert argv[7:9] == ["https://10.0.1.10:8008", "/etc/postgresql/ca.crt"]  # private IP, TLS, the stack CA
+    config: dict[str, Any] = json.loads(argv[9])
+    return config
+
+
+def test_the_programs_settings_are_patched_into_patronis_dynamic_config_after_the_cluster_is_up() -> None:
+    run = failover_run()
+    config = patch_config(run)
+    parameters = config["postgresql"]["parameters"]
+    assert (parameters["max_connections"], parameters["shared_buffers"], parameters["archive_mode"]) == (
+        "120",
+        "2GB",
+        "on",
+    )
+    assert "listen_addresses" not in parameters and "hba_file" not in parameters  # Patroni's own
+    assert (config["synchronous_mode"], config["ttl"], config["loop_wait"], config["retry_timeout"]) == (True, 20, 5, 7)
+    assert config["failsafe_mode"] is True and config["postgresql"]["use_pg_rewind"] is True
+    # The same configuration bootstraps the cluster (patroni.yml's bootstrap.dcs).
+    bootstrap = yaml.safe_load(config_files(run, "primary-patroni-config")["patroni.yml"].content)["bootstrap"]["dcs"]
+    assert bootstrap == config
+    # Run on the primary's host, in its Patroni container, once that container runs.
+    patch = named(run, PATCH)
+    assert patch.inputs["connection"]["host"] == ssh_host(run, "primary-ready")
+    assert named(run, "primary-patroni-container").urn in patch.dependencies
+    # The replica is created by Patroni from the repository first, pg_basebackup else.
+    replica = yaml.safe_load(config_files(run, "replica-patroni-config")["patroni.yml"].content)["postgresql"]
+    assert replica["create_replica_methods"] == ["pgbackrest", "basebackup"]
+    assert named(run, "replica-patroni-container").inputs["mounts"][2]["target"] == "/etc/pgbackrest"
+
+
+def test_a_reloadable_change_is_the_patch_commands_input_only_never_a_container() -> None:
+    before = failover_run()
+    changed = with_failover("prod", {"enabled": True}, maxConnections=120)
+    pg = json.loads(changed["postgres-platform:postgres"])
+    pg["settings"] = {**pg["settings"], "work_mem": "16MB"}  # reloadable
+    changed["postgres-platform:postgres"] = json.dumps(pg)
+    after = run_program("prod", changed)
+    assert patch_config(after)["postgresql"]["parameters"]["work_mem"] == "16MB"
+    assert "work_mem" not in patch_config(before)["postgresql"]["parameters"]
+    for name, container in containers(before).items():
+        assert containers(after)[name].inputs == container.inputs, name  # no container is replaced
+    differs = {
+        r.name for r in after.resources if r.type.startswith("command:") and r.inputs != named(before, r.name).inputs
+    }
+    # The patch, and the members' patroni.yml (its bootstrap section, read at a first start only: a SIGHUP).
+    assert differs == {PATCH, "primary-patroni-config-write", "replica-patroni-config-write"}
+
+
+def test_bad_inputs_are_one_line_errors() -> None:
+    with pytest.raises(ValueError, match=r"^a posix backup repository needs the backup config mounted too$"):
+        patroni_container(name="n", image="i", label="postgres", posix_repo=True)
+    with pytest.raises(ValueError, match=r"^etcd's flags must name --data-dir=/var/lib/etcd-member/data"):
+        etcd_container(name="n", image="i", label="etcd", flags=["--data-dir=/tmp/etcd"])
+    with pytest.raises(
+        ValueError, match=r"^the REST API is reached over TLS: an https:// URL, not 'http://10.0.1.10:8008'$"
+    ):
+        config_patch_command("c", "http://10.0.1.10:8008", {})
+    with pytest.raises(ValueError, match=r"^the REST API password must be one non-empty line$"):
+        config_patch_input("a\nb")
+
+
+def test_the_member_spec_mounts_data_and_config_and_carries_no_env() -> None:
+    spec = patroni_container(name="n", image="i", label="postgres", backup_config=True)
+    assert set(spec.mounts) == {DATA, CONFIG, "backup-config"} and spec.env == ()
+    assert spec.mounts[CONFIG].read_only and not spec.mounts[DATA].read_only
+    assert spec.stop_signal == "SIGINT"
+    etcd = etcd_container(name="e", image="i", label="etcd", flags=["--data-dir=/var/lib/etcd-member/data"])
+    assert set(etcd.mounts) == {ETCD_DATA} and etcd.stop_signal == "SIGTERM" and etcd.user is None
+    assert member_pg_hba("local all postgres peer\nhost all all 0.0.0.0/0 reject\n", "10.0.1.11") == [
+        "local all postgres peer",
+        "hostssl  postgres  rewind_user  10.0.1.11/32  scram-sha-256",
+        "host all all 0.0.0.0/0 reject",
+    ]
+
+
+def test_the_update_still_refuses_failover() -> None:
+    """Kept until the provider follows the primary (docs/operations/failover.md#the-admin-connection)."""
+    with pytest.raises(Exception, match=r"hetzner\.failover\.enabled: "):
+        run_program("prod", VALUES, preview=False)
