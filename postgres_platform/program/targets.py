@@ -399,6 +399,7 @@ class HetznerTarget(Target):
         parameters = dynamic_parameters(server_settings(self.config, settings))
         durability: dict[str, Any] = {
             "synchronous_mode": f.synchronous,
+            "synchronous_mode_strict": f.synchronous and f.synchronous_mode_strict,
             "maximum_lag_on_failover": f.maximum_lag_on_failover,
             "failsafe_mode": f.failsafe_mode,
             "use_pg_rewind": True,  # the old primary rejoins as a replica

@@ -84,6 +84,7 @@ def dynamic_config(
     maximum_lag_on_failover: int,
     failsafe_mode: bool,
     use_pg_rewind: bool,
+    synchronous_mode_strict: bool = False,
     ttl: int = 30,
     loop_wait: int = 10,
     retry_timeout: int = 10,
@@ -91,10 +92,12 @@ def dynamic_config(
     """Patroni's cluster-wide configuration: `bootstrap.dcs` in the file, and the body of
     `PATCH /config` to change it later (Patroni reloads or, for start-only settings, flags a restart).
 
-    synchronous_mode without `synchronous_mode_strict`: a commit is acknowledged only once the
-    synchronous standby has it, so a failover to that standby loses no acknowledged commit; with the
-    standby gone the primary goes on accepting writes (and says so in /cluster) rather than stopping.
+    synchronous_mode: a commit is acknowledged only once the synchronous standby has it, so a failover to
+    that standby loses no acknowledged commit; with the standby gone the primary goes on accepting writes
+    (and says so in /cluster) unless `synchronous_mode_strict`, where they wait for a standby.
     """
+    if synchronous_mode_strict and not synchronous_mode:
+        raise ValueError("synchronous_mode_strict needs synchronous_mode")
     owned = sorted(PATRONI_OWNED & parameters.keys())
     if owned:
         raise ValueError(f"postgresql parameter {owned[0]} is Patroni's own (set from its listen/data_dir)")
@@ -109,7 +112,7 @@ def dynamic_config(
         "retry_timeout": retry_timeout,
         "maximum_lag_on_failover": maximum_lag_on_failover,
         "synchronous_mode": synchronous_mode,
-        "synchronous_mode_strict": False,
+        "synchronous_mode_strict": synchronous_mode_strict,
         # With the DCS unreachable, a primary that still reaches every member (REST API) stays primary
         # instead of demoting itself: an etcd outage alone does not stop writes.
         "failsafe_mode": failsafe_mode,
@@ -144,6 +147,7 @@ def patroni_config(
     watchdog_mode: WatchdogMode = "automatic",
     rest_certfile: str | None = None,
     rest_keyfile: str | None = None,
+    synchronous_mode_strict: bool = False,
     ttl: int = 30,
     loop_wait: int = 10,
     retry_timeout: int = 10,
@@ -212,6 +216,7 @@ def patroni_config(
             "dcs": dynamic_config(
                 parameters=parameters,
                 synchronous_mode=synchronous_mode,
+                synchronous_mode_strict=synchronous_mode_strict,
                 maximum_lag_on_failover=maximum_lag_on_failover,
                 failsafe_mode=failsafe_mode,
                 use_pg_rewind=use_pg_rewind,

@@ -194,6 +194,19 @@ def test_a_reloadable_change_is_the_patch_commands_input_only_never_a_container(
     assert differs == {PATCH, "primary-patroni-config-write", "replica-patroni-config-write"}
 
 
+def test_synchronous_mode_strict_reaches_patroni_only_when_asked() -> None:
+    assert patch_config(failover_run())["synchronous_mode_strict"] is False
+    strict = run_program(
+        "prod", with_failover("prod", {"enabled": True, "synchronousModeStrict": True}, maxConnections=120)
+    )
+    config = patch_config(strict)
+    assert (config["synchronous_mode"], config["synchronous_mode_strict"]) == (True, True)
+    bootstrap = yaml.safe_load(config_files(strict, "replica-patroni-config")["patroni.yml"].content)["bootstrap"][
+        "dcs"
+    ]
+    assert bootstrap["synchronous_mode_strict"] is True
+
+
 def test_bad_inputs_are_one_line_errors() -> None:
     with pytest.raises(ValueError, match=r"^a posix backup repository needs the backup config mounted too$"):
         patroni_container(name="n", image="i", label="postgres", posix_repo=True)

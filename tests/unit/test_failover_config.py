@@ -83,6 +83,11 @@ def test_absent_means_off_and_enabled_means_synchronous() -> None:
             1,
             "hetzner.failover.ttl: must be at least loopWait + 2 x retryTimeout (19), got 18",
         ),
+        (
+            {"enabled": True, "synchronousMode": False, "synchronousModeStrict": True},
+            1,
+            "hetzner.failover.synchronousModeStrict: needs hetzner.failover.synchronousMode true",
+        ),
         ({"enabled": True, "witnesses": 4}, 1, "hetzner.failover.witnesses: must be an integer <= 3, got 4"),
         ({"enabled": True, "watchdog": "on"}, 1, "hetzner.failover.watchdog: must be 'off', 'automatic' or 'required'"),
         ({"enabled": "yes"}, 1, 'hetzner.failover.enabled: must be a valid boolean, got "yes"'),

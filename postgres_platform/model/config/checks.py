@@ -343,6 +343,11 @@ def _failover_checks(hetzner: HetznerConfig) -> list[str]:
             message = "failover with no replica: nothing to promote (set hetzner.replicas 1)"
             problems.append(problem("hetzner.failover.enabled", message, True))
         return problems  # the member count and the rest follow from a replica: one line says it
+    if failover.synchronous_mode_strict and not failover.synchronous_mode:
+        message = (
+            "needs hetzner.failover.synchronousMode true (writes would wait for a standby nothing makes synchronous)"
+        )
+        problems.append(problem("hetzner.failover.synchronousModeStrict", message, True))
     members = len(hetzner.etcd_member_ips())
     if members % 2 == 0:
         message = (
