@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -44,12 +45,12 @@ from rich.table import Table
 from rich.text import Text
 
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
-from postgres_platform.cli.errors import COULD_NOT_RUN, command, one_line
+from postgres_platform.cli.errors import COULD_NOT_RUN, CannotRun, command, one_line
 from postgres_platform.cli.stacks import add_stack_arguments, load_chosen
 from postgres_platform.model.config import PlatformConfig
 from postgres_platform.ops import grants, live_budget
 from postgres_platform.ops.lockdown import lockdown_problems
-from postgres_platform.ops.patroni import LEADER_ROLES, Patroni, PatroniError, member_problems
+from postgres_platform.ops.patroni import LEADER_ROLES, PATRONI_CA_HELP, Patroni, PatroniError, member_problems
 
 
 def render(report: dict[str, Any]) -> str:
@@ -217,11 +218,17 @@ def watch_piped(take: Callable[[], dict[str, Any]], seconds: float, as_json: boo
         time.sleep(seconds)
 
 
-def members_report(config: PlatformConfig, url: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def members_report(
+    config: PlatformConfig, url: str, ca_file: Path | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Patroni's members (GET /cluster) and the problems with them; Patroni not answering is one too."""
     failover = config.hetzner.failover if config.hetzner is not None else None
     try:
-        found = Patroni(url).cluster()
+        patroni = Patroni(url, ca_file=ca_file)
+    except PatroniError as exc:  # a CA file it cannot use: nothing to ask with
+        raise CannotRun(str(exc)) from exc
+    try:
+        found = patroni.cluster()
     except PatroniError as exc:
         return [], [{"problem": str(exc), "fix": "is Patroni running there? ask another member's --patroni-url"}]
     problems = member_problems(found, failover.maximum_lag_on_failover if failover else None)
@@ -242,6 +249,7 @@ def _parser() -> argparse.ArgumentParser:
         "--patroni-url",
         help="also a member's Patroni REST API (http(s)://host:8008): each member's role, lag, timeline",
     )
+    parser.add_argument("--patroni-ca", type=Path, help=PATRONI_CA_HELP)
     parser.add_argument("--json", action="store_true", help="print only the JSON report")
     parser.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted")
     parser.add_argument(
@@ -270,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             report["pgbouncerPools"] = live_budget.pgbouncer_pools(pgbouncer)
             report["problems"] += live_budget.waiting_problems(report["pgbouncerPools"])
         if args.patroni_url:
-            report["members"], problems = members_report(config, args.patroni_url)
+            report["members"], problems = members_report(config, args.patroni_url, args.patroni_ca)
             report["problems"] += problems
         return report
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from postgres_platform.cli.connection import add_connection_arguments, chosen_dsn
 from postgres_platform.cli.errors import COULD_NOT_RUN, CannotRun, command
 from postgres_platform.ops import switchover
-from postgres_platform.ops.patroni import Patroni, PatroniError
+from postgres_platform.ops.patroni import PATRONI_CA_HELP, Patroni, PatroniError
 
 
 def read_lines(path: Path, flag: str) -> list[str]:
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patroni-url", required=True, help="a member's Patroni REST API, http(s)://host:port")
     parser.add_argument("--patroni-auth-file", type=Path, help="a file holding user:password for the REST API")
+    parser.add_argument("--patroni-ca", type=Path, help=PATRONI_CA_HELP)
     parser.add_argument(
         "--pgbouncer-dsn-file", type=Path, help="PgBouncer admin-console DSNs, one per line (none: no pooler paused)"
     )
@@ -62,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     auth = read_auth(args.patroni_auth_file) if args.patroni_auth_file else None
     poolers = read_lines(args.pgbouncer_dsn_file, "--pgbouncer-dsn-file") if args.pgbouncer_dsn_file else []
     try:
-        done = switchover.switchover(
-            Patroni(args.patroni_url, auth), poolers, endpoint, to=args.to, timeout=args.timeout
-        )
+        patroni = Patroni(args.patroni_url, auth, ca_file=args.patroni_ca)
+        done = switchover.switchover(patroni, poolers, endpoint, to=args.to, timeout=args.timeout)
     except (switchover.SwitchoverError, PatroniError) as exc:
         raise CannotRun(str(exc)) from exc
     if args.json:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 LEADER_ROLES = ("leader", "standby_leader")
+PATRONI_CA_HELP = "the CA file Patroni's https certificate is checked against (a Hetzner stack's caCertPem)"
 # Replicas Patroni would promote: streaming (Patroni 3+) or running (older), not a paused or starting one.
 READY_STATES = ("streaming", "running")
 
@@ -52,10 +55,18 @@ def members(cluster: dict[str, Any]) -> list[Member]:
 
 
 class Patroni:
-    """Patroni's REST API at `url` (http(s)://host:8008), with basic auth where it asks for it."""
+    """Patroni's REST API at `url` (http(s)://host:8008), with basic auth where it asks for it; over https
+    its certificate is checked against `ca_file` (a Hetzner stack's CA: `pulumi stack output caCertPem`),
+    else against the system's CAs."""
 
-    def __init__(self, url: str, auth: tuple[str, str] | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, auth: tuple[str, str] | None = None, timeout: float = 10.0, ca_file: Path | None = None
+    ) -> None:
         self.url, self.timeout = url.rstrip("/"), timeout
+        try:
+            self.context = ssl.create_default_context(cafile=ca_file) if ca_file is not None else None
+        except (OSError, ssl.SSLError) as exc:
+            raise PatroniError(f"--patroni-ca: cannot use {ca_file}: {getattr(exc, 'strerror', None) or exc}") from exc
         self.headers = {"Content-Type": "application/json"}
         if auth is not None:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
@@ -65,7 +76,7 @@ class Patroni:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=self.headers)
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout, context=self.context) as response:
                 return str(response.read().decode())
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace").strip()
