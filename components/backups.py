@@ -99,9 +99,12 @@ class Backups(pulumi.ComponentResource):
 
     def _config_files(self, name: str, shell: HostShell, depends_on: Sequence[pulumi.Resource]) -> ConfigFiles:
         pgbackrest = File("pgbackrest.conf", "0600", self._conf)
+        record: File[pulumi.Input[str]] = File(render.RECORD_SCRIPT, "0755", render.record_script())
         # pgBackRest reads its config per command: nothing to reload.
         return ConfigFiles(
             name,
-            ConfigFilesArgs(shell, "pgbackrest", POSTGRES_UID, [pgbackrest], reload="true", depends_on=depends_on),
+            ConfigFilesArgs(
+                shell, "pgbackrest", POSTGRES_UID, [pgbackrest, record], reload="true", depends_on=depends_on
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass
 
 from postgres_platform.model.config import BackupConfig, SettingValue
+from postgres_platform.model.names import MONITORING_ROLE, POSTGRES_PORT
 
 STANZA = "main"
 CONFIG_DIR = "/etc/pgbackrest"  # pgBackRest's default: pgbackrest.conf there needs no --config
@@ -105,6 +106,62 @@ def repo_precheck(container: str, backup: BackupConfig) -> list[str]:
     return [in_container(container, ["sh", "-c", probe])]
 
 
+# The repository's latest backup of each type, kept in the primary's `postgres` database for the exporter
+# (render/monitoring's pgplatform_backup_by_type query): pgBackRest's own state, refreshed after every
+# backup, every hourly check and every `pulumi up` by RECORD_SCRIPT (in the config directory, so the
+# units name a file, not a script systemd would have to quote).
+LAST_BACKUPS = "pgplatform.last_backups"
+RECORD_SCRIPT = "record-backups.sh"
+# `pgbackrest info --output=json` -> one "type<TAB>stop epoch<TAB>label" line per type (the image's python3).
+# A stanza pgBackRest cannot read (status other than ok or "no valid backups") fails it: the table keeps
+# the last good state rather than emptying, which would silence the per-type alerts.
+_LATEST_PER_TYPE = """import json, sys
+latest = {}
+for stanza in json.load(sys.stdin):
+    status = stanza.get("status", {})
+    if status.get("code") not in (0, 2):
+        sys.exit(f"pgbackrest info: stanza {stanza.get('name')}: {status.get('message')}")
+    for b in stanza.get("backup", []):
+        stop = int(b["timestamp"]["stop"])
+        if stop >= latest.get(b["type"], (0, ""))[0]:
+            latest[b["type"]] = (stop, b["label"])
+for kind, (stop, label) in sorted(latest.items()):
+    print(f"{kind}\\t{stop}\\t{label}")
+"""
+
+
+def record_script(port: int = POSTGRES_PORT) -> str:
+    """Run inside the Postgres container as postgres: the repository's latest backup per type replaces
+    LAST_BACKUPS' rows, over the local socket (peer); a failing `info` fails it, the table as it was."""
+    grant = (
+        f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{MONITORING_ROLE}') THEN "
+        f"GRANT USAGE ON SCHEMA pgplatform TO {MONITORING_ROLE}; "
+        f"GRANT SELECT ON {LAST_BACKUPS} TO {MONITORING_ROLE}; END IF; END $$;"
+    )
+    return f"""#!/bin/bash
+# postgres-platform: the latest backup of each type, for the exporter (render/backup.py).
+set -euo pipefail
+# read whole first: a failing info (or parse) stops here, before psql replaces any row
+latest=$({shlex.join(command("info", "--output=json"))} | python3 -c {shlex.quote(_LATEST_PER_TYPE)})
+{{ if [ -n "$latest" ]; then printf '%s\\n' "$latest"; fi; }} | psql -X -q -v ON_ERROR_STOP=1 -p {port} -d postgres -f <(cat <<'SQL'
+CREATE SCHEMA IF NOT EXISTS pgplatform;
+CREATE TABLE IF NOT EXISTS {LAST_BACKUPS} (type text PRIMARY KEY, stopped_at timestamptz NOT NULL, label text NOT NULL);
+{grant}
+CREATE TEMP TABLE info (type text, stop bigint, label text);
+\\copy info FROM pstdin
+BEGIN;
+DELETE FROM {LAST_BACKUPS};
+INSERT INTO {LAST_BACKUPS} SELECT type, to_timestamp(stop), label FROM info;
+COMMIT;
+SQL
+)
+"""
+
+
+def record_command(container: str) -> str:
+    return in_container(container, ["bash", f"{CONFIG_DIR}/{RECORD_SCRIPT}"])
+
+
 def stanza_script(container: str, backup: BackupConfig) -> str:
     """Idempotent: stanza-create accepts an existing matching stanza; check proves archiving works; a
     first full backup when there is none (a base for point-in-time recovery and for new standbys)."""
@@ -115,6 +172,7 @@ def stanza_script(container: str, backup: BackupConfig) -> str:
         f'if ! {in_container(container, command("info", "--output=json"))} | grep -q \'"type":"full"\'; then',
         f"  {in_container(container, command('--type=full', 'backup', backup=backup))}",
         "fi",
+        record_command(container),
     ]
     return "set -eu\n" + "\n".join(steps) + "\n"
 
@@ -132,6 +190,7 @@ def timer_units(container: str, backup: BackupConfig) -> dict[str, str]:
         units[f"{unit}.service"] = (
             f"[Unit]\nDescription=pgBackRest {name} ({STANZA})\nAfter=docker.service\n\n"
             f"[Service]\nType=oneshot\nExecStart=/usr/bin/{in_container(container, argv)}\n"
+            f"ExecStartPost=/usr/bin/{record_command(container)}\n"
         )
         units[f"{unit}.timer"] = (
             f"[Unit]\nDescription=pgBackRest {name} schedule\n\n[Timer]\nOnCalendar={calendar}\nPersistent=true\n"

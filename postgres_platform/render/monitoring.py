@@ -19,8 +19,9 @@ from typing import Any
 import yaml
 
 from postgres_platform.model import budget
-from postgres_platform.model.config import PlatformConfig
+from postgres_platform.model.config import BackupConfig, PlatformConfig
 from postgres_platform.model.names import AUTH_ROLE, MONITORING_ROLE, REPLICATION_ROLE, SUPERUSER
+from postgres_platform.render.backup import LAST_BACKUPS
 
 LEVELS = ((0.75, "warning"), (0.90, "critical"))
 WRAPAROUND = 2**31  # transaction IDs before wraparound
@@ -215,7 +216,8 @@ def backup_rules(config: PlatformConfig) -> list[dict[str, Any]]:
         return []
     primary = f'job="{job("primary")}"'
     # Either type resets pg_wal's backup history file: the shorter schedule bounds the age of the latest
-    # backup; a full one is due within the full schedule (the type is not visible from SQL: see the docs).
+    # backup (it needs no timer: a local stack's backups by hand count too); typed_backup_rules read the
+    # repository's own state per type.
     hours = min(schedule_gap_hours(backup.schedule.full), schedule_gap_hours(backup.schedule.diff))
     limit = (hours + BACKUP_MARGIN_HOURS) * 3600
     return [
@@ -227,6 +229,7 @@ def backup_rules(config: PlatformConfig) -> list[dict[str, Any]]:
             " pg_wal fills; read the Postgres log and run pgbackrest check (docs/operations/backups-and-restore.md)",
             wait="10m",
         ),
+        *typed_backup_rules(backup),
         _rule(
             "PostgresBackupTooOld",
             f"time() - pgplatform_backup_last_time_seconds{{{primary}}} > {limit}",
@@ -237,6 +240,32 @@ def backup_rules(config: PlatformConfig) -> list[dict[str, Any]]:
             type="any",
         ),
     ]
+
+
+def typed_backup_rules(backup: BackupConfig) -> list[dict[str, Any]]:
+    """Per type, from the repository's own state (pgplatform_backup_by_type): the last full older than the
+    full schedule's longest gap plus the margin; the last diff (or full: it counts as one) older than the
+    diff schedule's. Quiet until the first timer has recorded the repository (render/backup.record_script)."""
+    primary = f'job="{job("primary")}"'
+    latest = "pgplatform_backup_by_type_time_seconds"
+    rules = []
+    for kind, calendar, selector in (
+        ("full", backup.schedule.full, f'{latest}{{{primary},type="full"}}'),
+        ("diff", backup.schedule.diff, f'max by (job) ({latest}{{{primary},type=~"full|diff"}})'),
+    ):
+        hours = schedule_gap_hours(calendar)
+        rules.append(
+            _rule(
+                f"PostgresBackup{kind.capitalize()}TooOld",
+                f"time() - {selector} > {(hours + BACKUP_MARGIN_HOURS) * 3600}",
+                "critical",
+                f"the repository's latest {kind} backup ended more than {hours}h + {BACKUP_MARGIN_HOURS}h ago"
+                f" (backup.schedule.{kind} `{calendar}`): check its timer (systemctl status"
+                f" postgres-platform-backup-{kind}.timer) and pgbackrest info (docs/operations/backups-and-restore.md)",
+                type=kind,
+            )
+        )
+    return rules
 
 
 def verify_fix(config: PlatformConfig, stack: str) -> str:
@@ -480,6 +509,18 @@ LAST_BACKUP = """\
 SELECT COALESCE(max(extract(epoch FROM modification)), 0)::float8 AS time_seconds
 FROM pg_ls_waldir() WHERE name LIKE '%.backup'"""
 
+# render/backup.record_script's table, filled from the repository's own state (pgbackrest info) after each
+# backup and hourly; read through query_to_xml so that no table yet gives no rows instead of an error.
+_BY_TYPE = f"SELECT type, extract(epoch FROM stopped_at)::float8 AS time_seconds FROM {LAST_BACKUPS}"
+_BY_TYPE_NONE = "SELECT NULL::text AS type, NULL::float8 AS time_seconds WHERE false"
+BACKUP_BY_TYPE = f"""\
+SELECT (xpath('/row/type/text()', r))[1]::text AS type,
+       (xpath('/row/time_seconds/text()', r))[1]::text::float8 AS time_seconds
+FROM unnest(xpath('/table/row', query_to_xml(
+  CASE WHEN EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = 'pgplatform' AND c.relname = 'last_backups')
+       THEN '{_BY_TYPE}' ELSE '{_BY_TYPE_NONE}' END, false, false, ''))) AS r"""
+
 # The verification job's table (render/restore_check.TABLE) exists only once the job has run: the query
 # reads it through query_to_xml, so a missing table gives the "none yet" row instead of an error.
 _VERIFIED = """\
@@ -549,6 +590,14 @@ def queries(config: PlatformConfig) -> dict[str, Any]:
             "query": LAST_BACKUP,
             "master": True,
             "metrics": [{"time_seconds": _gauge("end of the last pgBackRest backup (any type), unix time")}],
+        }
+        found["pgplatform_backup_by_type"] = {
+            "query": BACKUP_BY_TYPE,
+            "master": True,
+            "metrics": [
+                {"type": _label("pgBackRest backup type: full, diff (incr)")},
+                {"time_seconds": _gauge("end of the repository's latest backup of the type, unix time")},
+            ],
         }
         found["pgplatform_restore_verification"] = {
             "query": RESTORE_VERIFIED,

@@ -106,6 +106,9 @@ def healthy(case: Case, config: PlatformConfig) -> None:
         case.add("pgbouncer_up" if job == "pgbouncer" else "pg_up", {"job": job}, steady(1))
     case.add("pgplatform_database_xid_age", {"job": "postgres-primary", "datname": "postgres"}, steady(1000))
     case.add("pgplatform_backup_last_time_seconds", {"job": "postgres-primary"}, steady(0))
+    # A fresh full and a diff months old: the full counts as the diff that is due, so both stay quiet.
+    for kind, stopped in (("full", 0), ("diff", -1e7)):
+        case.add("pgplatform_backup_by_type_time_seconds", {"job": "postgres-primary", "type": kind}, steady(stopped))
     case.add("pgplatform_restore_verification_last_success_time_seconds", {"job": "postgres-primary"}, steady(0))
     case.add("pgplatform_restore_verification_latest_ok", {"job": "postgres-primary"}, steady(1))
     case.add("pg_stat_archiver_failed_count", {"job": "postgres-primary"}, steady(3))
@@ -172,6 +175,18 @@ def trouble_case(config: PlatformConfig, rules: dict[str, Any]) -> Case:
         limit = float(re.findall(r"> (\d+)", case.by_name["PostgresBackupTooOld"][0]["expr"])[0])
         case.add("pgplatform_backup_last_time_seconds", {"job": "postgres-primary"}, steady(-limit))
         case.fires("PostgresBackupTooOld", {"job": "postgres-primary"}, EVAL * 60 + limit)
+        # Per type: the full one too old for its schedule; the diff fresh enough by itself, but not the full's
+        # age that would count for it. Each rule's limit from its own expression (a budget of hours per type).
+        full_limit, diff_limit = (
+            float(re.findall(r"> (\d+)", case.by_name[name][0]["expr"])[0])
+            for name in ("PostgresBackupFullTooOld", "PostgresBackupDiffTooOld")
+        )
+        assert full_limit > diff_limit  # prod's full schedule is weekly, its diffs daily
+        full, diff = {"job": "postgres-primary", "type": "full"}, {"job": "postgres-primary", "type": "diff"}
+        case.add("pgplatform_backup_by_type_time_seconds", full, steady(-full_limit))
+        case.add("pgplatform_backup_by_type_time_seconds", diff, steady(-diff_limit))
+        case.fires("PostgresBackupFullTooOld", full, EVAL * 60 + full_limit)
+        case.fires("PostgresBackupDiffTooOld", {"job": "postgres-primary"}, EVAL * 60 + diff_limit)
         case.add("pg_stat_archiver_failed_count", {"job": "postgres-primary"}, f"0+2x{EVAL + 5}")
         case.fires("PostgresWalArchivingFailing", {"job": "postgres-primary"}, 2 / 60)
     if "PostgresRestoreNotVerified" in case.by_name:

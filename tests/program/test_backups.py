@@ -46,6 +46,17 @@ def test_hetzner_stacks_back_up_to_s3_on_schedules_with_retention(stack: str) ->
     assert f"OnCalendar={config.backup.schedule.full}" in timers and "OnCalendar=hourly" in timers
     assert f"--repo1-type=s3 --repo1-retention-full={config.backup.retention_full}" in timers
     assert "systemctl enable --now" in timers and "--type=diff backup" in timers
+    # After every backup and hourly check the repository's state per type is recorded (render/backup.py),
+    # by the script beside pgbackrest.conf (the config directory is the container's /etc/pgbackrest).
+    record = "ExecStartPost=/usr/bin/docker exec -u postgres postgres-platform-{}-postgres bash /etc/pgbackrest/record-backups.sh"
+    assert timers.count(record.format(stack)) == 3, timers
+    script = config_files(run, "backups-config")["record-backups.sh"]
+    assert (
+        script.mode == "0755"
+        and "pgbackrest --stanza=main" in script.content
+        and "info --output=json" in script.content
+    )
+    assert "record-backups.sh" in commands(run)["backups-stanza"]
     conf = config_files(run, "backups-config")["pgbackrest.conf"].content
     assert "repo1-s3-uri-style=path" in conf and f"repo1-s3-bucket={config.backup.s3.bucket}" in conf
     assert f"repo1-path=/{stack}" in conf
