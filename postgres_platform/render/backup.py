@@ -143,7 +143,8 @@ def record_script(port: int = POSTGRES_PORT) -> str:
 set -euo pipefail
 # read whole first: a failing info (or parse) stops here, before psql replaces any row
 latest=$({shlex.join(command("info", "--output=json"))} | python3 -c {shlex.quote(_LATEST_PER_TYPE)})
-{{ if [ -n "$latest" ]; then printf '%s\\n' "$latest"; fi; }} | psql -X -q -v ON_ERROR_STOP=1 -p {port} -d postgres -f <(cat <<'SQL'
+{{ if [ -n "$latest" ]; then printf '%s\\n' "$latest"; fi; }} \\
+  | psql -X -q -v ON_ERROR_STOP=1 -p {port} -d postgres -f <(cat <<'SQL'
 CREATE SCHEMA IF NOT EXISTS pgplatform;
 CREATE TABLE IF NOT EXISTS {LAST_BACKUPS} (type text PRIMARY KEY, stopped_at timestamptz NOT NULL, label text NOT NULL);
 {grant}

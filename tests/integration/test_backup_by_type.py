@@ -51,7 +51,7 @@ def test_each_types_latest_backup_reaches_the_exporter_query(posix: Servers) -> 
     second = by_type(posix)
     assert set(second) == {"full", "diff"} and second["full"] == first["full"] and second["diff"] > first["full"]
     with psycopg.connect(posix.superuser_dsn()) as conn:
-        labels = dict(conn.execute(f"SELECT type, label FROM {backup.LAST_BACKUPS}").fetchall())
+        labels: dict[str, str] = dict(conn.execute(f"SELECT type, label FROM {backup.LAST_BACKUPS}").fetchall())
     assert labels["full"].endswith("F") and labels["diff"].endswith("D"), labels
 
 
