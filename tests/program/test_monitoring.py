@@ -53,7 +53,9 @@ def test_local_exporters_on_the_bridge_published_on_loopback_only() -> None:
         "monitoring-primary-postgres-exporter-container",
         "monitoring-primary-pgbouncer-exporter-container",
     }
-    for container, port in zip(found.values(), (9187, 9127), strict=True):
+    # by name: the SDK registers from a thread pool, in no fixed order
+    ports = {"postgres-exporter": 9187, "pgbouncer-exporter": 9127}
+    for container, port in ((found[f"monitoring-primary-{kind}-container"], port) for kind, port in ports.items()):
         assert "networkMode" not in container.inputs  # the stack's bridge network, not the host's
         assert container.inputs["networksAdvanced"][0]["name"] == "postgres-platform-local"  # the stack's network
         assert [(p["internal"], p["external"], p["ip"]) for p in container.inputs["ports"]] == [
