@@ -29,6 +29,7 @@ from components.config_files import ConfigFiles, ConfigFilesArgs, HostShell
 from components.resources.admin import AdminAddress, AdminConnection, admin_provider
 from components.resources.containers import Placement, container_image, container_settings
 from components.resources.passwords import generated_password
+from components.resources.sql_apply import PrimaryCheck
 from components.tls import ServerTls
 from postgres_platform.model.names import POSTGRES_UID, SUPERUSER
 from postgres_platform.render.containers import CONFIG, ContainerSpec, MountSource
@@ -286,5 +287,11 @@ class PatroniCluster(pulumi.ComponentResource):
             child,
         )
         self.admin_connection = AdminConnection(args.admin, SUPERUSER, self.superuser_password)
-        self.provider = admin_provider(f"{name}-provider", self.admin_connection, True, self, [leader.container])
+        # The provider names db-1 (it takes one host): after a failover it would reach a replica.
+        primary = PrimaryCheck(
+            f"{name}-primary-check",
+            connection=self.admin_connection.as_secret_input(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[leader.container]),
+        )
+        self.provider = admin_provider(f"{name}-provider", self.admin_connection, True, self, [primary])
         self.register_outputs({"containerName": leader.container.name})

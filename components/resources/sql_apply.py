@@ -4,6 +4,8 @@
   database. Its diff runs a read-only check on the server and reports a change only when something is
   missing (a migration table created since the last up, a replaced function), so a preview of an
   unchanged stack is clean.
+- PrimaryCheck: the admin connection reaches a primary, checked at every preview and up before the
+  provider's first statement (hetzner.failover: the provider names db-1, which a failover makes a replica).
 - RoleRetirement: nothing while an app exists; when it is removed, before its role is dropped, what
   it owns in every database goes to that database's owner role (the provider's own REASSIGN runs
   in one database only, and to the superuser).
@@ -18,7 +20,15 @@ import time
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
 
 from postgres_platform.render.sql.locks import LOCK_TIMEOUT
 
@@ -138,6 +148,62 @@ class SqlApply(Resource, module="postgres-platform", name="SqlApply"):
             additional_secret_outputs=["connection"], aliases=[pulumi.Alias(type_="pulumi-python:dynamic:Resource")]
         )
         super().__init__(SqlApplyProvider(), name, props, pulumi.ResourceOptions.merge(opts, own))
+
+
+FAILED_OVER = (
+    "the admin connection ({host}:{port}) reaches a replica: Patroni failed over and the roles, grants and"
+    " SQL steps would fail on it; switch back first (pgplat switchover --to db-1, see"
+    " docs/operations/failover.md#the-admin-connection), then run this again"
+)
+
+
+def reaches_a_primary(conn: dict[str, Any]) -> bool:
+    with _connect(conn, "postgres") as session:
+        row = session.execute("SELECT pg_is_in_recovery()").fetchone()
+    return bool(row) and row[0] is False
+
+
+class PrimaryCheckProvider(ResourceProvider):
+    def _replica(self, conn: dict[str, Any]) -> str | None:
+        """FAILED_OVER's line when the connection reaches a server in recovery; None for a primary, and
+        for one it cannot ask now (a preview away from the admin network, or a password not yet made)."""
+        try:
+            primary = reaches_a_primary(conn)
+        except Exception:
+            return None
+        return None if primary else FAILED_OVER.format(host=conn["host"], port=int(conn["port"]))
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Every preview and up: a replica is a check failure (one line, the engine's), before any diff."""
+        found = self._replica(news["connection"]) if isinstance(news.get("connection"), dict) else None
+        return CheckResult(news, [CheckFailure("connection", found)] if found else [])
+
+    def _verify(self, props: dict[str, Any]) -> None:
+        conn = props["connection"]
+        if not reaches_a_primary(conn):  # an error connecting raises too: nothing runs after it
+            raise RuntimeError(FAILED_OVER.format(host=conn["host"], port=int(conn["port"])))
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        self._verify(props)
+        return CreateResult(id_="primary-check", outs=props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=not _same_except_connection(olds, news), replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        self._verify(news)
+        return UpdateResult(outs=news)
+
+
+class PrimaryCheck(Resource, module="postgres-platform", name="PrimaryCheck"):
+    """Fails a preview or an up whose admin connection reaches a server in recovery (a replica)."""
+
+    def __init__(
+        self, name: str, *, connection: pulumi.Input[dict[str, Any]], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        props = {"connection": pulumi.Output.secret(connection)}
+        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["connection"])
+        super().__init__(PrimaryCheckProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_outputs))
 
 
 class RoleRetirementProvider(ResourceProvider):

@@ -64,6 +64,7 @@ REPLACE_ON: dict[str, frozenset[str]] = {
     # Our dynamic providers (components/resources/sql_apply.py) never ask for a replacement.
     "pulumi-python:dynamic/postgres-platform:SqlApply": frozenset(),
     "pulumi-python:dynamic/postgres-platform:RoleRetirement": frozenset(),
+    "pulumi-python:dynamic/postgres-platform:PrimaryCheck": frozenset(),
 }
 # kreuzwerker/terraform-provider-docker internal/provider/resource_docker_container.go: every input is
 # ForceNew except these (the update function applies restart and resource limits in place).

@@ -202,14 +202,13 @@ class HetznerTarget(Target):
         self.hetzner: HetznerConfig = config.hetzner
         self.failover = self.hetzner.failover.enabled  # config checks: only with a replica
         if self.failover and not pulumi.runtime.is_dry_run():
-            # Patroni and etcd are declared on the hosts, but the postgresql provider (one host: it takes no
-            # multi-host DSN) stays on the first host's public IP: after a failover that host is a read-only
-            # replica and every role change fails. Until `up` checks the leader first, an update refuses it.
+            # Patroni and etcd are declared on the hosts and the provider's host is checked to lead, but backups,
+            # password rotation and restart-only settings do not follow the leader yet: an update refuses it.
             raise ConfigError(
                 [
-                    "hetzner.failover.enabled: after a failover the postgresql provider would still target the "
-                    "old primary (a read-only replica): leave it false for `pulumi up` until the program checks "
-                    "Patroni's leader first (docs/operations/failover.md#the-admin-connection), got true"
+                    "hetzner.failover.enabled: not yet for `pulumi up`: backups, password rotation and restarts "
+                    "do not follow Patroni's leader yet (docs/operations/failover.md#what-pulumi-up-still-needs), "
+                    "got true"
                 ]
             )
         self.witnesses: list[WitnessHost] = []
@@ -299,8 +298,8 @@ class HetznerTarget(Target):
         primary = self._host("primary", primary_ip)
         if self.failover:
             pulumi.log.warn(
-                "hetzner.failover: a plan only; `pulumi up` refuses it until the admin connection follows "
-                "Patroni's leader (docs/operations/failover.md#the-admin-connection)"
+                "hetzner.failover: a plan only; `pulumi up` refuses it for now "
+                "(docs/operations/failover.md#what-pulumi-up-still-needs)"
             )
             # Declared with the primary: the load balancer targets both hosts from the start.
             self._replica_host = self._host("replica", h.replica_ip())

@@ -243,12 +243,12 @@ def test_failover_without_a_replica_is_a_one_line_error_and_declares_nothing() -
     assert recorder.registered == []
 
 
-def test_an_update_refuses_failover_until_the_admin_connection_follows_the_leader() -> None:
-    """A preview shows the plan; after a failover `pulumi up` would manage roles through the old primary (a
-    read-only replica), so it stops before declaring anything, naming the key."""
+def test_an_update_refuses_failover_until_backups_rotation_and_restarts_follow_the_leader() -> None:
+    """A preview shows the plan; `pulumi up` stops before declaring anything, naming the key and the page
+    that lists what is missing (docs/operations/failover.md)."""
     recorder = RecordingMocks()
     with pytest.raises(
-        Exception, match=r"hetzner\.failover\.enabled: after a failover the postgresql provider"
+        Exception, match=r"hetzner\.failover\.enabled: not yet for `pulumi up`: .*#what-pulumi-up-still-needs"
     ) as raised:
         run_program("prod", VALUES, preview=False, recorder=recorder)
     assert "got true" in str(raised.value)

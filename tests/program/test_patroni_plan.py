@@ -26,7 +26,7 @@ from postgres_platform.render.patroni import (
     patroni_container,
 )
 from tests.helpers import config_files
-from tests.program.test_failover_plan import VALUES, failover_run, with_failover
+from tests.program.test_failover_plan import failover_run, with_failover
 
 CONTAINER = "docker:index/container:Container"
 REMOTE = "command:remote:Command"
@@ -234,7 +234,12 @@ def test_the_member_spec_mounts_data_and_config_and_carries_no_env() -> None:
     ]
 
 
-def test_the_update_still_refuses_failover() -> None:
-    """Kept until the provider follows the primary (docs/operations/failover.md#the-admin-connection)."""
-    with pytest.raises(Exception, match=r"hetzner\.failover\.enabled: "):
-        run_program("prod", VALUES, preview=False)
+def test_the_provider_waits_for_the_check_that_its_host_is_a_primary() -> None:
+    """The postgresql provider takes one host (db-1): a PrimaryCheck on the same admin connection comes first,
+    so after a failover a preview or an up stops there (components/resources/sql_apply.py), before any role."""
+    run = failover_run()
+    check = named(run, "postgres-primary-check")
+    assert check.type == "pulumi-python:dynamic/postgres-platform:PrimaryCheck" and "connection" in check.secret_inputs
+    assert named(run, "primary-patroni-container").urn in check.dependencies
+    (provider,) = [r for r in run.of_type("pulumi:providers:postgresql") if r.name == "postgres-provider"]
+    assert check.urn in provider.dependencies
