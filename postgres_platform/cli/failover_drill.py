@@ -58,6 +58,7 @@ from postgres_platform.render.patroni import (
     ETCD_DATA,
     ETCD_DATA_DIR,
     PATRONI_FILE,
+    durability,
     etcd_args,
     etcd_container,
     haproxy_cfg,
@@ -260,16 +261,10 @@ class Drill:
             bin_dir="/usr/lib/postgresql/17/bin",
             parameters=PARAMETERS,
             pg_hba=pg_hba,
-            synchronous_mode=FAILOVER.synchronous,
-            maximum_lag_on_failover=FAILOVER.maximum_lag_on_failover,
-            failsafe_mode=FAILOVER.failsafe_mode,
-            use_pg_rewind=True,
             create_replica_methods=["basebackup"],
             rest_username=REST_USER,
             watchdog_mode="off",  # a container has no /dev/watchdog
-            ttl=FAILOVER.ttl,
-            loop_wait=FAILOVER.loop_wait,
-            retry_timeout=FAILOVER.retry_timeout,
+            **durability(FAILOVER),
         )
         env = patroni_env(
             superuser=self.passwords["superuser"],

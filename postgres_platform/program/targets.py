@@ -14,7 +14,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_command as command
@@ -59,6 +58,7 @@ from postgres_platform.render.hetzner import DATA_DIR, ETCD_DATA_DIR, PRIMARY_CH
 from postgres_platform.render.patroni import ETCD_DATA_DIR as ETCD_DATA_DIR_IN_CONTAINER
 from postgres_platform.render.patroni import (
     REST_USER,
+    durability,
     dynamic_config,
     dynamic_parameters,
     etcd_args,
@@ -396,16 +396,7 @@ class HetznerTarget(Target):
             for host, name in etcd_hosts
         ]
         parameters = dynamic_parameters(server_settings(self.config, settings))
-        durability: dict[str, Any] = {
-            "synchronous_mode": f.synchronous,
-            "synchronous_mode_strict": f.synchronous and f.synchronous_mode_strict,
-            "maximum_lag_on_failover": f.maximum_lag_on_failover,
-            "failsafe_mode": f.failsafe_mode,
-            "use_pg_rewind": True,  # the old primary rejoins as a replica
-            "ttl": f.ttl,
-            "loop_wait": f.loop_wait,
-            "retry_timeout": f.retry_timeout,
-        }
+        failover_settings = durability(f)
         backup = self.config.backup
         sources_of = {PRIMARY: dict(primary.container.sources), REPLICA: {DATA: data_mount()}}
         depends_on: dict[str, list[pulumi.Resource]] = {
@@ -446,7 +437,7 @@ class HetznerTarget(Target):
                 watchdog_mode=f.watchdog,
                 rest_certfile=CERT_FILE,
                 rest_keyfile=KEY_FILE,
-                **durability,
+                **failover_settings,
             )
             members.append(
                 PatroniHost(
@@ -472,7 +463,7 @@ class HetznerTarget(Target):
             PatroniClusterArgs(
                 etcd=etcd,
                 members=members,
-                dynamic_config=dynamic_config(parameters=parameters, **durability),
+                dynamic_config=dynamic_config(parameters=parameters, **failover_settings),
                 ca_cert_pem=self._certificates.ca_cert_pem,
                 image_base=self.config.image_base,
                 admin=primary.admin,

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
-from postgres_platform.model.config import SettingValue
+from postgres_platform.model.config import FailoverConfig, SettingValue
 from postgres_platform.model.names import PGDATA, POSTGRES_CONFIG_DIR, REPLICATION_ROLE, SUPERUSER
 from postgres_platform.render.backup import CONFIG_DIR as BACKUP_CONFIG_DIR
 from postgres_platform.render.backup import POSIX_REPO
@@ -75,6 +75,21 @@ def _host_port(address: str, what: str) -> None:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{what} must be host:port, not {address!r}")
+
+
+def durability(failover: FailoverConfig) -> dict[str, Any]:
+    """hetzner.failover as dynamic_config's (and patroni_config's) keyword arguments: the stacks' and the
+    drill's one source; the old primary always rejoins by pg_rewind."""
+    return {
+        "synchronous_mode": failover.synchronous,
+        "synchronous_mode_strict": failover.synchronous and failover.synchronous_mode_strict,
+        "maximum_lag_on_failover": failover.maximum_lag_on_failover,
+        "failsafe_mode": failover.failsafe_mode,
+        "use_pg_rewind": True,
+        "ttl": failover.ttl,
+        "loop_wait": failover.loop_wait,
+        "retry_timeout": failover.retry_timeout,
+    }
 
 
 def dynamic_config(

@@ -16,7 +16,14 @@ from postgres_platform.cli import failover_drill
 from postgres_platform.cli.failover_drill import FAILOVER, PARAMETERS, Drill, _wait
 from postgres_platform.harness.docker import docker
 from postgres_platform.model.names import POSTGRES_CONFIG_DIR
-from postgres_platform.render.patroni import CONFIG_PATCH, ENV_FILE, PATRONI_FILE, config_patch_input, dynamic_config
+from postgres_platform.render.patroni import (
+    CONFIG_PATCH,
+    ENV_FILE,
+    PATRONI_FILE,
+    config_patch_input,
+    durability,
+    dynamic_config,
+)
 from tests.helpers import config_files
 from tests.program.test_failover_plan import failover_run
 
@@ -24,16 +31,7 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # any CA file: the drill's RES
 
 
 def desired(parameters: dict[str, str]) -> dict[str, Any]:
-    return dynamic_config(
-        parameters=parameters,
-        synchronous_mode=FAILOVER.synchronous,
-        maximum_lag_on_failover=FAILOVER.maximum_lag_on_failover,
-        failsafe_mode=FAILOVER.failsafe_mode,
-        use_pg_rewind=True,
-        ttl=FAILOVER.ttl,
-        loop_wait=FAILOVER.loop_wait,
-        retry_timeout=FAILOVER.retry_timeout,
-    )
+    return dynamic_config(parameters=parameters, **durability(FAILOVER))
 
 
 def patch(d: Drill, parameters: dict[str, str], password: str) -> subprocess.CompletedProcess[str]:

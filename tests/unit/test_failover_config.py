@@ -140,16 +140,7 @@ def test_the_config_feeds_the_patroni_renderer_and_its_role_names_are_reserved()
 
     assert REWIND_ROLE == patroni.REWIND_USER
     failover = FailoverConfig(enabled=True)
-    dcs = patroni.dynamic_config(
-        parameters={},
-        synchronous_mode=failover.synchronous,
-        maximum_lag_on_failover=failover.maximum_lag_on_failover,
-        failsafe_mode=failover.failsafe_mode,
-        use_pg_rewind=True,
-        ttl=failover.ttl,
-        loop_wait=failover.loop_wait,
-        retry_timeout=failover.retry_timeout,
-    )
+    dcs = patroni.dynamic_config(parameters={}, **patroni.durability(failover))
     assert (dcs["synchronous_mode"], dcs["maximum_lag_on_failover"], dcs["ttl"]) == (True, 1048576, 20)
     config = hetzner_config({"enabled": True})
     config["apps"]["rewind_user"] = {"database": "fleet_platform", "access": "read", "connectionLimit": 1}
