@@ -3,8 +3,9 @@ member per database host, and the cluster's dynamic configuration applied throug
 
 Each container is a render.patroni ContainerSpec, the one the failover drill starts with `docker run`,
 on the host's network, listening on the host's private IP only (the firewall and the policies cover
-the ports). Patroni's passwords reach the host in a 0600 env file of the member's config directory
-(ConfigFiles: stdin over SSH, secret in the state), never in a container's env or command.
+the ports). Patroni's passwords reach the host in a 0600 secrets.yml of the member's config directory
+(ConfigFiles: stdin over SSH, secret in the state), never in a container's env or command. A new
+password is a reload: ALTER ROLE on the leader, then a SIGHUP (Patroni rereads its files).
 
 Why the settings go through PATCH /config and not the file: after the first start Patroni ignores
 `bootstrap.dcs`; the cluster-wide configuration lives in etcd. A command re-run whenever the rendered
@@ -36,13 +37,16 @@ from postgres_platform.render.containers import CONFIG, ContainerSpec, MountSour
 from postgres_platform.render.files import File, reload_if_running
 from postgres_platform.render.patroni import (
     CA_FILE,
-    ENV_FILE,
     ETCD_DATA,
     ETCD_UID,
+    PASSWORDS_SQL,
     PATRONI_FILE,
+    SECRETS_FILE,
     config_patch_command,
     config_patch_input,
-    patroni_env,
+    passwords_sql,
+    patroni_secrets,
+    set_passwords_step,
 )
 from postgres_platform.render.postgres import CERT_FILE, KEY_FILE
 
@@ -97,7 +101,8 @@ class EtcdMember(pulumi.ComponentResource):
 class PatroniMemberArgs:
     spec: ContainerSpec  # render.patroni.patroni_container
     patroni_yml: str  # render.patroni.patroni_yaml: no password in it
-    env: pulumi.Output[str]  # render.patroni.patroni_env: the passwords (secret), written 0600
+    secrets: pulumi.Output[str]  # render.patroni.patroni_secrets: the passwords (secret), written 0600
+    passwords_sql: pulumi.Output[str]  # render.patroni.passwords_sql: their verifiers (secret), 0600
     tls: ServerTls  # the host's certificate: Postgres' and the REST API's
     ca_cert_pem: pulumi.Input[str]  # the stack CA: what CONFIG_PATCH verifies the REST API against
     image_base: str
@@ -111,8 +116,9 @@ class PatroniMemberArgs:
 class PatroniMember(pulumi.ComponentResource):
     """A Patroni-managed Postgres on one host: its config directory and its container.
 
-    A changed file is a SIGHUP to Patroni (it rereads patroni.yml and pg_hba; `bootstrap` is read at the
-    first start only); the container changes only with its image, command or mounts.
+    A changed file is a SIGHUP to Patroni (it rereads patroni.yml, secrets.yml and pg_hba; `bootstrap` is
+    read at the first start only), after the passwords are set where the member leads; the container
+    changes only with its image, command or mounts.
     """
 
     container: docker.Container
@@ -122,7 +128,8 @@ class PatroniMember(pulumi.ComponentResource):
         spec = args.spec
         files: list[File[pulumi.Input[str]]] = [
             File(Path(PATRONI_FILE).name, "0644", args.patroni_yml),
-            File(Path(ENV_FILE).name, "0600", args.env),
+            File(Path(SECRETS_FILE).name, "0600", args.secrets),
+            File(Path(PASSWORDS_SQL).name, "0600", args.passwords_sql),
             File(Path(CERT_FILE).name, "0644", args.tls.cert_pem),
             File(Path(KEY_FILE).name, "0600", args.tls.key_pem),
             File(Path(CA_FILE).name, "0644", args.ca_cert_pem),
@@ -134,7 +141,7 @@ class PatroniMember(pulumi.ComponentResource):
                 directory=spec.label,
                 owner=POSTGRES_UID,
                 files=files,
-                reload=reload_if_running(spec.name),
+                reload=reload_if_running(spec.name, set_passwords_step(spec.name)),
                 depends_on=args.depends_on,
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -225,9 +232,10 @@ class PatroniCluster(pulumi.ComponentResource):
     superuser's password, the admin connection, the provider), from etcd members, Patroni members and
     the dynamic configuration instead of one Postgres container.
 
-    The passwords are generated here and reach Patroni in its env file only: the superuser's (Patroni
+    The passwords are generated here and reach Patroni in its secrets.yml only: the superuser's (Patroni
     sets it at bootstrap: initdb's pwfile), the replication and pg_rewind logins' (Patroni creates
-    those roles at bootstrap) and the REST API's.
+    those roles at bootstrap) and the REST API's. A replaced one is set by ALTER ROLE on the leader and
+    reread by every member on its SIGHUP (PatroniMember).
     """
 
     superuser_password: pulumi.Output[str]
@@ -243,10 +251,12 @@ class PatroniCluster(pulumi.ComponentResource):
         passwords = {
             what: generated_password(f"{name}-{what}-password", self) for what in ("replication", "rewind", "restapi")
         }
-        env: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(self.superuser_password, *passwords.values()).apply(
-                lambda v: patroni_env(superuser=v[0], replication=v[1], rewind=v[2], restapi=v[3])
-            )
+        every = pulumi.Output.all(self.superuser_password, *passwords.values())
+        secrets: pulumi.Output[str] = pulumi.Output.secret(
+            every.apply(lambda v: patroni_secrets(superuser=v[0], replication=v[1], rewind=v[2], restapi=v[3]))
+        )
+        verifiers: pulumi.Output[str] = pulumi.Output.secret(
+            every.apply(lambda v: passwords_sql(superuser=v[0], replication=v[1], rewind=v[2]))
         )
         child = pulumi.ResourceOptions(parent=self)
         self.etcd = [EtcdMember(member, member_args, child) for member, member_args in args.etcd]
@@ -258,7 +268,8 @@ class PatroniCluster(pulumi.ComponentResource):
                 PatroniMemberArgs(
                     spec=host.spec,
                     patroni_yml=host.patroni_yml,
-                    env=env,
+                    secrets=secrets,
+                    passwords_sql=verifiers,
                     tls=host.tls,
                     ca_cert_pem=args.ca_cert_pem,
                     image_base=args.image_base,

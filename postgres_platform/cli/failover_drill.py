@@ -54,16 +54,16 @@ from postgres_platform.ops.patroni import Patroni
 from postgres_platform.ops.switchover import switchover as planned_switchover
 from postgres_platform.render.containers import CONFIG, DATA, ContainerSpec, MountSource
 from postgres_platform.render.patroni import (
-    ENV_FILE,
     ETCD_DATA,
     ETCD_DATA_DIR,
     PATRONI_FILE,
+    SECRETS_FILE,
     durability,
     etcd_args,
     etcd_container,
     haproxy_cfg,
     patroni_container,
-    patroni_env,
+    patroni_secrets,
     patroni_yaml,
 )
 from postgres_platform.render.patroni import REST_USER as REST_USER  # the stacks' REST API user
@@ -266,21 +266,21 @@ class Drill:
             watchdog_mode="off",  # a container has no /dev/watchdog
             **durability(FAILOVER),
         )
-        env = patroni_env(
-            superuser=self.passwords["superuser"],
-            replication=self.passwords["replication"],
-            rewind=self.passwords["rewind"],
-            restapi=self.passwords["rest"],
-        )
-        # The env file in the member's 0700 directory, 0600: read by the container's loader, never an argv
-        # or the container's environment (render.patroni.patroni_container).
-        files = {Path(PATRONI_FILE).name: config, Path(ENV_FILE).name: env}
+        # The passwords in the member's 0700 directory, 0600: read by Patroni beside patroni.yml, never an
+        # argv or the container's environment (render.patroni.patroni_container).
+        files = {Path(PATRONI_FILE).name: config, Path(SECRETS_FILE).name: self.secrets()}
         spec = patroni_container(name=f"{self.prefix}-{member.name}", image=POSTGRES_17.reference, label=member.name)
         sources = {
             CONFIG: MountSource(str(self._dir(member.name, PATRONI_UID, files))),
             DATA: MountSource(str(self._dir(f"{member.name}-data", PATRONI_UID, {}))),
         }
         member.container = self._start(spec, sources)
+
+    def secrets(self) -> str:
+        p = self.passwords
+        return patroni_secrets(
+            superuser=p["superuser"], replication=p["replication"], rewind=p["rewind"], restapi=p["rest"]
+        )
 
     def start_proxy_and_pooler(self) -> None:
         cfg = haproxy_cfg(

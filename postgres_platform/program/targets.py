@@ -202,11 +202,11 @@ class HetznerTarget(Target):
         self.hetzner: HetznerConfig = config.hetzner
         self.failover = self.hetzner.failover.enabled  # config checks: only with a replica
         if self.failover and not pulumi.runtime.is_dry_run():
-            # Patroni and etcd are declared on the hosts and the provider's host is checked to lead, but backups,
-            # password rotation and restart-only settings do not follow the leader yet: an update refuses it.
+            # Patroni and etcd are declared on the hosts, the provider's host is checked to lead and passwords
+            # rotate by a reload, but backups and restart-only settings do not follow the leader yet.
             raise ConfigError(
                 [
-                    "hetzner.failover.enabled: not yet for `pulumi up`: backups, password rotation and restarts "
+                    "hetzner.failover.enabled: not yet for `pulumi up`: backups and restarts "
                     "do not follow Patroni's leader yet (docs/operations/failover.md#what-pulumi-up-still-needs), "
                     "got true"
                 ]

@@ -7,9 +7,10 @@ lock. What matters for the program's guarantees:
   cluster's first start, `PATCH /config` afterwards: `dynamic_config`), which Patroni applies with a
   reload where Postgres allows one and a restart only for settings read at start. A reloadable change
   stays a reload, as without Patroni.
-- No password is written here: Patroni reads PATRONI_SUPERUSER_PASSWORD, PATRONI_REPLICATION_PASSWORD,
-  PATRONI_REWIND_PASSWORD and PATRONI_RESTAPI_PASSWORD from its environment (an env file, never argv)
-  and merges them over this file (`patroni_env`).
+- No password is in patroni.yml: they are in a second file of the member's config directory
+  (`patroni_secrets`, 0600). Patroni reads every *.yml there and merges them, at start and again on
+  SIGHUP, so a rotated password is a reload (its environment it reads at start only, and that would
+  win over the files).
 - The REST API's unsafe endpoints (switchover, config, restart) take basic auth; the health checks
   (`GET /primary`, `/replica`) stay open so a load balancer can ask them.
 - The containers (`etcd_container`, `patroni_container`) are ContainerSpecs: components/patroni.py
@@ -27,7 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from postgres_platform.model.config import FailoverConfig, SettingValue
-from postgres_platform.model.names import PGDATA, POSTGRES_CONFIG_DIR, REPLICATION_ROLE, SUPERUSER
+from postgres_platform.model.names import PGDATA, POSTGRES_CONFIG_DIR, POSTGRES_PORT, REPLICATION_ROLE, SUPERUSER
 from postgres_platform.render.backup import CONFIG_DIR as BACKUP_CONFIG_DIR
 from postgres_platform.render.backup import POSIX_REPO
 from postgres_platform.render.containers import (
@@ -38,7 +39,10 @@ from postgres_platform.render.containers import (
     POSTGRES_STOP_SECONDS,
     ContainerSpec,
     MountPoint,
+    exec_argv,
 )
+from postgres_platform.render.scram import stable_verifier
+from postgres_platform.render.sql.roles import set_password
 
 WatchdogMode = Literal["off", "automatic", "required"]
 
@@ -50,13 +54,8 @@ PATRONI_OWNED = frozenset(
 # The roles Patroni logs in as: the stack's superuser and replication login, and a rewind role of its own
 # (model.names.REWIND_ROLE reserves the name).
 REPLICATION_USER, REWIND_USER = REPLICATION_ROLE, "rewind_user"
-# The environment Patroni reads each secret from (Patroni's ENVIRONMENT docs), by what it is.
-PASSWORD_ENV = {
-    "superuser": "PATRONI_SUPERUSER_PASSWORD",
-    "replication": "PATRONI_REPLICATION_PASSWORD",
-    "rewind": "PATRONI_REWIND_PASSWORD",
-    "restapi": "PATRONI_RESTAPI_PASSWORD",
-}
+# The Postgres logins Patroni uses, by what patroni_secrets calls them.
+LOGINS = {"superuser": SUPERUSER, "replication": REPLICATION_USER, "rewind": REWIND_USER}
 
 
 def _setting(value: SettingValue) -> str:
@@ -195,7 +194,7 @@ def patroni_config(
         "pgpass": posixpath.join(posixpath.dirname(data_dir.rstrip("/")), ".pgpass.patroni"),
         "use_unix_socket": True,  # its own connections over the socket (peer), not the network
         "authentication": {
-            # Usernames only: the passwords come from PASSWORD_ENV's variables.
+            # Usernames only: the passwords are in SECRETS_FILE (patroni_secrets).
             "superuser": {"username": SUPERUSER},
             "replication": {"username": REPLICATION_USER},
             "rewind": {"username": REWIND_USER},  # pg_rewind without the superuser (PostgreSQL 11+)
@@ -254,23 +253,32 @@ def patroni_config(
 
 def patroni_yaml(**kwargs: Any) -> str:
     """patroni.yml for one member: `patroni_config`'s arguments, as YAML (no password in it)."""
-    header = "# postgres-platform: Patroni's config. Passwords come from PATRONI_*_PASSWORD in its environment.\n"
+    header = "# postgres-platform: Patroni's config. Its passwords are in secrets.yml beside it.\n"
     return header + yaml.safe_dump(patroni_config(**kwargs), sort_keys=False, default_flow_style=False)
 
 
-def patroni_env(*, superuser: str, replication: str, rewind: str, restapi: str | None) -> str:
-    """The env file with Patroni's passwords, written 0600 into the member's config directory and read by
-    the member's command (ENV_LOADER), as `docker run --env-file` would read it: each line literally, so
-    no value may hold a newline."""
-    values = {"superuser": superuser, "replication": replication, "rewind": rewind}
+def patroni_secrets(*, superuser: str, replication: str, rewind: str, restapi: str | None) -> str:
+    """SECRETS_FILE: Patroni's passwords, merged over patroni.yml (the usernames are there)."""
+    passwords = {"superuser": superuser, "replication": replication, "rewind": rewind}
     if restapi is not None:
-        values["restapi"] = restapi
-    lines = []
-    for what, value in values.items():
-        if not value or "\n" in value or "\r" in value:
-            raise ValueError(f"the {what} password must be one non-empty line")
-        lines.append(f"{PASSWORD_ENV[what]}={value}")
-    return "\n".join(lines) + "\n"
+        passwords["restapi"] = restapi
+    for what, value in passwords.items():
+        if not value:
+            raise ValueError(f"the {what} password must not be empty")
+    secrets: dict[str, Any] = {
+        "postgresql": {"authentication": {what: {"password": passwords[what]} for what in LOGINS}},
+    }
+    if restapi is not None:
+        secrets["restapi"] = {"authentication": {"password": restapi}}
+    header = "# postgres-platform: Patroni's passwords (render/patroni.py), merged over patroni.yml.\n"
+    return header + yaml.safe_dump(secrets, sort_keys=False, default_flow_style=False)
+
+
+def passwords_sql(*, superuser: str, replication: str, rewind: str) -> str:
+    """PASSWORDS_SQL: the logins' passwords as SCRAM verifiers (stable: the same password, the same text),
+    run on the leader whenever they change (set_passwords_step); Patroni sets them at bootstrap only."""
+    plain = {"superuser": superuser, "replication": replication, "rewind": rewind}
+    return "".join(set_password(role, stable_verifier(role, plain[what])) for what, role in LOGINS.items())
 
 
 def etcd_args(
@@ -348,34 +356,30 @@ def haproxy_cfg(*, listen: str, members: Mapping[str, tuple[str, str]], check: s
 # --- the containers (one definition for components/patroni.py and the failover drill's `docker run`) ---
 
 # A member's config directory, mounted read-only where the server's TLS settings (render.postgres) name
-# its certificate: patroni.yml, the env file, server.crt/key (Postgres' and the REST API's).
+# its certificate: patroni.yml, SECRETS_FILE, PASSWORDS_SQL, server.crt/key (Postgres' and the REST API's).
+# Patroni is pointed at the directory and reads its *.yml files in name order.
 PATRONI_FILE = f"{POSTGRES_CONFIG_DIR}/patroni.yml"
-ENV_FILE = f"{POSTGRES_CONFIG_DIR}/patroni.env"  # 0600, the server user's: patroni_env's text
+SECRETS_FILE = f"{POSTGRES_CONFIG_DIR}/secrets.yml"  # 0600, the server user's: patroni_secrets' text
+PASSWORDS_SQL = f"{POSTGRES_CONFIG_DIR}/passwords.sql"  # 0600: passwords_sql's text
 ETCD_DATA = "etcd-data"  # mount key: an etcd member's data directory
 ETCD_HOME = "/var/lib/etcd-member"  # the etcd image's user's home; the mounted directory (uid 997)
 ETCD_DATA_DIR = f"{ETCD_HOME}/data"  # etcd_args' data_dir inside the container
 ETCD_UID = "997"  # the etcd image's user (images/etcd/Dockerfile)
 ETCD_STOP_SECONDS = 30  # SIGTERM: etcd leaves its peers and syncs its WAL
 
-# The env file read into Patroni's environment, then exec: the passwords are in neither the container's
-# own config (what `docker inspect` and the Pulumi state show) nor any argv. Lines are taken literally,
-# as `docker run --env-file` takes them (NAME=VALUE, no quoting), so the file patroni_env writes is the
-# one format for both. Patroni keeps PATRONI_* out of the environment of the Postgres it starts.
-ENV_LOADER = (
-    "import os, sys\n"
-    "env = dict(os.environ)\n"
-    "with open(sys.argv[1]) as f:\n"
-    "    for line in f.read().splitlines():\n"
-    "        name, sep, value = line.partition('=')\n"
-    "        if sep and name.startswith('PATRONI_'):\n"
-    "            env[name] = value\n"
-    "os.execvpe(sys.argv[2], sys.argv[2:], env)\n"
-)
-
 
 def patroni_command() -> tuple[str, ...]:
-    """The member's command: Patroni on PATRONI_FILE, with its passwords from ENV_FILE (ENV_LOADER)."""
-    return ("python3", "-c", ENV_LOADER, ENV_FILE, "patroni", PATRONI_FILE)
+    """The member's command: Patroni on its config directory (patroni.yml and SECRETS_FILE)."""
+    return ("patroni", POSTGRES_CONFIG_DIR)
+
+
+def set_passwords_step(container: str, port: int = POSTGRES_PORT) -> str:
+    """The shell line that sets PASSWORDS_SQL on the member when it is the leader (a replica is read-only
+    and gets them by replication), over the local socket (peer), before Patroni is sent its SIGHUP."""
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-p", str(port), "-d", "postgres"]
+    leads = shlex.join(exec_argv(container, [*psql, "-A", "-t", "-c", "SELECT pg_is_in_recovery()"]))
+    apply = shlex.join(exec_argv(container, [*psql, "-f", PASSWORDS_SQL]))
+    return f'if [ "$({leads})" = f ]; then {apply}; fi'
 
 
 def patroni_container(
@@ -383,7 +387,7 @@ def patroni_container(
 ) -> ContainerSpec:
     """A Patroni-managed Postgres member of the stack's Postgres image (its entrypoint makes PGDATA the
     server user's and drops root; Patroni bootstraps or clones PGDATA itself). Mounts: DATA, CONFIG
-    (the member's directory: patroni.yml, ENV_FILE, TLS), and with backups pgBackRest's config and a
+    (the member's directory: patroni.yml, SECRETS_FILE, TLS), and with backups pgBackRest's config and a
     posix repository, as the plain server's (render.containers.postgres_container)."""
     if posix_repo and not backup_config:
         raise ValueError("a posix backup repository needs the backup config mounted too")
@@ -392,7 +396,7 @@ def patroni_container(
         mounts[BACKUP_CONFIG] = MountPoint(BACKUP_CONFIG_DIR, read_only=True)
     if posix_repo:
         mounts[BACKUP_REPO] = MountPoint(POSIX_REPO, read_only=False)
-    # SIGINT: Patroni (PID 1) stops Postgres with a fast shutdown; no env: the passwords are in ENV_FILE.
+    # SIGINT: Patroni (PID 1) stops Postgres with a fast shutdown; no env: the passwords are in SECRETS_FILE.
     return ContainerSpec(
         name=name,
         image=image,

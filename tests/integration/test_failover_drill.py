@@ -18,7 +18,7 @@ from postgres_platform.harness.docker import docker
 from postgres_platform.model.images import POSTGRES_17
 from postgres_platform.model.load import load_stack_values
 from postgres_platform.model.stackfile import read_stack_values, stack_file
-from postgres_platform.render.patroni import patroni_env, patroni_yaml
+from postgres_platform.render.patroni import patroni_secrets, patroni_yaml
 
 CONFIG = load_stack_values(read_stack_values(stack_file("prod")))
 
@@ -52,8 +52,9 @@ def test_the_script_runs_the_drill_module_and_says_what_it_needs() -> None:
 
 def test_patroni_4_validates_a_hetzner_members_config_but_for_the_unreachable_etcd(tmp_path: Path) -> None:
     """Patroni's own --validate-config on the shape a Hetzner member gets (private addresses, pgBackRest
-    replicas, watchdog automatic, REST auth), passwords from the env file only: every key is accepted;
-    the only complaints are the etcd members this sandbox cannot reach."""
+    replicas, watchdog automatic, REST auth), the passwords in secrets.yml beside it, the directory given
+    as the member's command gives it: every key is accepted; the only complaints are the etcd members
+    this sandbox cannot reach."""
     (tmp_path / "patroni.yml").write_text(
         patroni_yaml(
             scope="prod",
@@ -73,29 +74,26 @@ def test_patroni_4_validates_a_hetzner_members_config_but_for_the_unreachable_et
             rest_username="patroni",
         )
     )
-    env = tmp_path / "patroni.env"
-    env.write_text(patroni_env(superuser="s", replication="r", rewind="w", restapi="a"))
+    (tmp_path / "secrets.yml").write_text(patroni_secrets(superuser="s", replication="r", rewind="w", restapi="a"))
     mount = f"type=bind,source={tmp_path},target=/etc/patroni,readonly"
     done = docker(
         "run",
         "--rm",
         "--network",
         "none",
-        "--env-file",
-        str(env),
         "--mount",
         mount,
         "--entrypoint",
         "patroni",
         POSTGRES_17.reference,
         "--validate-config",
-        "/etc/patroni/patroni.yml",
+        "/etc/patroni",
         check=False,
     )
     complaints = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert complaints, "expected the unreachable etcd hosts to be reported"
     assert all(line.startswith("etcd3.hosts.") and "is not reachable" in line for line in complaints), complaints
-    # Without the env file the REST API password is missing: it is read from there, not the YAML.
+    # patroni.yml alone lacks the REST API password: it is in secrets.yml only.
     bare = docker(
         "run",
         "--rm",

@@ -18,8 +18,6 @@ from postgres_platform.harness.docker import docker
 from postgres_platform.model.names import POSTGRES_CONFIG_DIR
 from postgres_platform.render.patroni import (
     CONFIG_PATCH,
-    ENV_FILE,
-    PATRONI_FILE,
     config_patch_input,
     durability,
     dynamic_config,
@@ -88,8 +86,8 @@ def test_a_reloadable_setting_is_patched_and_reloaded_on_both_members_and_droppe
 
 def test_patroni_validates_the_hetzner_members_files_through_the_members_own_command(tmp_path: Path) -> None:
     """The primary member's config directory exactly as the mocked prod plan writes it (patroni.yml, the 0600
-    env file, TLS files), mounted where the member mounts it and run with the member's command: real Patroni
-    4 accepts every key, and finds the REST password in the env file (the loader); only the etcd hosts,
+    secrets.yml, TLS files), mounted where the member mounts it and run with the member's command: real
+    Patroni 4 accepts every key, and finds the REST password in secrets.yml; only the etcd hosts,
     unreachable from here, are reported."""
     run = failover_run()
     for name, file in config_files(run, "primary-patroni-config").items():
@@ -97,7 +95,7 @@ def test_patroni_validates_the_hetzner_members_files_through_the_members_own_com
         (tmp_path / name).chmod(int(file.mode, 8))
     (member,) = [r for r in run.resources if r.name == "primary-patroni-container"]
     command = member.inputs["command"]
-    assert command[-3:] == [ENV_FILE, "patroni", PATRONI_FILE]
+    assert command == ["patroni", POSTGRES_CONFIG_DIR]
     mount = f"type=bind,source={tmp_path},target={POSTGRES_CONFIG_DIR},readonly"
     done = docker(
         "run",

@@ -16,9 +16,7 @@ from postgres_platform.offline.program import ProgramRun, Registered, fake_secre
 from postgres_platform.render.containers import CONFIG, DATA
 from postgres_platform.render.patroni import (
     CONFIG_PATCH,
-    ENV_FILE,
     ETCD_DATA,
-    PATRONI_FILE,
     config_patch_command,
     config_patch_input,
     etcd_container,
@@ -117,7 +115,7 @@ def test_pg_hba_lets_each_member_replicate_and_rewind_from_the_other_only() -> N
         assert rejects and rejects[0] == len(rows) - 2  # the rejects still close it: first match wins
 
 
-def test_no_secret_in_any_containers_env_or_command_only_in_the_0600_env_file() -> None:
+def test_no_secret_in_any_containers_env_or_command_only_in_the_0600_secrets_file() -> None:
     run = failover_run()
     passwords = [fake_secret(f"postgres-{what}-password") for what in ("superuser", "replication", "rewind", "restapi")]
     for container in run.of_type(CONTAINER):
@@ -126,21 +124,32 @@ def test_no_secret_in_any_containers_env_or_command_only_in_the_0600_env_file() 
         assert "PASSWORD" not in json.dumps(container.inputs.get("envs") or []), container.name
     for role in ("primary", "replica"):
         files = config_files(run, f"{role}-patroni-config")
-        env = files["patroni.env"]
-        assert env.mode == "0600" and files["server.key"].mode == "0600"
-        assert env.content.splitlines() == [
-            f"PATRONI_SUPERUSER_PASSWORD={passwords[0]}",
-            f"PATRONI_REPLICATION_PASSWORD={passwords[1]}",
-            f"PATRONI_REWIND_PASSWORD={passwords[2]}",
-            f"PATRONI_RESTAPI_PASSWORD={passwords[3]}",
-        ]
-        assert not any(pw in files["patroni.yml"].content for pw in passwords)
-        assert "stdin" in named(run, f"{role}-patroni-config-write").secret_inputs
+        secrets, sql = files["secrets.yml"], files["passwords.sql"]
+        assert secrets.mode == sql.mode == files["server.key"].mode == "0600"
+        auth = yaml.safe_load(secrets.content)["postgresql"]["authentication"]
+        assert [auth[what]["password"] for what in ("superuser", "replication", "rewind")] == passwords[:3]
+        assert yaml.safe_load(secrets.content)["restapi"]["authentication"]["password"] == passwords[3]
+        assert not any(pw in files["patroni.yml"].content or pw in sql.content for pw in passwords)  # verifiers
+        write = named(run, f"{role}-patroni-config-write")
+        assert "stdin" in write.secret_inputs
         member = named(run, f"{role}-patroni-container").inputs
-        assert member["command"][-3:] == [ENV_FILE, "patroni", PATRONI_FILE]  # the loader reads the file
+        assert member["command"] == ["patroni", "/etc/postgresql"]  # the directory: patroni.yml and secrets.yml
     patch = named(run, PATCH)
     assert "stdin" in patch.secret_inputs and passwords[3] not in patch.inputs["create"]
     assert patch.inputs["stdin"] == f"patroni:{passwords[3]}\n"
+
+
+def test_a_new_password_is_set_where_the_member_leads_then_patroni_rereads_its_files() -> None:
+    """A replaced password changes the files only (no container): the write's reload runs ALTER ROLE where
+    the member is the leader, then the SIGHUP that makes Patroni reread secrets.yml."""
+    run = failover_run()
+    for role, container in (
+        ("primary", "postgres-platform-prod-postgres"),
+        ("replica", "postgres-platform-prod-postgres-replica"),
+    ):
+        script = named(run, f"{role}-patroni-config-write").inputs["create"]
+        leads, hup = script.index("SELECT pg_is_in_recovery()"), script.index(f"docker kill --signal=HUP {container}")
+        assert leads < script.index("-f /etc/postgresql/passwords.sql") < hup
 
 
 def patch_config(run: ProgramRun) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Patroni's config, its env file, etcd's flags and the proxy's health checks, rendered (pure). The real
+"""Patroni's config, its secrets file and passwords SQL, etcd's flags and the proxy's health checks, rendered (pure). The real
 Patroni, etcd and HAProxy run them in tests/integration/test_failover_drill.py."""
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ import yaml
 from postgres_platform.cli import failover_drill
 from postgres_platform.model.load import parse
 from postgres_platform.render.patroni import (
-    PASSWORD_ENV,
+    PASSWORDS_SQL,
     dynamic_parameters,
     etcd_args,
     haproxy_cfg,
-    patroni_env,
+    passwords_sql,
+    patroni_secrets,
     patroni_yaml,
+    set_passwords_step,
 )
 from postgres_platform.render.postgres import server_settings
+from postgres_platform.render.scram import stable_verifier
 from tests.helpers import valid_config
 
 ETCD = ["10.0.1.2:2379", "10.0.1.3:2379", "10.0.1.4:2379"]
@@ -108,18 +111,51 @@ def test_watchdog_mode_is_chosen_and_defaults_to_automatic() -> None:
     assert parsed(watchdog_mode="off")["watchdog"] == {"mode": "off"}
 
 
-def test_the_env_file_carries_each_password_under_patronis_name() -> None:
-    env = patroni_env(superuser="s3cr3t", replication="r", rewind="w", restapi="a")
-    values = dict(line.split("=", 1) for line in env.splitlines())
-    assert values == {
-        "PATRONI_SUPERUSER_PASSWORD": "s3cr3t",
-        "PATRONI_REPLICATION_PASSWORD": "r",
-        "PATRONI_REWIND_PASSWORD": "w",
-        "PATRONI_RESTAPI_PASSWORD": "a",
+def merged(*documents: str) -> dict[str, Any]:
+    """Patroni's merge of a config directory's files (patch_config: nested mappings merged, later wins)."""
+
+    def patch(into: dict[str, Any], other: dict[str, Any]) -> None:
+        for key, value in other.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                patch(into[key], value)
+            else:
+                into[key] = value
+
+    result: dict[str, Any] = {}
+    for text in documents:
+        patch(result, yaml.safe_load(text))
+    return result
+
+
+def test_the_secrets_file_completes_patroni_yml_with_each_password_kept_literally() -> None:
+    tricky = "a=b'c\"d $HOME `x` : # {y}\nz"  # what YAML or a shell would read otherwise: kept as it is
+    config = merged(
+        patroni_yaml(**member(rest_username="patroni")),
+        patroni_secrets(superuser=tricky, replication="r", rewind="w", restapi="a"),
+    )
+    auth = config["postgresql"]["authentication"]
+    assert auth == {
+        "superuser": {"username": "postgres", "password": tricky},
+        "replication": {"username": "replicator", "password": "r"},
+        "rewind": {"username": "rewind_user", "password": "w"},
     }
-    assert set(values) == set(PASSWORD_ENV.values())
-    with pytest.raises(ValueError, match="superuser password"):
-        patroni_env(superuser="a\nb", replication="r", rewind="w", restapi=None)
+    assert config["restapi"]["authentication"] == {"username": "patroni", "password": "a"}
+    assert "restapi" not in yaml.safe_load(patroni_secrets(superuser="s", replication="r", rewind="w", restapi=None))
+    with pytest.raises(ValueError, match="rewind password"):
+        patroni_secrets(superuser="s", replication="r", rewind="", restapi=None)
+
+
+def test_the_passwords_sql_sets_verifiers_never_the_passwords_and_only_where_the_member_leads() -> None:
+    sql = passwords_sql(superuser="s3cr3t-s", replication="s3cr3t-r", rewind="s3cr3t-w")
+    assert "s3cr3t" not in sql
+    assert sql.splitlines() == [
+        f"ALTER ROLE \"postgres\" WITH PASSWORD '{stable_verifier('postgres', 's3cr3t-s')}';",
+        f"ALTER ROLE \"replicator\" WITH PASSWORD '{stable_verifier('replicator', 's3cr3t-r')}';",
+        f"ALTER ROLE \"rewind_user\" WITH PASSWORD '{stable_verifier('rewind_user', 's3cr3t-w')}';",
+    ]
+    step = set_passwords_step("c")
+    assert step.startswith('if [ "$(docker exec -i -u postgres c psql ') and "SELECT pg_is_in_recovery()" in step
+    assert step.endswith(f"-f {PASSWORDS_SQL}; fi")  # a replica (t) or a stopped server: nothing runs
 
 
 def test_settings_patroni_owns_are_dropped_from_the_programs_and_refused_in_the_config() -> None:
