@@ -68,6 +68,7 @@ def backups_of(config: PlatformConfig, site: Site) -> Backups | None:
             s3_key_secret=secrets.require_secret("backupS3KeySecret") if s3 else None,
             timers=site.shell.ssh is not None,
             verify=restore_check.job_of(pulumi.get_stack(), config, site.shell.root),
+            leader_only=site.cluster is not None,  # hetzner.failover: the units follow Patroni's leader
             depends_on=site.ready,
         ),
     )

@@ -202,12 +202,13 @@ class HetznerTarget(Target):
         self.hetzner: HetznerConfig = config.hetzner
         self.failover = self.hetzner.failover.enabled  # config checks: only with a replica
         if self.failover and not pulumi.runtime.is_dry_run():
-            # Patroni and etcd are declared on the hosts, the provider's host is checked to lead and passwords
-            # rotate by a reload, but backups and restart-only settings do not follow the leader yet.
+            # Patroni and etcd are declared on the hosts, the provider's host is checked to lead, passwords
+            # rotate by a reload and backups run on the leader, but restarts are not ordered across members yet.
             raise ConfigError(
                 [
-                    "hetzner.failover.enabled: not yet for `pulumi up`: backups and restarts "
-                    "do not follow Patroni's leader yet (docs/operations/failover.md#what-pulumi-up-still-needs), "
+                    "hetzner.failover.enabled: not yet for `pulumi up`: restart-only settings and minor upgrades "
+                    "are not ordered across Patroni's members yet "
+                    "(docs/operations/failover.md#what-pulumi-up-still-needs), "
                     "got true"
                 ]
             )
@@ -404,13 +405,11 @@ class HetznerTarget(Target):
             REPLICA: [replica_host],
         }
         if backups is not None:
-            # The replica's host restores from the repository and archives after a promotion: its own copy of
-            # pgBackRest's config (a posix repository is the primary host's volume: a replica there falls back
-            # to pg_basebackup, and a promoted one archives to its own empty volume; use s3 with failover).
-            files = backups.on_host("replica-backups", replica_host.shell, [replica_host])
+            # The replica's host restores from the repository, archives after a promotion and backs up while
+            # it leads: its own copy of pgBackRest's config and the backup units (config checks: s3 only).
+            replica_container = container_name(stack, REPLICA)
+            files = backups.on_host("replica-backups", replica_host.shell, [replica_host], replica_container)
             sources_of[REPLICA][BACKUP_CONFIG] = MountSource(files.path)
-            if BACKUP_REPO in primary.container.sources:
-                sources_of[REPLICA][BACKUP_REPO] = primary.container.sources[BACKUP_REPO]
             depends_on[REPLICA].append(files.written)
         # The exporters connect from each host's private IP to its own Postgres (monitoring), as without Patroni.
         monitors = tuple(h.database_ips()) if self.config.exporters_run() else ()

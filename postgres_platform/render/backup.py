@@ -163,6 +163,24 @@ def record_command(container: str) -> str:
     return in_container(container, ["bash", f"{CONFIG_DIR}/{RECORD_SCRIPT}"])
 
 
+# hetzner.failover: every database host has the backup units, and each runs only where Postgres is the
+# leader (ExecCondition: an exit of 1 skips the run without failing the unit; so does a stopped server).
+LEADS_SCRIPT = "leads.sh"
+
+
+def leads_script(port: int = POSTGRES_PORT) -> str:
+    """Run inside the Postgres container as postgres: exit 0 where the server is a primary, 1 elsewhere."""
+    return f"""#!/bin/sh
+# postgres-platform: is this host's Postgres the leader? (render/backup.py; the backup units' ExecCondition)
+[ "$(psql -X -A -t -q -p {port} -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]
+"""
+
+
+def leads_condition(container: str) -> str:
+    """A unit's `ExecCondition=` line: the backup or verification runs on the leader's host only."""
+    return f"ExecCondition=/usr/bin/{in_container(container, ['sh', f'{CONFIG_DIR}/{LEADS_SCRIPT}'])}\n"
+
+
 def stanza_script(container: str, backup: BackupConfig) -> str:
     """Idempotent: stanza-create accepts an existing matching stanza; check proves archiving works; a
     first full backup when there is none (a base for point-in-time recovery and for new standbys)."""
@@ -178,8 +196,10 @@ def stanza_script(container: str, backup: BackupConfig) -> str:
     return "set -eu\n" + "\n".join(steps) + "\n"
 
 
-def timer_units(container: str, backup: BackupConfig) -> dict[str, str]:
-    """systemd units on the host: a full and a differential backup on their schedules, an hourly check."""
+def timer_units(container: str, backup: BackupConfig, *, leader_only: bool = False) -> dict[str, str]:
+    """systemd units on the host: a full and a differential backup on their schedules, an hourly check;
+    `leader_only` (hetzner.failover: the units are on every database host), each on the leader only."""
+    condition = leads_condition(container) if leader_only else ""
     units: dict[str, str] = {}
     jobs = {
         "full": (backup.schedule.full, command("--type=full", "backup", backup=backup)),
@@ -190,7 +210,7 @@ def timer_units(container: str, backup: BackupConfig) -> dict[str, str]:
         unit = f"postgres-platform-backup-{name}"
         units[f"{unit}.service"] = (
             f"[Unit]\nDescription=pgBackRest {name} ({STANZA})\nAfter=docker.service\n\n"
-            f"[Service]\nType=oneshot\nExecStart=/usr/bin/{in_container(container, argv)}\n"
+            f"[Service]\nType=oneshot\n{condition}ExecStart=/usr/bin/{in_container(container, argv)}\n"
             f"ExecStartPost=/usr/bin/{record_command(container)}\n"
         )
         units[f"{unit}.timer"] = (

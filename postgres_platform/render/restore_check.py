@@ -208,12 +208,14 @@ VERIFY_OK=$ok VERIFY_SECONDS=$seconds VERIFY_DETAIL=$detail timeout 300 {shlex.j
 """
 
 
-def job_units(script_path: str, schedule: str, timeout: int = JOB_TIMEOUT) -> dict[str, str]:
-    """The host's systemd service (the script, bounded) and its timer on the configured schedule."""
+def job_units(script_path: str, schedule: str, timeout: int = JOB_TIMEOUT, condition: str = "") -> dict[str, str]:
+    """The host's systemd service (the script, bounded) and its timer on the configured schedule;
+    `condition` an ExecCondition line (backup.leads_condition: the leader's host only)."""
     return {
         f"{JOB_UNIT}.service": (
             "[Unit]\nDescription=Verified restore of the latest pgBackRest backup\nAfter=docker.service\n\n"
-            f"[Service]\nType=oneshot\nExecStart=/bin/bash {script_path}\nTimeoutStartSec={timeout + 600}\n"
+            f"[Service]\nType=oneshot\n{condition}ExecStart=/bin/bash {script_path}\n"
+            f"TimeoutStartSec={timeout + 600}\n"
         ),
         f"{JOB_UNIT}.timer": (
             f"[Unit]\nDescription=Verified restore schedule\n\n[Timer]\nOnCalendar={schedule}\nPersistent=true\n"

@@ -1,4 +1,4 @@
-"""Password rotation under Patroni, against the drill's real cluster: each member's new secrets.yml and
+"""The backup units' leader gate (render/backup.leads_script) and password rotation under Patroni, against the drill's real cluster: each member's new secrets.yml and
 passwords.sql, then the reload the Hetzner stacks run on a changed file (reload_if_running with
 set_passwords_step). The superuser, replication, pg_rewind and REST API passwords all change with no
 member restarted: the new ones log in, the old ones are refused, and the replica streams again with the
@@ -16,6 +16,7 @@ import psycopg
 from postgres_platform.cli import errors, failover_drill
 from postgres_platform.cli.failover_drill import PARAMETERS, PATRONI_UID, Drill, _wait
 from postgres_platform.model.names import LOOPBACK
+from postgres_platform.render.backup import leads_script
 from postgres_platform.render.files import reload_if_running
 from postgres_platform.render.patroni import PASSWORDS_SQL, SECRETS_FILE, passwords_sql, set_passwords_step
 from tests.integration.test_patroni_config import patch, started_at
@@ -79,6 +80,20 @@ def test_every_password_rotates_by_a_reload_on_the_leader_and_the_replica() -> N
             60,
             lambda: d.streaming_replica(replica, sync=False) and replicated(d, leader, replica),
         )
+        # The backup units' ExecCondition: 0 where Postgres leads, 1 on the replica (systemd skips the run).
+        for member, code in ((leader, 0), (replica, 1)):
+            gate = [
+                "docker",
+                "exec",
+                "-i",
+                "-u",
+                "postgres",
+                member.container,
+                "sh",
+                "-c",
+                leads_script(member.pg_port),
+            ]
+            assert subprocess.run(gate, capture_output=True, timeout=30, check=False).returncode == code
         # Patroni could still log in over the socket: it manages both members, neither restarted.
         assert {m.name: started_at(m.container) for m in d.members.values()} == containers
 

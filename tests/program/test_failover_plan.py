@@ -243,7 +243,7 @@ def test_failover_without_a_replica_is_a_one_line_error_and_declares_nothing() -
     assert recorder.registered == []
 
 
-def test_an_update_refuses_failover_until_backups_and_restarts_follow_the_leader() -> None:
+def test_an_update_refuses_failover_until_restarts_are_ordered_across_the_members() -> None:
     """A preview shows the plan; `pulumi up` stops before declaring anything, naming the key and the page
     that lists what is missing (docs/operations/failover.md)."""
     recorder = RecordingMocks()

@@ -252,3 +252,22 @@ def test_the_provider_waits_for_the_check_that_its_host_is_a_primary() -> None:
     assert named(run, "primary-patroni-container").urn in check.dependencies
     (provider,) = [r for r in run.of_type("pulumi:providers:postgresql") if r.name == "postgres-provider"]
     assert check.urn in provider.dependencies
+
+
+def test_backups_run_on_whichever_database_host_leads() -> None:
+    """Both hosts get the backup and verified-restore units, each gated on its own member being the leader
+    (render/backup.leads_condition); the stanza is made once, on db-1's host (the provider's: it leads)."""
+    run = failover_run()
+    for prefix, container in (
+        ("backups", "postgres-platform-prod-postgres"),
+        ("replica-backups", "postgres-platform-prod-postgres-replica"),
+    ):
+        gate = f"ExecCondition=/usr/bin/docker exec -u postgres {container} sh /etc/pgbackrest/leads.sh"
+        timers = named(run, f"{prefix}-timers").inputs["create"]
+        assert timers.count(gate) == 3  # full, diff and the hourly check
+        verify = named(run, f"{prefix}-verify").inputs["create"]
+        assert gate in verify and f"server={container}" in verify
+        assert ssh_host(run, f"{prefix}-timers") == ssh_host(run, f"{prefix}-config-write")
+        assert "leads.sh" in config_files(run, f"{prefix}-config")
+    assert ssh_host(run, "backups-timers") != ssh_host(run, "replica-backups-timers")
+    assert not [r for r in run.resources if r.name == "replica-backups-stanza"]
