@@ -17,6 +17,7 @@ from postgres_platform.cli import failover_drill, live_budget, switchover
 from postgres_platform.harness.docker import docker
 from postgres_platform.model.images import POSTGRES_17
 from postgres_platform.model.load import load_stack_values
+from postgres_platform.model.names import POSTGRES_CONFIG_DIR
 from postgres_platform.model.stackfile import read_stack_values, stack_file
 from postgres_platform.render.patroni import patroni_secrets, patroni_yaml
 
@@ -50,6 +51,17 @@ def test_the_script_runs_the_drill_module_and_says_what_it_needs() -> None:
     assert "--json" in done.stdout and "SIGKILL" in done.stdout
 
 
+def validate_config(image: str, directory: Path, path: str = POSTGRES_CONFIG_DIR) -> list[str]:
+    """`patroni --validate-config path` in the image, `directory` mounted read-only as a member's config
+    directory, no network: what Patroni complains of, a line each."""
+    mount = f"type=bind,source={directory},target={POSTGRES_CONFIG_DIR},readonly"
+    done = docker(
+        "run", "--rm", "--network", "none", "--mount", mount, "--entrypoint", "patroni", image,
+        "--validate-config", path, check=False,
+    )  # fmt: skip
+    return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+
+
 def test_patroni_4_validates_a_hetzner_members_config_but_for_the_unreachable_etcd(tmp_path: Path) -> None:
     """Patroni's own --validate-config on the shape a Hetzner member gets (private addresses, pgBackRest
     replicas, watchdog automatic, REST auth), the passwords in secrets.yml beside it, the directory given
@@ -75,40 +87,12 @@ def test_patroni_4_validates_a_hetzner_members_config_but_for_the_unreachable_et
         )
     )
     (tmp_path / "secrets.yml").write_text(patroni_secrets(superuser="s", replication="r", rewind="w", restapi="a"))
-    mount = f"type=bind,source={tmp_path},target=/etc/patroni,readonly"
-    done = docker(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--mount",
-        mount,
-        "--entrypoint",
-        "patroni",
-        POSTGRES_17.reference,
-        "--validate-config",
-        "/etc/patroni",
-        check=False,
-    )
-    complaints = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    complaints = validate_config(POSTGRES_17.reference, tmp_path)
     assert complaints, "expected the unreachable etcd hosts to be reported"
     assert all(line.startswith("etcd3.hosts.") and "is not reachable" in line for line in complaints), complaints
     # patroni.yml alone lacks the REST API password: it is in secrets.yml only.
-    bare = docker(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--mount",
-        mount,
-        "--entrypoint",
-        "patroni",
-        POSTGRES_17.reference,
-        "--validate-config",
-        "/etc/patroni/patroni.yml",
-        check=False,
-    )
-    assert "restapi.authentication.password" in bare.stdout + bare.stderr
+    bare = validate_config(POSTGRES_17.reference, tmp_path, f"{POSTGRES_CONFIG_DIR}/patroni.yml")
+    assert any("restapi.authentication.password" in line for line in bare)
 
 
 def test_live_shows_the_members_and_pgplat_switchover_switches(tmp_path: Path) -> None:

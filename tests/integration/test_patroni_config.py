@@ -23,6 +23,7 @@ from postgres_platform.render.patroni import (
     dynamic_config,
 )
 from tests.helpers import config_files
+from tests.integration.test_failover_drill import validate_config
 from tests.program.test_failover_plan import failover_run
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # any CA file: the drill's REST API is plain http on loopback
@@ -96,23 +97,7 @@ def test_patroni_validates_the_hetzner_members_files_through_the_members_own_com
     (member,) = [r for r in run.resources if r.name == "primary-patroni-container"]
     command = member.inputs["command"]
     assert command == ["patroni", POSTGRES_CONFIG_DIR]
-    mount = f"type=bind,source={tmp_path},target={POSTGRES_CONFIG_DIR},readonly"
-    done = docker(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--mount",
-        mount,
-        "--entrypoint",
-        command[0],
-        member.inputs["image"],
-        *command[1:-1],
-        "--validate-config",
-        command[-1],
-        check=False,
-    )
-    complaints = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    complaints = validate_config(member.inputs["image"], tmp_path, command[-1])
     assert complaints and all(line.startswith("etcd3.hosts.") and "is not reachable" in line for line in complaints), (
         complaints
     )
