@@ -15,6 +15,7 @@ setting read at start): a reloadable change never replaces a container.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ from postgres_platform.render.patroni import (
     config_patch_input,
     passwords_sql,
     patroni_secrets,
+    restart_command,
+    restart_input,
+    restart_parameters,
     set_passwords_step,
 )
 from postgres_platform.render.postgres import CERT_FILE, KEY_FILE
@@ -203,6 +207,44 @@ class PatroniDynamicConfig(pulumi.ComponentResource):
 
 
 @dataclass(frozen=True)
+class RestartsArgs:
+    shell: HostShell  # db-1's host: the script runs in its Patroni container
+    container: str
+    rest_url: str
+    rest_password: pulumi.Output[str]
+    restart_settings: Mapping[str, str]  # the dynamic configuration's restart-only parameters: a change runs it
+    poolers: Mapping[str, tuple[str, pulumi.Output[str]]]  # member -> its host's console conninfo, admin password
+    grace: float  # seconds the load balancer takes to see a restarted member healthy
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class PatroniRestarts(pulumi.ComponentResource):
+    """After a PATCH that changed a restart-only setting (max_connections, shared_buffers, ...), which
+    Patroni only flags pending_restart: restart those members in order, replicas first, then the leader
+    in place, each with its host's PgBouncer paused (render/patroni_restart.py). Its triggers are those
+    settings, so a reloadable change runs nothing here, and a preview shows the restarts coming."""
+
+    command: command.remote.Command
+
+    def __init__(self, name: str, args: RestartsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("postgres-platform:index:PatroniRestarts", name, None, opts)
+        members = sorted(args.poolers)
+        every = pulumi.Output.all(args.rest_password, *(args.poolers[m][1] for m in members))
+        stdin: pulumi.Output[str] = pulumi.Output.secret(
+            every.apply(lambda v: restart_input(v[0], dict(zip(members, v[1:], strict=True))))
+        )
+        self.command = _remote(
+            f"{name}-command",
+            args.shell,
+            restart_command(args.container, args.rest_url, {m: args.poolers[m][0] for m in members}, args.grace),
+            pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            stdin=stdin,
+            triggers=[json.dumps(dict(args.restart_settings), sort_keys=True)],
+        )
+        self.register_outputs({})
+
+
+@dataclass(frozen=True)
 class PatroniHost:
     """What a database host's member is, less its passwords (PatroniCluster makes those)."""
 
@@ -305,4 +347,28 @@ class PatroniCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[leader.container]),
         )
         self.provider = admin_provider(f"{name}-provider", self.admin_connection, True, self, [primary])
+        self._name, self._first, self._rest_password = name, first, passwords["restapi"]
+        self._restart_settings = restart_parameters(args.dynamic_config)
         self.register_outputs({"containerName": leader.container.name})
+
+    def order_restarts(
+        self,
+        poolers: Mapping[str, tuple[str, pulumi.Output[str]]],
+        grace: float,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> PatroniRestarts:
+        """PatroniRestarts after the dynamic configuration, from db-1's host; declared once the poolers
+        it pauses exist, and not as the cluster's child: the poolers wait for the cluster."""
+        return PatroniRestarts(
+            f"{self._name}-restarts",
+            RestartsArgs(
+                shell=self._first.shell,
+                container=self._first.spec.name,
+                rest_url=self._first.rest_url,
+                rest_password=self._rest_password,
+                restart_settings=self._restart_settings,
+                poolers=poolers,
+                grace=grace,
+                depends_on=[self.dynamic_config.patch, *depends_on],
+            ),
+        )

@@ -54,10 +54,20 @@ from postgres_platform.render import pgbouncer
 from postgres_platform.render.backup import STANZA
 from postgres_platform.render.containers import BACKUP_CONFIG, BACKUP_REPO, DATA, MountSource, postgres_container
 from postgres_platform.render.dsn import Endpoint
-from postgres_platform.render.hetzner import DATA_DIR, ETCD_DATA_DIR, PRIMARY_CHECK, READ_PORT, REPLICA_CHECK
-from postgres_platform.render.patroni import ETCD_DATA_DIR as ETCD_DATA_DIR_IN_CONTAINER
+from postgres_platform.render.hetzner import (
+    DATA_DIR,
+    ETCD_DATA_DIR,
+    HEALTH_INTERVAL,
+    HEALTH_TIMEOUT,
+    PRIMARY_CHECK,
+    READ_PORT,
+    REPLICA_CHECK,
+)
 from postgres_platform.render.patroni import (
+    DB_1,
+    DB_2,
     REST_USER,
+    console_conninfo,
     durability,
     dynamic_config,
     dynamic_parameters,
@@ -67,6 +77,7 @@ from postgres_platform.render.patroni import (
     patroni_container,
     patroni_yaml,
 )
+from postgres_platform.render.patroni import ETCD_DATA_DIR as ETCD_DATA_DIR_IN_CONTAINER
 from postgres_platform.render.pg_hba import HbaSources, render_pg_hba
 from postgres_platform.render.postgres import (
     CERT_FILE,
@@ -126,6 +137,11 @@ class Target(ABC):
 
     def add_poolers(self, primary: PgBouncerArgs, endpoints: pgbouncer.Endpoints) -> None:
         """Declare a PgBouncer on each other host that may become the primary (after add_replicas)."""
+        return None
+
+    def add_restarts(self, server: PostgresServer | PatroniCluster, pgbouncer: PgBouncer | None) -> None:
+        """Declare what restarts the servers in order for a restart-only setting, where something must
+        (after add_poolers: the poolers are paused around each restart)."""
         return None
 
 
@@ -215,6 +231,7 @@ class HetznerTarget(Target):
         self.witnesses: list[WitnessHost] = []
         self.load_balancer: PrimaryLoadBalancer | None = None
         self._replica_host: DatabaseHost | None = None
+        self._replica_pgbouncer: PgBouncer | None = None
         self._replica_tls: ServerTls | None = None
         self._primary_host: DatabaseHost | None = None
         self._primary_tls: ServerTls | None = None
@@ -368,7 +385,7 @@ class HetznerTarget(Target):
         h, f, stack = self.hetzner, self.hetzner.failover, pulumi.get_stack()
         primary_host, replica_host = self._primary_host, self._replica_host
         assert primary_host is not None and replica_host is not None and self._primary_tls and self._replica_tls
-        etcd_hosts = [(primary_host, "db-1"), (replica_host, "db-2")] + [
+        etcd_hosts = [(primary_host, DB_1), (replica_host, DB_2)] + [
             (w, f"witness-{i + 1}") for i, w in enumerate(self.witnesses)
         ]
         addresses = {
@@ -415,8 +432,8 @@ class HetznerTarget(Target):
         monitors = tuple(h.database_ips()) if self.config.exporters_run() else ()
         members = []
         for label, role, host, peer, tls, name in (
-            (PRIMARY, "primary", primary_host, replica_host, self._primary_tls, "db-1"),
-            (REPLICA, "replica", replica_host, primary_host, self._replica_tls, "db-2"),
+            (PRIMARY, "primary", primary_host, replica_host, self._primary_tls, DB_1),
+            (REPLICA, "replica", replica_host, primary_host, self._replica_tls, DB_2),
         ):
             ip = host.private_ip
             hba = render_pg_hba(self.config, HbaSources((h.subnet,), tuple(h.admin_cidrs), peer.private_ip, monitors))
@@ -536,7 +553,7 @@ class HetznerTarget(Target):
             return
         ip = host.private_ip
         local = dataclasses.replace(endpoints, listen_addr=ip, server_host=ip)
-        PgBouncer(
+        self._replica_pgbouncer = PgBouncer(
             "replica-pgbouncer",
             dataclasses.replace(
                 primary,
@@ -547,6 +564,21 @@ class HetznerTarget(Target):
                 depends_on=[*primary.depends_on, host],
             ),
         )
+
+    def add_restarts(self, server: PostgresServer | PatroniCluster, pgbouncer: PgBouncer | None) -> None:
+        """hetzner.failover: PatroniRestarts from db-1's host, pausing each host's PgBouncer (its console on
+        the host's private IP, checked against the stack CA) around its member's restart."""
+        if not isinstance(server, PatroniCluster):
+            return
+        hosts = {DB_1: (self._primary_host, pgbouncer), DB_2: (self._replica_host, self._replica_pgbouncer)}
+        poolers = {
+            member: (console_conninfo(host.private_ip), pooler.admin_password)
+            for member, (host, pooler) in hosts.items()
+            if host is not None and pooler is not None
+        }
+        # The load balancer sees a restarted member healthy within one check (interval and timeout).
+        grace = HEALTH_INTERVAL + HEALTH_TIMEOUT
+        server.order_restarts(poolers, grace, [pooler for _, pooler in hosts.values() if pooler is not None])
 
 
 class ExistingTarget(Target):

@@ -23,12 +23,23 @@ import json
 import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from postgres_platform.model.config import FailoverConfig, SettingValue
-from postgres_platform.model.names import PGDATA, POSTGRES_CONFIG_DIR, POSTGRES_PORT, REPLICATION_ROLE, SUPERUSER
+from postgres_platform.model.names import (
+    PGBOUNCER_ADMIN,
+    PGBOUNCER_CONSOLE_DB,
+    PGBOUNCER_PORT,
+    PGDATA,
+    POSTGRES_CONFIG_DIR,
+    POSTGRES_PORT,
+    REPLICATION_ROLE,
+    SUPERUSER,
+)
+from postgres_platform.model.settings import restart_settings
 from postgres_platform.render.backup import CONFIG_DIR as BACKUP_CONFIG_DIR
 from postgres_platform.render.backup import POSIX_REPO
 from postgres_platform.render.containers import (
@@ -470,6 +481,42 @@ def config_patch_command(container: str, rest_url: str, config: Mapping[str, Any
         raise ValueError(f"the REST API is reached over TLS: an https:// URL, not {rest_url!r}")
     body = json.dumps(config, sort_keys=True)
     return shlex.join(["docker", "exec", "-i", container, "python3", "-c", CONFIG_PATCH, rest_url, CA_FILE, body])
+
+
+DB_1, DB_2 = "db-1", "db-2"  # the Hetzner members' names in Patroni: by host (db-1 bootstraps), not by role
+
+
+def console_conninfo(host: str) -> str:
+    """A host's PgBouncer console, as RESTART_SCRIPT reaches it from a Patroni container (no password),
+    its certificate checked against the stack CA there."""
+    return (
+        f"host={host} port={PGBOUNCER_PORT} dbname={PGBOUNCER_CONSOLE_DB} user={PGBOUNCER_ADMIN} "
+        f"sslmode=verify-full sslrootcert={CA_FILE}"
+    )
+
+
+RESTART_SCRIPT = (Path(__file__).parent / "patroni_restart.py").read_text()
+
+
+def restart_command(container: str, rest_url: str, poolers: Mapping[str, str], grace: float) -> str:
+    """The shell line (on a database host) that runs RESTART_SCRIPT in that host's Patroni container:
+    `poolers` maps a member's name to its host's PgBouncer console conninfo (no password: on stdin, with
+    the REST API's credentials)."""
+    body = json.dumps(dict(poolers), sort_keys=True)
+    args = [rest_url, CA_FILE, body, f"{grace:g}"]
+    return shlex.join(["docker", "exec", "-i", container, "python3", "-c", RESTART_SCRIPT, *args])
+
+
+def restart_parameters(config: Mapping[str, Any]) -> dict[str, str]:
+    """The restart-only parameters (context `postmaster`) of a dynamic configuration: what PatroniRestarts
+    is triggered by."""
+    parameters = config["postgresql"]["parameters"]
+    return {name: str(value) for name, value in sorted(parameters.items()) if name in restart_settings()}
+
+
+def restart_input(rest_password: str, pooler_passwords: Mapping[str, str]) -> str:
+    """RESTART_SCRIPT's stdin: the REST API's credentials and each member's PgBouncer console password."""
+    return json.dumps({"rest": config_patch_input(rest_password).rstrip("\n"), "poolers": dict(pooler_passwords)})
 
 
 def config_patch_input(rest_password: str) -> str:

@@ -19,9 +19,12 @@ from postgres_platform.render.patroni import (
     ETCD_DATA,
     config_patch_command,
     config_patch_input,
+    console_conninfo,
     etcd_container,
     member_pg_hba,
     patroni_container,
+    restart_command,
+    restart_parameters,
 )
 from tests.helpers import config_files
 from tests.program.test_failover_plan import failover_run, with_failover
@@ -271,3 +274,42 @@ def test_backups_run_on_whichever_database_host_leads() -> None:
         assert "leads.sh" in config_files(run, f"{prefix}-config")
     assert ssh_host(run, "backups-timers") != ssh_host(run, "replica-backups-timers")
     assert not [r for r in run.resources if r.name == "replica-backups-stanza"]
+
+
+RESTARTS = "postgres-restarts-command"
+
+
+def test_a_restart_only_setting_is_applied_by_ordered_restarts_from_db1_after_the_patch() -> None:
+    run = failover_run()
+    restarts, config = named(run, RESTARTS), patch_config(run)
+    consoles = {"db-1": console_conninfo(IPS["primary"]), "db-2": console_conninfo(IPS["replica"])}
+    container = named(run, "primary-patroni-container").inputs["name"]
+    assert restarts.inputs["create"] == restart_command(container, f"https://{IPS['primary']}:8008", consoles, 5)
+    assert restarts.inputs["connection"]["host"] == ssh_host(run, "primary-ready")
+    # After the PATCH, and once both hosts' PgBouncers (which it pauses) run.
+    assert named(run, PATCH).urn in restarts.dependencies
+    pgbouncers = {named(run, "pgbouncer-container").urn, named(run, "replica-pgbouncer-container").urn}
+    assert pgbouncers <= set(restarts.dependencies)
+    # Triggered by the restart-only settings alone, which the PATCH carries.
+    triggers = json.loads(restarts.inputs["triggers"][0])
+    assert triggers == restart_parameters(config)
+    assert {"max_connections", "shared_buffers", "archive_mode"} <= set(triggers) and "work_mem" not in triggers
+    # The REST API's and the consoles' passwords on stdin only.
+    stdin = json.loads(restarts.inputs["stdin"])
+    assert stdin["rest"] == f"patroni:{fake_secret('postgres-restapi-password')}"
+    assert stdin["poolers"] == {
+        "db-1": fake_secret("pgbouncer-admin-password"),
+        "db-2": fake_secret("replica-pgbouncer-admin-password"),
+    }
+    passwords = [stdin["rest"].split(":", 1)[1], *stdin["poolers"].values()]
+    assert not any(password in restarts.inputs["create"] for password in passwords)
+
+
+def test_a_changed_restart_only_setting_changes_the_restarts_triggers_only() -> None:
+    before = failover_run()
+    after = run_program("prod", with_failover("prod", {"enabled": True}, maxConnections=130))
+    old, new = named(before, RESTARTS).inputs, named(after, RESTARTS).inputs
+    assert json.loads(new["triggers"][0])["max_connections"] == "130"
+    assert {key for key in new if new[key] != old[key]} == {"triggers"}
+    for name, container in containers(before).items():  # restarted by Patroni, not replaced by Pulumi
+        assert containers(after)[name].inputs == container.inputs, name

@@ -3,6 +3,8 @@ Patroni, etcd and HAProxy run them in tests/integration/test_failover_drill.py."
 
 from __future__ import annotations
 
+import json
+import shlex
 from typing import Any
 
 import pytest
@@ -11,15 +13,21 @@ import yaml
 from postgres_platform.cli import failover_drill
 from postgres_platform.model.load import parse
 from postgres_platform.render.patroni import (
+    CA_FILE,
     PASSWORDS_SQL,
+    console_conninfo,
     dynamic_parameters,
     etcd_args,
     haproxy_cfg,
     passwords_sql,
     patroni_secrets,
     patroni_yaml,
+    restart_command,
+    restart_input,
+    restart_parameters,
     set_passwords_step,
 )
+from postgres_platform.render.patroni_restart import restart_order
 from postgres_platform.render.postgres import server_settings
 from postgres_platform.render.scram import stable_verifier
 from tests.helpers import valid_config
@@ -240,3 +248,24 @@ def test_the_drill_fails_on_a_lost_commit_or_no_rejoin() -> None:
     assert failover_drill.verdict(result(0, True)) == 0
     assert failover_drill.verdict(result(1, True)) == 1
     assert failover_drill.verdict(result(0, False)) == 1
+
+
+def test_the_restart_order_is_the_pending_replicas_then_the_leader() -> None:
+    cluster: list[dict[str, Any]] = [
+        {"name": "db-1", "role": "leader", "pending_restart": True},
+        {"name": "db-3", "role": "replica"},
+        {"name": "db-2", "role": "sync_standby", "pending_restart": True},
+    ]
+    assert [m["name"] for m in restart_order(cluster)] == ["db-2", "db-1"]
+    assert restart_order([{"name": "db-1", "role": "leader"}]) == []
+
+
+def test_the_restart_script_is_triggered_by_restart_only_settings_and_reads_secrets_from_stdin() -> None:
+    config = {"postgresql": {"parameters": {"work_mem": "4MB", "max_connections": "100", "shared_buffers": "1GB"}}}
+    assert restart_parameters(config) == {"max_connections": "100", "shared_buffers": "1GB"}
+    line = restart_command("pg", "https://10.0.1.10:8008", {"db-1": console_conninfo("10.0.1.10")}, 5)
+    argv = shlex.split(line)
+    assert argv[:6] == ["docker", "exec", "-i", "pg", "python3", "-c"]
+    assert argv[7:] == ["https://10.0.1.10:8008", CA_FILE, json.dumps({"db-1": console_conninfo("10.0.1.10")}), "5"]
+    assert "sslmode=verify-full" in console_conninfo("10.0.1.10")
+    assert json.loads(restart_input("s3cret", {"db-1": "a"})) == {"rest": "patroni:s3cret", "poolers": {"db-1": "a"}}
