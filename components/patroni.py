@@ -30,6 +30,7 @@ import pulumi_postgresql as postgresql
 from components.config_files import ConfigFiles, ConfigFilesArgs, HostShell
 from components.resources.admin import AdminAddress, AdminConnection, admin_provider
 from components.resources.containers import Placement, container_image, container_settings
+from components.resources.member_image import MemberImage
 from components.resources.passwords import generated_password
 from components.resources.sql_apply import PrimaryCheck
 from components.tls import ServerTls
@@ -301,6 +302,9 @@ class PatroniCluster(pulumi.ComponentResource):
             every.apply(lambda v: passwords_sql(superuser=v[0], replication=v[1], rewind=v[2]))
         )
         child = pulumi.ResourceOptions(parent=self)
+        # Before the members: a new image stops the preview and the up here, with no member touched.
+        (image,) = {host.spec.image for host in args.members}
+        guard = MemberImage(f"{name}-member-image", image=image, opts=child)
         self.etcd = [EtcdMember(member, member_args, child) for member, member_args in args.etcd]
         quorum = [member.container for member in self.etcd]
         self.members = []
@@ -321,7 +325,7 @@ class PatroniCluster(pulumi.ComponentResource):
                     wait=i == 0,
                     # The first bootstraps (it takes the initialize key in etcd); the others start once it
                     # runs, so they clone it instead of racing it.
-                    depends_on=[*host.depends_on, *quorum, *(m.container for m in self.members[:1])],
+                    depends_on=[*host.depends_on, guard, *quorum, *(m.container for m in self.members[:1])],
                 ),
                 child,
             )

@@ -39,7 +39,7 @@ from components.replica import StreamingReplica, StreamingReplicaArgs
 from components.resources.admin import AdminAddress
 from components.resources.containers import Placement, Publish
 from components.tls import ServerTls, StackCertificates
-from postgres_platform.model.config import ConfigError, ExistingConfig, HetznerConfig, PlatformConfig, SettingValue
+from postgres_platform.model.config import ExistingConfig, HetznerConfig, PlatformConfig, SettingValue
 from postgres_platform.model.images import ETCD_35
 from postgres_platform.model.names import (
     LOOPBACK,
@@ -217,17 +217,6 @@ class HetznerTarget(Target):
         assert config.hetzner is not None  # config checks: target hetzner requires the section
         self.hetzner: HetznerConfig = config.hetzner
         self.failover = self.hetzner.failover.enabled  # config checks: only with a replica
-        if self.failover and not pulumi.runtime.is_dry_run():
-            # Patroni and etcd are declared on the hosts, the provider's host is checked to lead, passwords
-            # rotate by a reload and backups run on the leader, but restarts are not ordered across members yet.
-            raise ConfigError(
-                [
-                    "hetzner.failover.enabled: not yet for `pulumi up`: restart-only settings and minor upgrades "
-                    "are not ordered across Patroni's members yet "
-                    "(docs/operations/failover.md#what-pulumi-up-still-needs), "
-                    "got true"
-                ]
-            )
         self.witnesses: list[WitnessHost] = []
         self.load_balancer: PrimaryLoadBalancer | None = None
         self._replica_host: DatabaseHost | None = None
@@ -315,10 +304,6 @@ class HetznerTarget(Target):
         primary_ip = h.primary_ip()
         primary = self._host("primary", primary_ip)
         if self.failover:
-            pulumi.log.warn(
-                "hetzner.failover: a plan only; `pulumi up` refuses it for now "
-                "(docs/operations/failover.md#what-pulumi-up-still-needs)"
-            )
             # Declared with the primary: the load balancer targets both hosts from the start.
             self._replica_host = self._host("replica", h.replica_ip())
             self.witnesses = [self._witness(i + 1, ip) for i, ip in enumerate(h.witness_ips())]

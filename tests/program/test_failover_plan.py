@@ -243,13 +243,11 @@ def test_failover_without_a_replica_is_a_one_line_error_and_declares_nothing() -
     assert recorder.registered == []
 
 
-def test_an_update_refuses_failover_until_restarts_are_ordered_across_the_members() -> None:
-    """A preview shows the plan; `pulumi up` stops before declaring anything, naming the key and the page
-    that lists what is missing (docs/operations/failover.md)."""
-    recorder = RecordingMocks()
-    with pytest.raises(
-        Exception, match=r"hetzner\.failover\.enabled: not yet for `pulumi up`: .*#what-pulumi-up-still-needs"
-    ) as raised:
-        run_program("prod", VALUES, preview=False, recorder=recorder)
-    assert "got true" in str(raised.value)
-    assert recorder.registered == []  # before any resource: nothing half-created
+def test_an_update_declares_the_cluster_with_the_member_image_check_before_the_members() -> None:
+    """`pulumi up` runs the plan (no refusal): the MemberImage check is what a new image stops at
+    (components/resources/member_image.py), and both Patroni members' containers and files wait for it."""
+    run = run_program("prod", VALUES, preview=False)
+    (guard,) = [r for r in run.resources if r.name == "postgres-member-image"]
+    assert guard.inputs["image"] == config().server_image()
+    waiting = [r for r in run.resources if r.name.endswith(("-patroni-container", "-patroni-config-write"))]
+    assert len(waiting) == 4 and all(guard.urn in r.dependencies for r in waiting)

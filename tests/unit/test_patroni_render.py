@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.resources.member_image import refusal
 from postgres_platform.cli import failover_drill
 from postgres_platform.model.load import parse
 from postgres_platform.render.patroni import (
@@ -269,3 +270,12 @@ def test_the_restart_script_is_triggered_by_restart_only_settings_and_reads_secr
     assert argv[7:] == ["https://10.0.1.10:8008", CA_FILE, json.dumps({"db-1": console_conninfo("10.0.1.10")}), "5"]
     assert "sslmode=verify-full" in console_conninfo("10.0.1.10")
     assert json.loads(restart_input("s3cret", {"db-1": "a"})) == {"rest": "patroni:s3cret", "poolers": {"db-1": "a"}}
+
+
+def test_a_new_member_image_is_refused_naming_the_key_and_both_images() -> None:
+    assert refusal({}, {"image": "pg:17.12"}) is None  # the first create records it
+    assert refusal({"image": "pg:17.12"}, {"image": "pg:17.12"}) is None
+    line = refusal({"image": "pg:17.11"}, {"image": "pg:17.12"})
+    assert (
+        line is not None and line.startswith("postgres.image: ") and "got pg:17.12 (the members run pg:17.11)" in line
+    )
