@@ -33,6 +33,7 @@ class Member:
     port: int
     lag: int | None  # bytes behind the leader (None for the leader or when unknown)
     timeline: int | None
+    pending_restart: tuple[str, ...] = ()  # the settings a restart would apply (Patroni's pending_restart_reason)
 
 
 def members(cluster: dict[str, Any]) -> list[Member]:
@@ -49,9 +50,17 @@ def members(cluster: dict[str, Any]) -> list[Member]:
                 port=int(m.get("port", 5432)),
                 lag=lag if isinstance(lag, int) else None,  # "unknown" while a replica is not streaming
                 timeline=m.get("timeline") if isinstance(m.get("timeline"), int) else None,
+                pending_restart=_pending(m),
             )
         )
     return found
+
+
+def _pending(member: dict[str, Any]) -> tuple[str, ...]:
+    reasons = member.get("pending_restart_reason")
+    if isinstance(reasons, dict) and reasons:
+        return tuple(sorted(reasons))
+    return ("unknown",) if member.get("pending_restart") else ()  # Patroni before 3.3 names no setting
 
 
 class Patroni:
@@ -93,8 +102,9 @@ class Patroni:
 
 
 def member_problems(found: list[Member], maximum_lag: int | None = None) -> list[dict[str, str]]:
-    """Not exactly one leader running, a replica not streaming, one further behind than a failover may
-    take (`maximum_lag`: hetzner.failover.maximumLagOnFailover); {problem, fix} each."""
+    """Not exactly one leader running, a member pending a restart, a replica not streaming, one further
+    behind than a failover may take (`maximum_lag`: hetzner.failover.maximumLagOnFailover); {problem,
+    fix} each."""
     problems = []
     leaders = [m for m in found if m.role in LEADER_ROLES and m.state == "running"]
     if len(leaders) != 1:
@@ -105,6 +115,14 @@ def member_problems(found: list[Member], maximum_lag: int | None = None) -> list
             }
         )
     for m in found:
+        if m.pending_restart:
+            problems.append(
+                {
+                    "problem": f"{m.name} is pending a restart ({', '.join(m.pending_restart)} not applied yet)",
+                    "fix": "pulumi up restarts the members in order (docs/operations/failover.md"
+                    "#restart-only-settings-ordered-restarts); if it failed, read its output and run it again",
+                }
+            )
         if m.role in LEADER_ROLES:
             continue
         if m.state not in READY_STATES:

@@ -14,6 +14,7 @@ from typing import Any
 from postgres_platform.cli import failover_drill
 from postgres_platform.cli.failover_drill import PARAMETERS, SETTLE, Drill, Writers, _get, _wait
 from postgres_platform.model.names import LOOPBACK
+from postgres_platform.ops.patroni import Patroni, member_problems
 from postgres_platform.render.patroni import REST_USER, restart_command
 from tests.integration.test_patroni_config import patch, show
 
@@ -34,6 +35,11 @@ def ordered_restart(d: Drill, runs_in: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def pending(d: Drill) -> list[str]:
+    problems = member_problems(Patroni(d.members["pg0"].rest).cluster())
+    return [p["problem"] for p in problems if "pending a restart" in p["problem"]]
+
+
 def members(d: Drill) -> dict[str, dict[str, Any]]:
     return {m["name"]: m for m in _get(d.members["pg0"].rest + "/cluster")[1]["members"]}
 
@@ -51,6 +57,9 @@ def test_a_restart_only_setting_raised_then_lowered_restarts_replica_first_with_
                 started = {m: show(d, m, "max_connections")[1] for m in d.members}
                 done = patch(d, {**PARAMETERS, "max_connections": value}, d.passwords["rest"])
                 assert done.returncode == 0, done.stderr
+                # What `live --patroni-url` reports meanwhile: the members pending, naming the setting.
+                _wait("live reporting the pending restarts", 60, lambda: len(pending(d)) == 2)
+                assert all("(max_connections not applied yet)" in line for line in pending(d))
                 done = ordered_restart(d, "pg0")
                 assert done.returncode == 0, done.stderr
                 lines = done.stdout.splitlines()
@@ -61,6 +70,7 @@ def test_a_restart_only_setting_raised_then_lowered_restarts_replica_first_with_
                 found = members(d)
                 assert found["pg0"]["role"] == "leader", found
                 assert not any(m.get("pending_restart") for m in found.values()), found
+                assert member_problems(Patroni(d.members["pg0"].rest).cluster()) == []
             time.sleep(SETTLE)
         phase = writers.phases["failover"]
         assert phase.failed == 0

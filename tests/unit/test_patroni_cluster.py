@@ -23,7 +23,7 @@ CLUSTER: dict[str, Any] = {
 
 def test_the_members_of_the_cluster() -> None:
     found = {m.name: m for m in members(CLUSTER)}
-    assert found["db-1"] == Member("db-1", "leader", "running", "10.0.1.10", 5432, None, 3)
+    assert found["db-1"] == Member("db-1", "leader", "running", "10.0.1.10", 5432, None, 3, ())
     assert found["db-2"].lag == 40 and found["db-4"].lag is None
 
 
@@ -62,3 +62,15 @@ def test_what_live_says_of_the_members() -> None:
     assert behind[0]["problem"] == "replica db-2 is 40 bytes behind, more than maximumLagOnFailover 10"
     no_leader = [m for m in members(CLUSTER) if m.role != "leader"]
     assert member_problems(no_leader)[0]["problem"] == "0 running leaders in the cluster ()"
+
+
+def test_a_member_pending_a_restart_is_a_problem_naming_the_settings() -> None:
+    pending = {"pending_restart": True, "pending_restart_reason": {"shared_buffers": {}, "max_connections": {}}}
+    cluster = {"members": [{**CLUSTER["members"][0], **pending}, CLUSTER["members"][1]]}
+    found = members(cluster)
+    assert found[0].pending_restart == ("max_connections", "shared_buffers") and found[1].pending_restart == ()
+    (problem,) = member_problems(found)
+    assert problem["problem"] == "db-1 is pending a restart (max_connections, shared_buffers not applied yet)"
+    assert "pulumi up" in problem["fix"]
+    bare = members({"members": [{**CLUSTER["members"][0], "pending_restart": True}]})  # no reason given
+    assert bare[0].pending_restart == ("unknown",)
