@@ -19,7 +19,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 IMAGE_CHANGE_REFUSED = (
     "postgres.image: a new image for Patroni's members is not applied by `pulumi up` yet (it would replace"
     " both at once; a minor upgrade goes replica first, a switchover, then the old primary: see"
-    " docs/operations/failover.md#minor-upgrades), got {new} (the members run {old})"
+    " docs/operations/failover.md#a-minor-version-upgrade), got {new} (the members run {old})"
 )
 
 
