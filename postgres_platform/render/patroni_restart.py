@@ -17,6 +17,7 @@ primary's, and stays pending until the primary has restarted (Patroni reads pg_c
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import ssl
@@ -91,33 +92,42 @@ def console(conninfo: str, password: str, statement: str) -> None:
             check=False,
         )
     except subprocess.TimeoutExpired as err:
-        raise Failed(f"PgBouncer's {statement} did not return in {PAUSE_SECONDS} s: a transaction holds on") from err
+        raise Failed(
+            f"PgBouncer's {statement} did not return in {PAUSE_SECONDS} s: a client holds its server connection"
+            " (a long transaction, or a session-mode pool): find it with live, then run this again"
+        ) from err
     if done.returncode != 0:
         raise Failed(f"PgBouncer's {statement} failed: {done.stderr.strip()}")
 
 
-def restart(api: Api, member: dict[str, Any], pooler: tuple[str, str] | None, grace: float) -> None:
+def restart(api: Api, member: dict[str, Any], grace: float) -> None:
     name, url = member["name"], member["api_url"].rsplit("/", 1)[0]
     check = "/primary" if member.get("role") in LEADER_ROLES else "/replica"
-    if pooler is not None:
-        console(*pooler, "PAUSE")
-    try:
-        status, answer = api.call(url + "/restart", "POST", {"restart_pending": True}, timeout=RESTART_SECONDS)
-        if status == 503 and "conditions are not satisfied" in str(answer):
-            return  # no longer pending (its HA loop got there first): nothing to restart
-        if status != 200:
-            raise Failed(f"Patroni POST /restart on {name}: HTTP {status}: {answer}")
-        # What the load balancer asks: then one more of its checks before the pooler lets clients through.
-        wait(
-            f"{name} answering 200 on {check} after its restart",
-            RESTART_SECONDS,
-            lambda: api.call(url + check)[0] == 200,
-        )
-        time.sleep(grace)
-    finally:
-        if pooler is not None:
-            console(*pooler, "RESUME")
+    status, answer = api.call(url + "/restart", "POST", {"restart_pending": True}, timeout=RESTART_SECONDS)
+    if status == 503 and "conditions are not satisfied" in str(answer):
+        return  # no longer pending (its HA loop got there first): nothing to restart
+    if status != 200:
+        raise Failed(f"Patroni POST /restart on {name}: HTTP {status}: {answer}")
+    # What the load balancer asks: then one more of its checks before the pooler lets clients through.
+    wait(f"{name} answering 200 on {check} after its restart", RESTART_SECONDS, lambda: api.call(url + check)[0] == 200)
+    time.sleep(grace)
     print(f"{name}: restarted ({check[1:]})", flush=True)
+
+
+def restart_paused(api: Api, member: dict[str, Any], pooler: tuple[str, str] | None, grace: float) -> None:
+    """restart() with the member's PgBouncer paused; resumed whatever happens (a PAUSE that timed out
+    leaves it pausing)."""
+    if pooler is None:
+        restart(api, member, grace)
+        return
+    try:
+        console(*pooler, "PAUSE")
+        restart(api, member, grace)
+    except BaseException:
+        with contextlib.suppress(Failed):  # after a PAUSE that failed there is nothing to resume
+            console(*pooler, "RESUME")
+        raise
+    console(*pooler, "RESUME")
 
 
 def run(url: str, cafile: str, poolers: dict[str, str], grace: float, secrets: dict[str, Any]) -> None:
@@ -142,7 +152,7 @@ def run(url: str, cafile: str, poolers: dict[str, str], grace: float, secrets: d
         for member in pending:
             conninfo = poolers.get(member["name"])
             pooler = None if conninfo is None else (conninfo, secrets["poolers"][member["name"]])
-            restart(api, member, pooler, grace)
+            restart_paused(api, member, pooler, grace)
         time.sleep(int(config.get("loop_wait", 10)) + 1)  # the restarted members' keys in etcd updated
 
 

@@ -13,6 +13,7 @@ import yaml
 from components.resources.member_image import refusal
 from postgres_platform.cli import failover_drill
 from postgres_platform.model.load import parse
+from postgres_platform.render import patroni_restart
 from postgres_platform.render.patroni import (
     CA_FILE,
     PASSWORDS_SQL,
@@ -279,3 +280,23 @@ def test_a_new_member_image_is_refused_naming_the_key_and_both_images() -> None:
     assert (
         line is not None and line.startswith("postgres.image: ") and "got pg:17.12 (the members run pg:17.11)" in line
     )
+
+
+def test_a_pause_that_fails_is_resumed_and_the_member_not_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+
+    def console(_conninfo: str, _password: str, statement: str) -> None:
+        sent.append(statement)
+        if statement == "PAUSE":
+            raise patroni_restart.Failed("PgBouncer's PAUSE did not return in 60 s")
+
+    monkeypatch.setattr(patroni_restart, "console", console)
+    monkeypatch.setattr(patroni_restart, "restart", lambda *_: sent.append("restart"))
+    member = {"name": "db-2", "role": "replica", "api_url": "https://10.0.1.11:8008/patroni"}
+    with pytest.raises(patroni_restart.Failed, match="PAUSE did not return"):
+        patroni_restart.restart_paused(patroni_restart.Api("ca", "u:p"), member, ("host=x", "pw"), 0)
+    assert sent == ["PAUSE", "RESUME"]  # resumed (it may be left pausing), never restarted
+    sent.clear()
+    monkeypatch.setattr(patroni_restart, "console", lambda *args: sent.append(args[2]))
+    patroni_restart.restart_paused(patroni_restart.Api("ca", "u:p"), member, ("host=x", "pw"), 0)
+    assert sent == ["PAUSE", "restart", "RESUME"]
