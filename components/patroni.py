@@ -11,10 +11,19 @@ Why the settings go through PATCH /config and not the file: after the first star
 `bootstrap.dcs`; the cluster-wide configuration lives in etcd. A command re-run whenever the rendered
 dynamic configuration changes PATCHes it, and Patroni reloads Postgres (or flags pending_restart for a
 setting read at start): a reloadable change never replaces a container.
+
+Why a member's container waits for the other member to lead (MemberReplacements): a new image, command
+or mount replaces the container, so it stops; replaced while it leads, Patroni fails over (clients fail
+until the replica is promoted). Replaced as a replica, with the poolers paused around each switchover,
+clients wait instead. Those commands need the PgBouncer consoles' passwords, which exist only once the
+poolers are declared (after the cluster: they point at it), so the containers wait on futures that
+`PatroniCluster.roll` resolves.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import shlex
 from collections.abc import Mapping, Sequence
@@ -30,7 +39,6 @@ import pulumi_postgresql as postgresql
 from components.config_files import ConfigFiles, ConfigFilesArgs, HostShell
 from components.resources.admin import AdminAddress, AdminConnection, admin_provider
 from components.resources.containers import Placement, container_image, container_settings
-from components.resources.member_image import MemberImage
 from components.resources.passwords import generated_password
 from components.resources.sql_apply import PrimaryCheck
 from components.tls import ServerTls
@@ -39,6 +47,8 @@ from postgres_platform.render.containers import CONFIG, ContainerSpec, MountSour
 from postgres_platform.render.files import File, reload_if_running
 from postgres_platform.render.patroni import (
     CA_FILE,
+    DB_1,
+    DB_2,
     ETCD_DATA,
     ETCD_UID,
     PASSWORDS_SQL,
@@ -46,11 +56,12 @@ from postgres_platform.render.patroni import (
     SECRETS_FILE,
     config_patch_command,
     config_patch_input,
+    lead_command,
     passwords_sql,
     patroni_secrets,
     restart_command,
-    restart_input,
     restart_parameters,
+    rolling_input,
     set_passwords_step,
 )
 from postgres_platform.render.postgres import CERT_FILE, KEY_FILE
@@ -116,6 +127,7 @@ class PatroniMemberArgs:
     sources: Mapping[str, MountSource[pulumi.Input[str]]]  # every mount but CONFIG (this component's)
     wait: bool = True  # wait until the server accepts connections (the member that bootstraps)
     depends_on: Sequence[pulumi.Resource] = ()
+    container_after: Sequence[pulumi.Input[pulumi.Resource]] = ()  # the container alone waits for these
 
 
 class PatroniMember(pulumi.ComponentResource):
@@ -169,7 +181,7 @@ class PatroniMember(pulumi.ComponentResource):
             wait_timeout=MEMBER_WAIT_SECONDS,
             network_mode="host",
             opts=args.placement.options(self, [image, config.written, *args.depends_on]).merge(
-                pulumi.ResourceOptions(delete_before_replace=True)
+                pulumi.ResourceOptions(delete_before_replace=True, depends_on=list(args.container_after))
             ),
         )
         self.register_outputs({"containerName": self.container.name})
@@ -182,7 +194,7 @@ class DynamicConfigArgs:
     rest_url: str  # https://<the host's private IP>:<REST port>
     rest_password: pulumi.Output[str]
     config: Mapping[str, Any]  # render.patroni.dynamic_config
-    depends_on: Sequence[pulumi.Resource] = ()
+    depends_on: Sequence[pulumi.Input[pulumi.Resource]] = ()
 
 
 class PatroniDynamicConfig(pulumi.ComponentResource):
@@ -207,6 +219,15 @@ class PatroniDynamicConfig(pulumi.ComponentResource):
         self.register_outputs({})
 
 
+def _rolling_stdin(
+    rest_password: pulumi.Output[str], poolers: Mapping[str, tuple[str, pulumi.Output[str]]]
+) -> pulumi.Output[str]:
+    """render/patroni_rolling.py's stdin (secret): the REST API's credentials and the consoles' passwords."""
+    members = sorted(poolers)
+    every = pulumi.Output.all(rest_password, *(poolers[m][1] for m in members))
+    return pulumi.Output.secret(every.apply(lambda v: rolling_input(v[0], dict(zip(members, v[1:], strict=True)))))
+
+
 @dataclass(frozen=True)
 class RestartsArgs:
     shell: HostShell  # db-1's host: the script runs in its Patroni container
@@ -222,26 +243,78 @@ class RestartsArgs:
 class PatroniRestarts(pulumi.ComponentResource):
     """After a PATCH that changed a restart-only setting (max_connections, shared_buffers, ...), which
     Patroni only flags pending_restart: restart those members in order, replicas first, then the leader
-    in place, each with its host's PgBouncer paused (render/patroni_restart.py). Its triggers are those
+    in place, each with its host's PgBouncer paused (render/patroni_rolling.py). Its triggers are those
     settings, so a reloadable change runs nothing here, and a preview shows the restarts coming."""
 
     command: command.remote.Command
 
     def __init__(self, name: str, args: RestartsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("postgres-platform:index:PatroniRestarts", name, None, opts)
-        members = sorted(args.poolers)
-        every = pulumi.Output.all(args.rest_password, *(args.poolers[m][1] for m in members))
-        stdin: pulumi.Output[str] = pulumi.Output.secret(
-            every.apply(lambda v: restart_input(v[0], dict(zip(members, v[1:], strict=True))))
-        )
+        consoles = {member: conninfo for member, (conninfo, _) in args.poolers.items()}
         self.command = _remote(
             f"{name}-command",
             args.shell,
-            restart_command(args.container, args.rest_url, {m: args.poolers[m][0] for m in members}, args.grace),
+            restart_command(args.container, args.rest_url, consoles, args.grace),
             pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-            stdin=stdin,
+            stdin=_rolling_stdin(args.rest_password, args.poolers),
             triggers=[json.dumps(dict(args.restart_settings), sort_keys=True)],
         )
+        self.register_outputs({})
+
+
+# MemberReplacements' steps: db-1 leads before db-2's container is replaced; db-2 leads before db-1's is;
+# db-1 leads again afterwards (every `pulumi up` needs it to: docs/operations/failover.md).
+LEAD_STEPS = ("before-replica", "before-primary", "after")
+
+
+@dataclass(frozen=True)
+class ReplacementsArgs:
+    primary: PatroniHost  # db-1's
+    replica: PatroniHost  # db-2's
+    containers: tuple[docker.Container, docker.Container]  # their member containers
+    rest_password: pulumi.Output[str]
+    poolers: Mapping[str, tuple[str, pulumi.Output[str]]]  # member -> its host's console conninfo, admin password
+    grace: float  # seconds the load balancer takes to see a new leader healthy
+
+
+def spec_trigger(spec: ContainerSpec) -> str:
+    """What replaces a member's container when it changes: its spec (image, command, env, mounts, ...)."""
+    return json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
+
+
+class MemberReplacements(pulumi.ComponentResource):
+    """A member's container replaced (a new image: a minor upgrade; a new command or mount) only while the
+    other member leads: three switchovers ordered around the two replacements (LEAD_STEPS), each
+    render/patroni_rolling.py's `lead` with every PgBouncer paused, so clients wait instead of failing.
+
+    Each step is triggered by the spec of the container it precedes or follows, so an up that replaces
+    neither runs none, and a preview shows them coming (replacements). A step that finds its member
+    leading, or no leader (a first create: the members do not run yet), does nothing; `update` (a new
+    password on its stdin) runs nothing."""
+
+    leads: dict[str, command.remote.Command]
+
+    def __init__(self, name: str, args: ReplacementsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("postgres-platform:index:MemberReplacements", name, None, opts)
+        stdin = _rolling_stdin(args.rest_password, args.poolers)
+        consoles = {member: conninfo for member, (conninfo, _) in args.poolers.items()}
+        db_1, db_2 = args.primary, args.replica
+        steps = {  # step -> (the host and container it runs from, the member to lead, its trigger, after)
+            "before-replica": (db_1, DB_1, db_2, []),
+            "before-primary": (db_2, DB_2, db_1, [args.containers[1]]),
+            "after": (db_1, DB_1, db_1, [args.containers[0]]),
+        }
+        self.leads = {}
+        for step, (host, to, replaced, after) in steps.items():
+            self.leads[step] = _remote(
+                f"{name}-{step}",
+                host.shell,
+                lead_command(host.spec.name, host.rest_url, consoles, args.grace, to),
+                pulumi.ResourceOptions(parent=self, depends_on=after),
+                stdin=stdin,
+                update="true",  # a new password on stdin: nothing to switch
+                triggers=[spec_trigger(replaced.spec)],
+            )
         self.register_outputs({})
 
 
@@ -302,11 +375,13 @@ class PatroniCluster(pulumi.ComponentResource):
             every.apply(lambda v: passwords_sql(superuser=v[0], replication=v[1], rewind=v[2]))
         )
         child = pulumi.ResourceOptions(parent=self)
-        # Before the members: a new image stops the preview and the up here, with no member touched.
-        (image,) = {host.spec.image for host in args.members}
-        guard = MemberImage(f"{name}-member-image", image=image, opts=child)
         self.etcd = [EtcdMember(member, member_args, child) for member, member_args in args.etcd]
         quorum = [member.container for member in self.etcd]
+        # Resolved by roll(): db-2's container waits for db-1 to lead, db-1's for db-2, and what needs db-1
+        # leading (the PATCH, the provider's check) for db-1 again (MemberReplacements).
+        loop = asyncio.get_event_loop()
+        self._leads: dict[str, asyncio.Future[pulumi.Resource]] = {step: loop.create_future() for step in LEAD_STEPS}
+        waits = {0: self._leads["before-primary"], 1: self._leads["before-replica"]}
         self.members = []
         for i, host in enumerate(args.members):
             member = PatroniMember(
@@ -323,9 +398,8 @@ class PatroniCluster(pulumi.ComponentResource):
                     shell=host.shell,
                     sources=host.sources,
                     wait=i == 0,
-                    # The first bootstraps (it takes the initialize key in etcd); the others start once it
-                    # runs, so they clone it instead of racing it.
-                    depends_on=[*host.depends_on, guard, *quorum, *(m.container for m in self.members[:1])],
+                    depends_on=[*host.depends_on, *quorum],
+                    container_after=[waits[i]],
                 ),
                 child,
             )
@@ -339,7 +413,7 @@ class PatroniCluster(pulumi.ComponentResource):
                 rest_url=first.rest_url,
                 rest_password=passwords["restapi"],
                 config=args.dynamic_config,
-                depends_on=[leader.container],
+                depends_on=[leader.container, self._leads["after"]],
             ),
             child,
         )
@@ -348,28 +422,44 @@ class PatroniCluster(pulumi.ComponentResource):
         primary = PrimaryCheck(
             f"{name}-primary-check",
             connection=self.admin_connection.as_secret_input(),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[leader.container]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[leader.container, self._leads["after"]]),
         )
         self.provider = admin_provider(f"{name}-provider", self.admin_connection, True, self, [primary])
-        self._name, self._first, self._rest_password = name, first, passwords["restapi"]
+        self._name, self._hosts, self._rest_password = name, list(args.members), passwords["restapi"]
         self._restart_settings = restart_parameters(args.dynamic_config)
         self.register_outputs({"containerName": leader.container.name})
 
-    def order_restarts(
+    def roll(
         self,
         poolers: Mapping[str, tuple[str, pulumi.Output[str]]],
         grace: float,
         depends_on: Sequence[pulumi.Resource] = (),
-    ) -> PatroniRestarts:
-        """PatroniRestarts after the dynamic configuration, from db-1's host; declared once the poolers
-        it pauses exist, and not as the cluster's child: the poolers wait for the cluster."""
-        return PatroniRestarts(
+    ) -> None:
+        """MemberReplacements and PatroniRestarts, from the hosts' Patroni containers, pausing `poolers`
+        (member -> its host's console conninfo and admin password): declared once the poolers exist, and
+        not as the cluster's children (the poolers wait for the cluster). Every stack with the cluster
+        calls it: the members' containers wait for what it declares."""
+        (first, second), rest_password = self._hosts, self._rest_password
+        replacements = MemberReplacements(
+            f"{self._name}-replacements",
+            ReplacementsArgs(
+                primary=first,
+                replica=second,
+                containers=(self.members[0].container, self.members[1].container),
+                rest_password=rest_password,
+                poolers=poolers,
+                grace=grace,
+            ),
+        )
+        for step, lead in replacements.leads.items():
+            self._leads[step].set_result(lead)
+        PatroniRestarts(
             f"{self._name}-restarts",
             RestartsArgs(
-                shell=self._first.shell,
-                container=self._first.spec.name,
-                rest_url=self._first.rest_url,
-                rest_password=self._rest_password,
+                shell=first.shell,
+                container=first.spec.name,
+                rest_url=first.rest_url,
+                rest_password=rest_password,
                 restart_settings=self._restart_settings,
                 poolers=poolers,
                 grace=grace,

@@ -87,6 +87,8 @@ class Member:
     pg_port: int
     rest_port: int
     container: str = ""
+    spec: ContainerSpec | None = None  # what it was started from, on `sources`: a test replaces it the same way
+    sources: dict[str, MountSource[str]] = field(default_factory=dict)
 
     @property
     def rest(self) -> str:
@@ -264,6 +266,7 @@ class Drill:
             create_replica_methods=["basebackup"],
             rest_username=REST_USER,
             watchdog_mode="off",  # a container has no /dev/watchdog
+            bootstraps=member.name == "pg0",
             **durability(FAILOVER),
         )
         # The passwords in the member's 0700 directory, 0600: read by Patroni beside patroni.yml, never an
@@ -274,7 +277,7 @@ class Drill:
             CONFIG: MountSource(str(self._dir(member.name, PATRONI_UID, files))),
             DATA: MountSource(str(self._dir(f"{member.name}-data", PATRONI_UID, {}))),
         }
-        member.container = self._start(spec, sources)
+        member.container, member.spec, member.sources = self._start(spec, sources), spec, sources
 
     def secrets(self) -> str:
         p = self.passwords

@@ -61,11 +61,10 @@ REPLACE_ON: dict[str, frozenset[str]] = {
     # create script or stdin runs the command again (Update).
     "command:local:Command": frozenset({"triggers"}),
     "command:remote:Command": frozenset({"triggers"}),
-    # Our dynamic providers (components/resources/sql_apply.py, member_image.py) never ask for a replacement.
+    # Our dynamic providers (components/resources/sql_apply.py) never ask for a replacement.
     "pulumi-python:dynamic/postgres-platform:SqlApply": frozenset(),
     "pulumi-python:dynamic/postgres-platform:RoleRetirement": frozenset(),
     "pulumi-python:dynamic/postgres-platform:PrimaryCheck": frozenset(),
-    "pulumi-python:dynamic/postgres-platform:MemberImage": frozenset(),
 }
 # kreuzwerker/terraform-provider-docker internal/provider/resource_docker_container.go: every input is
 # ForceNew except these (the update function applies restart and resource limits in place).

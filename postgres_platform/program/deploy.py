@@ -161,7 +161,7 @@ def deploy(config: PlatformConfig) -> Deployed:
     if deployed_pgbouncer is not None:
         target.add_poolers(pgbouncer_args, files)  # a PgBouncer on other hosts, where the target has them
     if not isinstance(server, AdoptedServer):
-        target.add_restarts(server, deployed_pgbouncer)
+        target.add_rolling(server, deployed_pgbouncer)
     scrape_targets = None
     if config.exporters_run():  # the exporters (and Prometheus, Alertmanager) beside the servers
         ready = [roles, *([deployed_pgbouncer] if deployed_pgbouncer is not None else [])]

@@ -139,9 +139,9 @@ class Target(ABC):
         """Declare a PgBouncer on each other host that may become the primary (after add_replicas)."""
         return None
 
-    def add_restarts(self, server: PostgresServer | PatroniCluster, pgbouncer: PgBouncer | None) -> None:
-        """Declare what restarts the servers in order for a restart-only setting, where something must
-        (after add_poolers: the poolers are paused around each restart)."""
+    def add_rolling(self, server: PostgresServer | PatroniCluster, pgbouncer: PgBouncer | None) -> None:
+        """Declare what orders the servers' restarts (a restart-only setting) and container replacements,
+        where something must (after add_poolers: the poolers are paused around each)."""
         return None
 
 
@@ -438,6 +438,7 @@ class HetznerTarget(Target):
                 watchdog_mode=f.watchdog,
                 rest_certfile=CERT_FILE,
                 rest_keyfile=KEY_FILE,
+                bootstraps=name == DB_1,
                 **failover_settings,
             )
             members.append(
@@ -550,9 +551,9 @@ class HetznerTarget(Target):
             ),
         )
 
-    def add_restarts(self, server: PostgresServer | PatroniCluster, pgbouncer: PgBouncer | None) -> None:
-        """hetzner.failover: PatroniRestarts from db-1's host, pausing each host's PgBouncer (its console on
-        the host's private IP, checked against the stack CA) around its member's restart."""
+    def add_rolling(self, server: PostgresServer | PatroniCluster, pgbouncer: PgBouncer | None) -> None:
+        """hetzner.failover: the members' replacements and restarts (PatroniCluster.roll), pausing each
+        host's PgBouncer (its console on the host's private IP, checked against the stack CA)."""
         if not isinstance(server, PatroniCluster):
             return
         hosts = {DB_1: (self._primary_host, pgbouncer), DB_2: (self._replica_host, self._replica_pgbouncer)}
@@ -563,7 +564,7 @@ class HetznerTarget(Target):
         }
         # The load balancer sees a restarted member healthy within one check (interval and timeout).
         grace = HEALTH_INTERVAL + HEALTH_TIMEOUT
-        server.order_restarts(poolers, grace, [pooler for _, pooler in hosts.values() if pooler is not None])
+        server.roll(poolers, grace, [pooler for _, pooler in hosts.values() if pooler is not None])
 
 
 class ExistingTarget(Target):

@@ -176,10 +176,13 @@ def patroni_config(
     ttl: int = 30,
     loop_wait: int = 10,
     retry_timeout: int = 10,
+    bootstraps: bool = True,
 ) -> dict[str, Any]:
     """One member's patroni.yml as a mapping (`patroni_yaml` dumps it). Addresses are host:port;
     Postgres and the REST API listen on the connect addresses unless told otherwise (a host's
-    private IP: never a public interface)."""
+    private IP: never a public interface). `bootstraps`: False for every member but the first, which
+    then never initialises a cluster of its own, whatever starts first: Patroni bootstraps only a member
+    with a `bootstrap` section; the others wait for a leader and clone it."""
     _host_port(connect_address, "connect_address")
     _host_port(rest_address, "rest_address")
     if not etcd_hosts:
@@ -231,27 +234,28 @@ def patroni_config(
         restapi["authentication"] = {"username": rest_username}
     if rest_certfile is not None:
         restapi |= {"certfile": rest_certfile, "keyfile": rest_keyfile}
+    bootstrap = {
+        "dcs": dynamic_config(
+            parameters=parameters,
+            synchronous_mode=synchronous_mode,
+            synchronous_mode_strict=synchronous_mode_strict,
+            maximum_lag_on_failover=maximum_lag_on_failover,
+            failsafe_mode=failsafe_mode,
+            use_pg_rewind=use_pg_rewind,
+            ttl=ttl,
+            loop_wait=loop_wait,
+            retry_timeout=retry_timeout,
+        ),
+        # As the entrypoint's initdb: checksums (pg_rewind and corruption checks), UTF8, C.UTF-8.
+        "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+    }
     return {
         "scope": scope,
         "name": name,
         "restapi": restapi,
         # Patroni's etcd3 client speaks etcd's v3 gRPC gateway (etcd 3.5 serves no v2 API by default).
         "etcd3": {"hosts": list(etcd_hosts)},
-        "bootstrap": {
-            "dcs": dynamic_config(
-                parameters=parameters,
-                synchronous_mode=synchronous_mode,
-                synchronous_mode_strict=synchronous_mode_strict,
-                maximum_lag_on_failover=maximum_lag_on_failover,
-                failsafe_mode=failsafe_mode,
-                use_pg_rewind=use_pg_rewind,
-                ttl=ttl,
-                loop_wait=loop_wait,
-                retry_timeout=retry_timeout,
-            ),
-            # As the entrypoint's initdb: checksums (pg_rewind and corruption checks), UTF8, C.UTF-8.
-            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
-        },
+        **({"bootstrap": bootstrap} if bootstraps else {}),
         "postgresql": postgresql,
         # automatic: a host with /dev/watchdog (softdog) gets one, so a Patroni that hangs while primary
         # is reset before its leader lock expires and a replica is promoted (no two primaries); without
@@ -487,7 +491,7 @@ DB_1, DB_2 = "db-1", "db-2"  # the Hetzner members' names in Patroni: by host (d
 
 
 def console_conninfo(host: str) -> str:
-    """A host's PgBouncer console, as RESTART_SCRIPT reaches it from a Patroni container (no password),
+    """A host's PgBouncer console, as ROLLING_SCRIPT reaches it from a Patroni container (no password),
     its certificate checked against the stack CA there."""
     return (
         f"host={host} port={PGBOUNCER_PORT} dbname={PGBOUNCER_CONSOLE_DB} user={PGBOUNCER_ADMIN} "
@@ -495,16 +499,28 @@ def console_conninfo(host: str) -> str:
     )
 
 
-RESTART_SCRIPT = (Path(__file__).parent / "patroni_restart.py").read_text()
+ROLLING_SCRIPT = (Path(__file__).parent / "patroni_rolling.py").read_text()
+
+
+def _rolling(container: str, rest_url: str, poolers: Mapping[str, str], grace: float, *mode: str) -> str:
+    body = json.dumps(dict(poolers), sort_keys=True)
+    args = [mode[0], rest_url, CA_FILE, body, f"{grace:g}", *mode[1:]]
+    return shlex.join(["docker", "exec", "-i", container, "python3", "-c", ROLLING_SCRIPT, *args])
 
 
 def restart_command(container: str, rest_url: str, poolers: Mapping[str, str], grace: float) -> str:
-    """The shell line (on a database host) that runs RESTART_SCRIPT in that host's Patroni container:
-    `poolers` maps a member's name to its host's PgBouncer console conninfo (no password: on stdin, with
-    the REST API's credentials)."""
-    body = json.dumps(dict(poolers), sort_keys=True)
-    args = [rest_url, CA_FILE, body, f"{grace:g}"]
-    return shlex.join(["docker", "exec", "-i", container, "python3", "-c", RESTART_SCRIPT, *args])
+    """The shell line (on a database host) that runs ROLLING_SCRIPT's ordered restarts in that host's
+    Patroni container: `poolers` maps a member's name to its host's PgBouncer console conninfo (no
+    password: on stdin, with the REST API's credentials: rolling_input)."""
+    return _rolling(container, rest_url, poolers, grace, "restart")
+
+
+def lead_command(container: str, rest_url: str, poolers: Mapping[str, str], grace: float, to: str) -> str:
+    """The shell line that makes `to` the leader (ROLLING_SCRIPT's `lead`) from that host's Patroni
+    container, when it exists: on a first create it does not yet, and nothing leads to switch from."""
+    probe = shlex.join(["docker", "container", "inspect", container])
+    switch = _rolling(container, rest_url, poolers, grace, "lead", to)
+    return f"if {probe} >/dev/null 2>&1; then {switch}; else echo 'no member yet: nothing to switch'; fi"
 
 
 def restart_parameters(config: Mapping[str, Any]) -> dict[str, str]:
@@ -514,8 +530,8 @@ def restart_parameters(config: Mapping[str, Any]) -> dict[str, str]:
     return {name: str(value) for name, value in sorted(parameters.items()) if name in restart_settings()}
 
 
-def restart_input(rest_password: str, pooler_passwords: Mapping[str, str]) -> str:
-    """RESTART_SCRIPT's stdin: the REST API's credentials and each member's PgBouncer console password."""
+def rolling_input(rest_password: str, pooler_passwords: Mapping[str, str]) -> str:
+    """ROLLING_SCRIPT's stdin: the REST API's credentials and each member's PgBouncer console password."""
     return json.dumps({"rest": config_patch_input(rest_password).rstrip("\n"), "poolers": dict(pooler_passwords)})
 
 

@@ -1,4 +1,4 @@
-"""The ordered restart the Hetzner stacks run after a PATCH (render/patroni_restart.py, in a member's
+"""The ordered restart the Hetzner stacks run after a PATCH (render/patroni_rolling.py, in a member's
 container as PatroniRestarts runs it), against the drill's real cluster under the writers' load: a
 restart-only setting raised, then lowered, lands on both members by restarts (replica first, the leader
 in place, PgBouncer paused around each), with no failed transaction, no acknowledged commit lost, no

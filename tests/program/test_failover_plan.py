@@ -241,13 +241,3 @@ def test_failover_without_a_replica_is_a_one_line_error_and_declares_nothing() -
     lines = str(caught.value).splitlines()[1:]
     assert lines[0].startswith("hetzner.failover.synchronousMode: synchronous_mode with no replica")
     assert recorder.registered == []
-
-
-def test_an_update_declares_the_cluster_with_the_member_image_check_before_the_members() -> None:
-    """`pulumi up` runs the plan (no refusal): the MemberImage check is what a new image stops at
-    (components/resources/member_image.py), and both Patroni members' containers and files wait for it."""
-    run = run_program("prod", VALUES, preview=False)
-    (guard,) = [r for r in run.resources if r.name == "postgres-member-image"]
-    assert guard.inputs["image"] == config().server_image()
-    waiting = [r for r in run.resources if r.name.endswith(("-patroni-container", "-patroni-config-write"))]
-    assert len(waiting) == 4 and all(guard.urn in r.dependencies for r in waiting)

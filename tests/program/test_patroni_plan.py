@@ -5,6 +5,7 @@ only, never a container's."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from postgres_platform.model.images import BUILDS, POSTGRES_17
 from postgres_platform.offline.program import ProgramRun, Registered, fake_secret, run_program
 from postgres_platform.render.containers import CONFIG, DATA
 from postgres_platform.render.patroni import (
@@ -21,6 +23,7 @@ from postgres_platform.render.patroni import (
     config_patch_input,
     console_conninfo,
     etcd_container,
+    lead_command,
     member_pg_hba,
     patroni_container,
     restart_command,
@@ -72,12 +75,17 @@ def test_each_database_host_runs_etcd_patroni_and_pgbouncer_and_the_witness_etcd
         member = named(run, f"{role}-patroni-container")
         assert named(run, f"{role}-patroni-config-write").urn in member.dependencies
         assert member.inputs["networkMode"] == "host"
-    # The replica's member starts once the primary's runs (it clones it instead of racing its bootstrap),
-    # and both only once every etcd member is declared.
-    replica = named(run, "replica-patroni-container")
-    assert named(run, "primary-patroni-container").urn in replica.dependencies
-    assert all(named(run, f"{e}-etcd-container").urn in replica.dependencies for e in ETCD_NAMES.values())
+    # Both once every etcd member is declared; only db-1 bootstraps (db-2's patroni.yml has no bootstrap
+    # section: it waits for a leader and clones it, whichever container starts first).
+    for role in ("primary", "replica"):
+        member = named(run, f"{role}-patroni-container")
+        assert all(named(run, f"{e}-etcd-container").urn in member.dependencies for e in ETCD_NAMES.values())
     assert named(run, "primary-patroni-container").inputs["wait"] is True
+    bootstrap = {
+        role: "bootstrap" in yaml.safe_load(config_files(run, f"{role}-patroni-config")["patroni.yml"].content)
+        for role in ("primary", "replica")
+    }
+    assert bootstrap == {"primary": True, "replica": False}
 
 
 def test_etcd_and_patroni_listen_on_the_private_ip_only() -> None:
@@ -202,8 +210,9 @@ def test_a_reloadable_change_is_the_patch_commands_input_only_never_a_container(
     differs = {
         r.name for r in after.resources if r.type.startswith("command:") and r.inputs != named(before, r.name).inputs
     }
-    # The patch, and the members' patroni.yml (its bootstrap section, read at a first start only: a SIGHUP).
-    assert differs == {PATCH, "primary-patroni-config-write", "replica-patroni-config-write"}
+    # The patch, and db-1's patroni.yml (its bootstrap section, read at a first start only: a SIGHUP); db-2's
+    # has none.
+    assert differs == {PATCH, "primary-patroni-config-write"}
 
 
 def test_synchronous_mode_strict_reaches_patroni_only_when_asked() -> None:
@@ -213,7 +222,7 @@ def test_synchronous_mode_strict_reaches_patroni_only_when_asked() -> None:
     )
     config = patch_config(strict)
     assert (config["synchronous_mode"], config["synchronous_mode_strict"]) == (True, True)
-    bootstrap = yaml.safe_load(config_files(strict, "replica-patroni-config")["patroni.yml"].content)["bootstrap"][
+    bootstrap = yaml.safe_load(config_files(strict, "primary-patroni-config")["patroni.yml"].content)["bootstrap"][
         "dcs"
     ]
     assert bootstrap["synchronous_mode_strict"] is True
@@ -313,3 +322,53 @@ def test_a_changed_restart_only_setting_changes_the_restarts_triggers_only() -> 
     assert {key for key in new if new[key] != old[key]} == {"triggers"}
     for name, container in containers(before).items():  # restarted by Patroni, not replaced by Pulumi
         assert containers(after)[name].inputs == container.inputs, name
+
+
+LEADS = {step: f"postgres-replacements-{step}" for step in ("before-replica", "before-primary", "after")}
+
+
+def test_each_members_container_is_replaced_only_while_the_other_member_leads() -> None:
+    run = failover_run()
+    leads = {step: named(run, name) for step, name in LEADS.items()}
+    primary, replica = named(run, "primary-patroni-container"), named(run, "replica-patroni-container")
+    # db-1 leads, db-2's container, db-2 leads, db-1's container, db-1 leads, then what needs db-1 leading.
+    assert leads["before-replica"].urn in replica.dependencies
+    assert replica.urn in leads["before-primary"].dependencies
+    assert leads["before-primary"].urn in primary.dependencies
+    assert primary.urn in leads["after"].dependencies
+    assert leads["after"].urn in named(run, PATCH).dependencies
+    assert leads["after"].urn in named(run, "postgres-primary-check").dependencies
+    consoles = {"db-1": console_conninfo(IPS["primary"]), "db-2": console_conninfo(IPS["replica"])}
+    runs_on = {
+        "before-replica": ("primary", "db-1"),
+        "before-primary": ("replica", "db-2"),
+        "after": ("primary", "db-1"),
+    }
+    restarts_stdin = named(run, RESTARTS).inputs["stdin"]
+    for step, (role, to) in runs_on.items():
+        lead, container = leads[step].inputs, named(run, f"{role}-patroni-container").inputs["name"]
+        assert lead["create"] == lead_command(container, f"https://{IPS[role]}:8008", consoles, 5, to)
+        assert lead["connection"]["host"] == ssh_host(run, f"{role}-ready")
+        assert lead["update"] == "true"  # a new password on stdin switches nothing
+        assert lead["stdin"] == restarts_stdin and "stdin" in leads[step].secret_inputs
+        # Not the poolers' containers (they wait for the cluster): their passwords only.
+        pgbouncers = {named(run, "pgbouncer-container").urn, named(run, "replica-pgbouncer-container").urn}
+        assert not pgbouncers & set(leads[step].dependencies)
+
+
+def test_a_new_image_triggers_the_switchovers_and_a_reloadable_change_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = failover_run()
+    image = "postgres-platform/postgres:17.13-deb13u1-patroni4.0.7"  # as a next release of images/ would ship
+    monkeypatch.setitem(BUILDS, image, dataclasses.replace(POSTGRES_17, reference=image))
+    after = run_program("prod", with_failover("prod", {"enabled": True}, maxConnections=120, image=image))
+    for role in ("primary", "replica"):
+        assert named(after, f"{role}-patroni-container").inputs["image"] == image
+    for name in LEADS.values():
+        old, new = named(before, name).inputs, named(after, name).inputs
+        assert {key for key in new if new[key] != old[key]} == {"triggers"}, name
+        assert image in new["triggers"][0] and image not in old["triggers"][0]
+    changed = with_failover("prod", {"enabled": True}, maxConnections=120)
+    pg = json.loads(changed["postgres-platform:postgres"])
+    changed["postgres-platform:postgres"] = json.dumps({**pg, "settings": {**pg["settings"], "work_mem": "16MB"}})
+    reloaded = run_program("prod", changed)
+    assert all(named(reloaded, name).inputs == named(before, name).inputs for name in LEADS.values())

@@ -5,31 +5,33 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 from typing import Any
 
 import pytest
 import yaml
 
-from components.resources.member_image import refusal
 from postgres_platform.cli import failover_drill
 from postgres_platform.model.load import parse
-from postgres_platform.render import patroni_restart
+from postgres_platform.render import patroni_rolling
 from postgres_platform.render.patroni import (
     CA_FILE,
     PASSWORDS_SQL,
+    ROLLING_SCRIPT,
     console_conninfo,
     dynamic_parameters,
     etcd_args,
     haproxy_cfg,
+    lead_command,
     passwords_sql,
     patroni_secrets,
     patroni_yaml,
     restart_command,
-    restart_input,
     restart_parameters,
+    rolling_input,
     set_passwords_step,
 )
-from postgres_platform.render.patroni_restart import restart_order
+from postgres_platform.render.patroni_rolling import restart_order
 from postgres_platform.render.postgres import server_settings
 from postgres_platform.render.scram import stable_verifier
 from tests.helpers import valid_config
@@ -268,18 +270,16 @@ def test_the_restart_script_is_triggered_by_restart_only_settings_and_reads_secr
     line = restart_command("pg", "https://10.0.1.10:8008", {"db-1": console_conninfo("10.0.1.10")}, 5)
     argv = shlex.split(line)
     assert argv[:6] == ["docker", "exec", "-i", "pg", "python3", "-c"]
-    assert argv[7:] == ["https://10.0.1.10:8008", CA_FILE, json.dumps({"db-1": console_conninfo("10.0.1.10")}), "5"]
+    assert argv[6] == ROLLING_SCRIPT
+    assert argv[7:] == [
+        "restart",
+        "https://10.0.1.10:8008",
+        CA_FILE,
+        json.dumps({"db-1": console_conninfo("10.0.1.10")}),
+        "5",
+    ]
     assert "sslmode=verify-full" in console_conninfo("10.0.1.10")
-    assert json.loads(restart_input("s3cret", {"db-1": "a"})) == {"rest": "patroni:s3cret", "poolers": {"db-1": "a"}}
-
-
-def test_a_new_member_image_is_refused_naming_the_key_and_both_images() -> None:
-    assert refusal({}, {"image": "pg:17.12"}) is None  # the first create records it
-    assert refusal({"image": "pg:17.12"}, {"image": "pg:17.12"}) is None
-    line = refusal({"image": "pg:17.11"}, {"image": "pg:17.12"})
-    assert (
-        line is not None and line.startswith("postgres.image: ") and "got pg:17.12 (the members run pg:17.11)" in line
-    )
+    assert json.loads(rolling_input("s3cret", {"db-1": "a"})) == {"rest": "patroni:s3cret", "poolers": {"db-1": "a"}}
 
 
 def test_a_pause_that_fails_is_resumed_and_the_member_not_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,15 +288,82 @@ def test_a_pause_that_fails_is_resumed_and_the_member_not_restarted(monkeypatch:
     def console(_conninfo: str, _password: str, statement: str) -> None:
         sent.append(statement)
         if statement == "PAUSE":
-            raise patroni_restart.Failed("PgBouncer's PAUSE did not return in 60 s")
+            raise patroni_rolling.Failed("PgBouncer's PAUSE did not return in 60 s")
 
-    monkeypatch.setattr(patroni_restart, "console", console)
-    monkeypatch.setattr(patroni_restart, "restart", lambda *_: sent.append("restart"))
+    monkeypatch.setattr(patroni_rolling, "console", console)
+    monkeypatch.setattr(patroni_rolling, "restart", lambda *_: sent.append("restart"))
     member = {"name": "db-2", "role": "replica", "api_url": "https://10.0.1.11:8008/patroni"}
-    with pytest.raises(patroni_restart.Failed, match="PAUSE did not return"):
-        patroni_restart.restart_paused(patroni_restart.Api("ca", "u:p"), member, ("host=x", "pw"), 0)
+    with pytest.raises(patroni_rolling.Failed, match="PAUSE did not return"):
+        patroni_rolling.restart_paused(patroni_rolling.Api("ca", "u:p"), member, ("host=x", "pw"), 0)
     assert sent == ["PAUSE", "RESUME"]  # resumed (it may be left pausing), never restarted
     sent.clear()
-    monkeypatch.setattr(patroni_restart, "console", lambda *args: sent.append(args[2]))
-    patroni_restart.restart_paused(patroni_restart.Api("ca", "u:p"), member, ("host=x", "pw"), 0)
+    monkeypatch.setattr(patroni_rolling, "console", lambda *args: sent.append(args[2]))
+    patroni_rolling.restart_paused(patroni_rolling.Api("ca", "u:p"), member, ("host=x", "pw"), 0)
     assert sent == ["PAUSE", "restart", "RESUME"]
+
+
+def test_a_lead_runs_in_the_member_container_only_where_it_exists() -> None:
+    line = lead_command("pg", "https://10.0.1.11:8008", {"db-1": "host=a"}, 5, "db-2")
+    probe, _, rest = line.partition("; then ")
+    assert shlex.split(probe) == ["if", "docker", "container", "inspect", "pg", ">/dev/null", "2>&1"]
+    switch = rest.partition("; else ")[0]
+    assert shlex.split(switch)[:7] == ["docker", "exec", "-i", "pg", "python3", "-c", ROLLING_SCRIPT]
+    assert shlex.split(switch)[7:] == ["lead", "https://10.0.1.11:8008", CA_FILE, '{"db-1": "host=a"}', "5", "db-2"]
+    done = subprocess.run(["sh", "-c", line.replace("docker container inspect", "false")], capture_output=True)
+    assert (done.returncode, done.stdout) == (0, b"no member yet: nothing to switch\n")
+
+
+@pytest.mark.parametrize(
+    ("member", "synchronous", "why"),
+    [
+        ({"role": "sync_standby", "state": "streaming"}, True, None),
+        ({"role": "replica", "state": "streaming"}, False, None),
+        ({"role": "replica", "state": "streaming"}, True, "db-2 is not the synchronous standby yet"),
+        ({"role": "replica", "state": "starting"}, False, "db-2 is replica, starting"),
+        ({"role": "leader", "state": "running"}, False, "db-2 is leader, running"),
+    ],
+)
+def test_a_member_takes_the_lead_only_once_it_streams_and_is_the_sync_standby_where_required(
+    member: dict[str, str], synchronous: bool, why: str | None
+) -> None:
+    cluster = {"members": [{"name": "db-1", "role": "leader", "state": "running"}, {"name": "db-2", **member}]}
+    assert patroni_rolling.not_ready(cluster, "db-2", synchronous) == why
+    assert patroni_rolling.not_ready(cluster, "db-3", synchronous) == "db-3 is not in the cluster"
+
+
+class FakeApi(patroni_rolling.Api):
+    """Patroni's answers for a lead: db-1 leads, db-2 the synchronous standby; /switchover answers `status`."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__("ca", "u:p")
+        self.status = status
+        self.posted: list[Any] = []
+
+    def call(self, url: str, method: str = "GET", body: Any = None, timeout: float = 10) -> tuple[int, Any]:
+        members = [
+            {"name": "db-1", "role": "leader", "state": "running", "api_url": "https://a:8008/patroni"},
+            {"name": "db-2", "role": "sync_standby", "state": "streaming", "api_url": "https://b:8008/patroni"},
+        ]
+        if method == "POST":
+            self.posted.append(body)
+            return self.status, "switchover failed"
+        return 200, {"/cluster": {"members": members}, "/config": {"synchronous_mode": True}}.get(url[9:], {})
+
+
+def test_a_lead_pauses_every_pooler_and_resumes_them_whatever_the_switchover_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(patroni_rolling, "console", lambda conninfo, _pw, statement: sent.append((conninfo, statement)))
+    monkeypatch.setattr("postgres_platform.render.patroni_rolling.time.sleep", lambda _s: None)
+    poolers, secrets = {"db-1": "host=a", "db-2": "host=b"}, {"poolers": {"db-1": "x", "db-2": "y"}}
+    api = FakeApi(503)
+    with pytest.raises(patroni_rolling.Failed, match="POST /switchover to db-2: HTTP 503"):
+        patroni_rolling.lead(api, "https://a", "db-2", poolers, 0, secrets)
+    assert api.posted == [{"leader": "db-1", "candidate": "db-2"}]
+    pauses = [("host=a", "PAUSE"), ("host=b", "PAUSE")]
+    resumes = [("host=a", "RECONNECT"), ("host=a", "RESUME"), ("host=b", "RECONNECT"), ("host=b", "RESUME")]
+    assert sent == pauses + resumes
+    sent.clear()
+    patroni_rolling.lead(FakeApi(200), "https://a", "db-1", poolers, 0, secrets)  # db-1 leads already
+    assert sent == []

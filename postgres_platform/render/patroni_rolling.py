@@ -1,12 +1,18 @@
-"""Restart the Patroni members that a restart-only setting left `pending_restart`: replicas first, then
-the leader in place, each with its host's PgBouncer paused, so clients wait instead of failing.
+"""Rolling operations on the Patroni members of a Hetzner stack, so clients wait instead of failing:
 
-The Hetzner stacks run this file's text with the Patroni container's python3 (`python3 -c`) after the
-dynamic configuration's PATCH (components/patroni.py PatroniRestarts), so it imports the standard
-library only. argv: db-1's REST URL, the CA file the REST API is checked against, a JSON object of
-member name -> its host's PgBouncer console conninfo (no password), and the seconds the load balancer
-needs to see a restarted member healthy. stdin: a JSON object {"rest": "user:password", "poolers":
-{member name: console password}}.
+- `restart`: the members that a restart-only setting left `pending_restart`, replicas first, then the
+  leader in place, each with its host's PgBouncer paused (components/patroni.py PatroniRestarts, after
+  the dynamic configuration's PATCH);
+- `lead MEMBER`: a planned switchover to MEMBER with every PgBouncer paused, when another member leads
+  and MEMBER streams (components/patroni.py MemberReplacements: before a member's container is replaced,
+  the other one leads; afterwards db-1 leads again). No leader (a first create) or MEMBER leading
+  already: nothing to do.
+
+The stacks run this file's text with the Patroni container's python3 (`python3 -c`), so it imports the
+standard library only. argv: the mode, a member's REST URL, the CA file the REST API is checked against,
+a JSON object of member name -> its host's PgBouncer console conninfo (no password), the seconds the
+load balancer needs to see a member healthy, and for `lead` the member. stdin: a JSON object {"rest":
+"user:password", "poolers": {member name: console password}}.
 
 Why the leader restarts in place rather than by switchover: a paused pooler makes the restart a wait,
 not an error, and db-1 keeps leading (every `pulumi up` needs it to: docs/operations/failover.md).
@@ -32,6 +38,7 @@ from typing import Any
 LEADER_ROLES = ("leader", "primary", "standby_leader")
 ROUNDS = 3
 RESTART_SECONDS = 300  # Patroni's POST /restart returns once Postgres runs again (or gave up)
+CATCH_UP_SECONDS = 600  # a replaced member's Postgres starts, replays and streams again
 PAUSE_SECONDS = 60  # PgBouncer's PAUSE returns once every server connection is released
 
 
@@ -130,7 +137,59 @@ def restart_paused(api: Api, member: dict[str, Any], pooler: tuple[str, str] | N
     console(*pooler, "RESUME")
 
 
-def run(url: str, cafile: str, poolers: dict[str, str], grace: float, secrets: dict[str, Any]) -> None:
+def not_ready(cluster: dict[str, Any], to: str, synchronous: bool) -> str | None:
+    """Why `to` cannot take the lead by switchover now (None when it can): it streams, and under
+    synchronous mode it is the synchronous standby (Patroni refuses any other candidate)."""
+    member = next((m for m in cluster.get("members", []) if m.get("name") == to), None)
+    if member is None:
+        return f"{to} is not in the cluster"
+    if member.get("state") not in ("streaming", "running") or member.get("role") in LEADER_ROLES:
+        return f"{to} is {member.get('role')}, {member.get('state')}"
+    if synchronous and member.get("role") != "sync_standby":
+        return f"{to} is not the synchronous standby yet"
+    return None
+
+
+def lead(api: Api, url: str, to: str, poolers: dict[str, str], grace: float, secrets: dict[str, Any]) -> None:
+    def cluster() -> dict[str, Any]:
+        status, answer = api.call(url + "/cluster")
+        if status != 200:
+            raise Failed(f"Patroni GET /cluster: HTTP {status}: {answer}")
+        return dict(answer)
+
+    # A container started a moment ago: its REST API comes up with Patroni.
+    wait("Patroni's REST API answering", RESTART_SECONDS, lambda: api.call(url + "/cluster")[0] == 200)
+    leaders = [m for m in cluster().get("members", []) if m.get("role") in LEADER_ROLES]
+    if not leaders:
+        print(f"no leader yet (a first start): nothing to switch to {to}", flush=True)
+        return
+    leader = leaders[0]
+    if leader["name"] == to:
+        print(f"{to} leads already", flush=True)
+        return
+    status, config = api.call(url + "/config")
+    synchronous = status == 200 and bool(config.get("synchronous_mode"))
+    wait(f"{to} ready to lead", CATCH_UP_SECONDS, lambda: not_ready(cluster(), to, synchronous) is None)
+    paused: list[tuple[str, str]] = []
+    try:
+        for name, conninfo in sorted(poolers.items()):
+            paused.append((conninfo, secrets["poolers"][name]))
+            console(*paused[-1], "PAUSE")
+        status, answer = api.call(url + "/switchover", "POST", {"leader": leader["name"], "candidate": to}, 60)
+        if status != 200:
+            raise Failed(f"Patroni POST /switchover to {to}: HTTP {status}: {answer}")
+        new = next(m for m in cluster()["members"] if m["name"] == to)["api_url"].rsplit("/", 1)[0]
+        wait(f"{to} answering 200 on /primary", RESTART_SECONDS, lambda: api.call(new + "/primary")[0] == 200)
+        time.sleep(grace)  # one more load-balancer check: it routes to the new leader
+    finally:
+        for pooler in paused:  # no pooled connection to the old leader is reused; the queued clients go on
+            for statement in ("RECONNECT", "RESUME"):
+                with contextlib.suppress(Failed):
+                    console(*pooler, statement)
+    print(f"{to}: leads (switched over from {leader['name']})", flush=True)
+
+
+def restart_all(url: str, cafile: str, poolers: dict[str, str], grace: float, secrets: dict[str, Any]) -> None:
     api = Api(cafile, secrets["rest"])
     status, config = api.call(url + "/config")
     if status != 200:
@@ -157,11 +216,16 @@ def run(url: str, cafile: str, poolers: dict[str, str], grace: float, secrets: d
 
 
 def main(argv: list[str]) -> int:
-    url, cafile, poolers, grace = argv[0].rstrip("/"), argv[1], json.loads(argv[2]), float(argv[3])
+    mode, url, cafile, poolers, grace = argv[0], argv[1].rstrip("/"), argv[2], json.loads(argv[3]), float(argv[4])
+    secrets = json.load(sys.stdin)
+    what = {"lead": "switchover", "restart": "ordered restart"}[mode]
     try:
-        run(url, cafile, poolers, grace, json.load(sys.stdin))
-    except (Failed, OSError) as err:
-        print(f"ordered restart: {err}", file=sys.stderr)
+        if mode == "lead":
+            lead(Api(cafile, secrets["rest"]), url, argv[5], poolers, grace, secrets)
+        else:
+            restart_all(url, cafile, poolers, grace, secrets)
+    except (Failed, OSError, ValueError) as err:  # ValueError: an answer that is not the JSON expected
+        print(f"{what}: {err}", file=sys.stderr)
         return 1
     return 0
 
