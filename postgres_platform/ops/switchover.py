@@ -73,7 +73,10 @@ def _pause_all(consoles: list[psycopg.Connection[Any]], timeout: float) -> None:
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
     if any(thread.is_alive() for thread in threads):
-        raise SwitchoverError(f"PgBouncer's PAUSE did not finish in {timeout:g} s: a transaction holds on")
+        raise SwitchoverError(
+            f"PgBouncer's PAUSE did not finish in {timeout:g} s: a client holds its server connection"
+            " (a long transaction, or a session-mode pool): find it with live, then run this again"
+        )
     if failures:
         raise SwitchoverError(f"PgBouncer's PAUSE failed: {failures[0]}")
 
