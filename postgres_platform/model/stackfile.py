@@ -34,6 +34,7 @@ MAX_FILE_BYTES = 1 << 20  # 1 MiB, read no further
 MAX_VALUES = 100_000  # mappings, sequences and scalars, each alias counted as the whole value it names, each use
 MAX_TEXT = 4 * MAX_FILE_BYTES  # characters in scalars, aliases expanded the same way
 MAX_DEPTH = 64  # nesting levels, aliases expanded; PyYAML composes (and json encodes) nesting recursively
+DEPTH_REFUSED = f"nests more than {MAX_DEPTH} levels deep (aliases expanded)"
 MAX_NUMBER_CHARS = 100  # no setting is a longer number; int() of a long sexagesimal one takes quadratic time
 _REFUSED_TAGS = ("binary", "set", "omap", "pairs")  # values JSON cannot carry, as Pulumi passes config on
 
@@ -122,7 +123,7 @@ class _BoundedComposer(Composer):
     @staticmethod
     def _check_depth(depth: int, mark: Any) -> None:
         if depth > MAX_DEPTH:
-            raise _Refused(None, None, f"nests more than {MAX_DEPTH} levels deep (aliases expanded)", mark)
+            raise _Refused(None, None, DEPTH_REFUSED, mark)
 
 
 class _StrictConstructor(SafeConstructor):
@@ -249,6 +250,8 @@ def _read_document(path: Path) -> Any:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         kind = "" if isinstance(exc, _Refused) else "not valid YAML: "
         problem = exc.problem or exc.context or "?"
+        if problem.startswith("exceeded maximum nesting depth"):  # libyaml's own bound (PyYAML 6.0.4), past ours
+            kind, problem, exc.context = "", DEPTH_REFUSED, None
         if exc.problem and exc.context:  # `second occurrence` says little without `found duplicate anchor 'a'`
             problem += f" ({exc.context}" + (f" at line {exc.context_mark.line + 1})" if exc.context_mark else ")")
         raise ConfigError([_one_line(f"{where}: {kind}{problem}")]) from None
