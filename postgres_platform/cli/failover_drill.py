@@ -46,7 +46,7 @@ import psycopg
 
 from postgres_platform.cli import errors
 from postgres_platform.harness.docker import docker, logs, remove
-from postgres_platform.harness.ports import free_port, wait_for_port
+from postgres_platform.harness.ports import free_ports, wait_for_port
 from postgres_platform.model.config import FailoverConfig
 from postgres_platform.model.images import ETCD_35, HAPROXY_30, PGBOUNCER_124, POSTGRES_17
 from postgres_platform.model.names import LOOPBACK, PGDATA, SUPERUSER
@@ -206,10 +206,10 @@ class Drill:
         self.passwords = {what: secrets.token_urlsafe(24) for what in ("superuser", "replication", "rewind", "rest")}
         self.writer_password = secrets.token_urlsafe(24)
         self.admin_password = secrets.token_urlsafe(24)
-        self.etcd = {name: (free_port(), free_port()) for name in ETCD_MEMBERS}
-        self.members = {name: Member(name, free_port(), free_port()) for name in MEMBERS}
-        self.haproxy_port = free_port()
-        self.pgbouncer_port = free_port()
+        ports = iter(free_ports(2 * len(ETCD_MEMBERS) + 2 * len(MEMBERS) + 2))  # distinct: all on one host network
+        self.etcd = {name: (next(ports), next(ports)) for name in ETCD_MEMBERS}
+        self.members = {name: Member(name, next(ports), next(ports)) for name in MEMBERS}
+        self.haproxy_port, self.pgbouncer_port = next(ports), next(ports)
 
     def close(self) -> None:
         remove(*self.containers)

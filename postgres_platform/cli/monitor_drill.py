@@ -44,7 +44,7 @@ import yaml
 
 from postgres_platform.cli import errors
 from postgres_platform.harness.docker import docker, remove
-from postgres_platform.harness.ports import free_port
+from postgres_platform.harness.ports import free_ports
 from postgres_platform.harness.servers import Servers
 from postgres_platform.model import budget
 from postgres_platform.model.config import AlertmanagerConfig, PlatformConfig
@@ -233,7 +233,7 @@ def start_monitoring(servers: Servers, stack: str, started: Started, receiver_po
     on loopback; returns Prometheus' port."""
     config = servers.config
     password = servers.passwords[MONITORING_ROLE]
-    ports = {label: free_port() for label in mc.MONITORING_LABELS}
+    ports = dict(zip(mc.MONITORING_LABELS, free_ports(len(mc.MONITORING_LABELS)), strict=True))
     listen = {label: mc.Address(LOOPBACK, port) for label, port in ports.items()}
     work.chmod(0o755)  # the containers' users traverse it to their directories
 
