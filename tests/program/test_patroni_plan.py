@@ -30,7 +30,7 @@ from postgres_platform.render.patroni import (
     restart_parameters,
 )
 from tests.helpers import config_files
-from tests.program.test_failover_plan import failover_run, with_failover
+from tests.program.test_failover_plan import VALUES, failover_run, with_failover
 
 CONTAINER = "docker:index/container:Container"
 REMOTE = "command:remote:Command"
@@ -327,8 +327,9 @@ def test_a_changed_restart_only_setting_changes_the_restarts_triggers_only() -> 
 LEADS = {step: f"postgres-replacements-{step}" for step in ("before-replica", "before-primary", "after")}
 
 
-def test_each_members_container_is_replaced_only_while_the_other_member_leads() -> None:
-    run = failover_run()
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "up"])
+def test_each_members_container_is_replaced_only_while_the_other_member_leads(preview: bool) -> None:
+    run = failover_run() if preview else run_program("prod", VALUES, preview=False)  # `pulumi up` refuses nothing
     leads = {step: named(run, name) for step, name in LEADS.items()}
     primary, replica = named(run, "primary-patroni-container"), named(run, "replica-patroni-container")
     # db-1 leads, db-2's container, db-2 leads, db-1's container, db-1 leads, then what needs db-1 leading.
