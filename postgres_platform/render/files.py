@@ -30,8 +30,14 @@ def install_input(files: list[File[str]]) -> str:
     return "".join(f"{f.name} {f.mode} {base64.b64encode(f.content.encode()).decode()}\n" for f in files)
 
 
+RELOAD_PENDING = ".reload-pending"  # in a config directory: its last reload failed
+
+
 def install_script(directory: str, owner: str, reload: str, *, mode_when_not_root: str | None = "0644") -> str:
     """Write each file atomically; if any changed, run `reload`.
+
+    A reload that fails leaves RELOAD_PENDING in the directory, so the next run reloads even though the
+    files are already in place (a failed command keeps its old state: the next `pulumi up` runs it again).
 
     As root (a server) files get their mode and the container user as owner. As a developer (local
     Docker) chown is not possible, so files get `mode_when_not_root` (0644: the container's user reads
@@ -45,6 +51,7 @@ mkdir -p {d}
 if [ "$(id -u)" != 0 ]; then chmod 0700 "$(dirname {d})"; fi
 chmod 0755 {d}
 changed=0
+if [ -e {d}/{RELOAD_PENDING} ]; then changed=1; fi
 while read -r name mode data; do
   tmp={d}/".$name.new"
   printf '%s' "$data" | base64 -d > "$tmp"
@@ -52,7 +59,9 @@ while read -r name mode data; do
   if cmp -s "$tmp" {d}/"$name"; then rm -f "$tmp"; else mv -f "$tmp" {d}/"$name"; changed=1; fi
 done
 if [ "$changed" = 1 ]; then
+touch {d}/{RELOAD_PENDING}
 {reload}
+rm -f {d}/{RELOAD_PENDING}
 fi
 """
 

@@ -388,13 +388,33 @@ def patroni_command() -> tuple[str, ...]:
     return ("patroni", POSTGRES_CONFIG_DIR)
 
 
-def set_passwords_step(container: str, port: int = POSTGRES_PORT) -> str:
-    """The shell line that sets PASSWORDS_SQL on the member when it is the leader (a replica is read-only
-    and gets them by replication), over the local socket (peer), before Patroni is sent its SIGHUP."""
+LEADER_ANSWER_SECONDS = 60  # a member restarting answers within seconds; longer is a member to look at
+
+
+def set_passwords_step(container: str, port: int = POSTGRES_PORT, answer_seconds: int = LEADER_ANSWER_SECONDS) -> str:
+    """The shell lines that set PASSWORDS_SQL on the member when it is the leader (a replica is read-only
+    and gets them by replication), over the local socket (peer), before Patroni is sent its SIGHUP.
+
+    A member whose Postgres does not answer within `answer_seconds` fails the step before the SIGHUP:
+    skipping it would reload Patroni onto passwords the roles do not have (the replica's replication
+    login would fail). The files' RELOAD_PENDING makes the next `pulumi up` run the step again."""
     psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-p", str(port), "-d", "postgres"]
-    leads = shlex.join(exec_argv(container, [*psql, "-A", "-t", "-c", "SELECT pg_is_in_recovery()"]))
+    recovery = shlex.join(exec_argv(container, [*psql, "-A", "-t", "-c", "SELECT pg_is_in_recovery()"]))
     apply = shlex.join(exec_argv(container, [*psql, "-f", PASSWORDS_SQL]))
-    return f'if [ "$({leads})" = f ]; then {apply}; fi'
+    failed = (
+        f"postgres-platform: {container}'s Postgres did not answer for {answer_seconds} s: the new"
+        " passwords are not set and Patroni is not reloaded; run pulumi up again once it answers"
+    )
+    return f"""recovery=""
+for i in $(seq {max(1, answer_seconds // 2)}); do
+  [ "$i" = 1 ] || sleep 2
+  recovery="$({recovery} 2>/dev/null)" && break
+done
+case "$recovery" in
+  f) {apply} ;;
+  t) ;;
+  *) echo {shlex.quote(failed)} >&2; exit 1 ;;
+esac"""
 
 
 def patroni_container(

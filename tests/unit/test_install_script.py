@@ -7,7 +7,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from postgres_platform.render.files import File, install_input, install_script, read_install_input
+from postgres_platform.render.files import RELOAD_PENDING, File, install_input, install_script, read_install_input
 
 
 def install(directory: Path, files: list[File[str]], marker: Path) -> None:
@@ -39,3 +39,22 @@ def test_secrets_travel_on_stdin_and_read_back_exactly() -> None:
     assert "s3cret" not in text and len(text.splitlines()) == 2
     assert read_install_input(text) == {f.name: f for f in files}
     assert "s3cret" not in install_script("/etc/x", "70", "true")
+
+
+def test_a_reload_that_failed_runs_again_next_time_though_the_files_are_in_place(tmp_path: Path) -> None:
+    directory, attempts = tmp_path / "conf", tmp_path / "attempts"
+    files = [File("patroni.yml", "0644", "scope: x\n")]
+
+    def run(reload_ok: bool) -> int:
+        reload = f"  echo try >> {attempts}; {'true' if reload_ok else 'false'}"
+        script = install_script(str(directory), str(os.getuid()), reload, mode_when_not_root=None)
+        done = subprocess.run(["sh", "-c", script], input=install_input(files), text=True, timeout=30, check=False)
+        return done.returncode
+
+    assert run(reload_ok=False) != 0
+    assert (directory / RELOAD_PENDING).exists()
+    assert run(reload_ok=True) == 0  # the same files: reloaded all the same, because the last one failed
+    assert attempts.read_text() == "try\ntry\n"
+    assert not (directory / RELOAD_PENDING).exists()
+    assert run(reload_ok=True) == 0  # now nothing changed and nothing is pending: no reload
+    assert attempts.read_text() == "try\ntry\n"

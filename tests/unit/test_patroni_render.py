@@ -4,8 +4,10 @@ Patroni, etcd and HAProxy run them in tests/integration/test_failover_drill.py."
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ import yaml
 from postgres_platform.cli import failover_drill
 from postgres_platform.model.load import parse
 from postgres_platform.render import patroni_rolling
+from postgres_platform.render.files import reload_if_running
 from postgres_platform.render.patroni import (
     CA_FILE,
     PASSWORDS_SQL,
@@ -157,7 +160,7 @@ def test_the_secrets_file_completes_patroni_yml_with_each_password_kept_literall
         patroni_secrets(superuser="s", replication="r", rewind="", restapi=None)
 
 
-def test_the_passwords_sql_sets_verifiers_never_the_passwords_and_only_where_the_member_leads() -> None:
+def test_the_passwords_sql_sets_verifiers_never_the_passwords() -> None:
     sql = passwords_sql(superuser="s3cr3t-s", replication="s3cr3t-r", rewind="s3cr3t-w")
     assert "s3cr3t" not in sql
     assert sql.splitlines() == [
@@ -165,9 +168,41 @@ def test_the_passwords_sql_sets_verifiers_never_the_passwords_and_only_where_the
         f"ALTER ROLE \"replicator\" WITH PASSWORD '{stable_verifier('replicator', 's3cr3t-r')}';",
         f"ALTER ROLE \"rewind_user\" WITH PASSWORD '{stable_verifier('rewind_user', 's3cr3t-w')}';",
     ]
-    step = set_passwords_step("c")
-    assert step.startswith('if [ "$(docker exec -i -u postgres c psql ') and "SELECT pg_is_in_recovery()" in step
-    assert step.endswith(f"-f {PASSWORDS_SQL}; fi")  # a replica (t) or a stopped server: nothing runs
+
+
+FAKE_DOCKER = """#!/bin/sh
+# docker as the reload sees it: a running container whose psql answers $RECOVERY (none: it fails)
+echo "$*" >> "$CALLS"
+case "$*" in
+  inspect*) echo true ;;
+  *"SELECT pg_is_in_recovery()"*) [ -n "$RECOVERY" ] || exit 2; echo "$RECOVERY" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("recovery", "applied", "reloaded"), [("f", True, True), ("t", False, True), ("", False, False)]
+)
+def test_the_passwords_are_set_on_the_leader_skipped_on_a_replica_and_a_silent_member_fails_the_reload(
+    tmp_path: Path, recovery: str, applied: bool, reloaded: bool
+) -> None:
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls), "RECOVERY": recovery}
+    script = reload_if_running("pg", set_passwords_step("pg", answer_seconds=4))
+    done = subprocess.run(["sh", "-eu", "-c", script], env=env, capture_output=True, text=True, timeout=30)
+    lines = calls.read_text().splitlines()
+    assert any(line.endswith(f"-f {PASSWORDS_SQL}") for line in lines) is applied
+    assert ("kill --signal=HUP pg" in lines) is reloaded  # no SIGHUP onto passwords the roles lack
+    assert done.returncode == (0 if reloaded else 1)
+    if not reloaded:
+        assert sum("pg_is_in_recovery" in line for line in lines) == 2  # asked again within answer_seconds
+        assert done.stderr == (
+            "postgres-platform: pg's Postgres did not answer for 4 s: the new passwords are not set and Patroni is"
+            " not reloaded; run pulumi up again once it answers\n"
+        )
 
 
 def test_settings_patroni_owns_are_dropped_from_the_programs_and_refused_in_the_config() -> None:
