@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,14 +238,36 @@ class Drill:
         docker(*spec.docker_run(sources)[1:])
         return spec.name
 
+    def etcd_spec(self, name: str) -> ContainerSpec:
+        """The etcd member `name`, as the stacks declare one (render.patroni.etcd_container)."""
+        members = {member: (f"{LOOPBACK}:{c}", f"{LOOPBACK}:{p}") for member, (c, p) in self.etcd.items()}
+        flags = etcd_args(name=name, members=members, data_dir=ETCD_DATA_DIR, token=self.prefix)
+        peers = [client for member, (client, _) in members.items() if member != name]
+        return etcd_container(
+            name=f"{self.prefix}-{name}", image=ETCD_35.reference, label="etcd", flags=flags, peers=peers
+        )
+
+    def _start_etcd_member(self, name: str) -> None:
+        data = self._dir(f"{name}-data", ETCD_UID_NUMBER, {})
+        self._start(self.etcd_spec(name), {ETCD_DATA: MountSource(str(data))})
+
+    def wait_etcd(self, names: Sequence[str]) -> None:
+        for name in names:
+            client, _ = self.etcd[name]
+            _wait(f"etcd {name} healthy", 60, functools.partial(_healthy, f"http://{LOOPBACK}:{client}/health"))
+
     def start_etcd(self) -> None:
-        members = {name: (f"{LOOPBACK}:{c}", f"{LOOPBACK}:{p}") for name, (c, p) in self.etcd.items()}
         for name in ETCD_MEMBERS:
-            flags = etcd_args(name=name, members=members, data_dir=ETCD_DATA_DIR, token=self.prefix)
-            spec = etcd_container(name=f"{self.prefix}-{name}", image=ETCD_35.reference, label="etcd", flags=flags)
-            self._start(spec, {ETCD_DATA: MountSource(str(self._dir(f"{name}-data", ETCD_UID_NUMBER, {})))})
-        for client, _ in self.etcd.values():
-            _wait("etcd healthy", 60, functools.partial(_healthy, f"http://{LOOPBACK}:{client}/health"))
+            self._start_etcd_member(name)
+        self.wait_etcd(ETCD_MEMBERS)
+
+    def replace_etcd_member(self, name: str) -> None:
+        """The etcd member `name` as after its host was replaced: container and data gone, a new one of the
+        same spec on an empty directory (render.patroni.ETCD_ENTRYPOINT rejoins it)."""
+        remove(f"{self.prefix}-{name}")
+        shutil.rmtree(self.root / f"{name}-data")
+        self._start_etcd_member(name)
+        self.wait_etcd([name])
 
     def start_member(self, member: Member) -> None:
         pg_hba = [

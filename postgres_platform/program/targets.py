@@ -388,6 +388,7 @@ class HetznerTarget(Target):
                         flags=etcd_args(
                             name=name, members=addresses, data_dir=ETCD_DATA_DIR_IN_CONTAINER, token=f"{stack}-etcd"
                         ),
+                        peers=[client for other, (client, _) in addresses.items() if other != name],
                     ),
                     image_base=self.config.image_base,
                     placement=Placement(docker_provider=host.docker_provider),

@@ -442,17 +442,74 @@ def patroni_container(
     )
 
 
-def etcd_container(*, name: str, image: str, label: str, flags: Sequence[str]) -> ContainerSpec:
+# The etcd member's entrypoint (sh -c; "$@": etcd_args' flags). A member with no data whose peers answer
+# joins their cluster as `existing`. Where they list it as having run (it published its client URLs), it
+# lost its data (its host replaced, its disk lost) and they still count its old ID, so etcd would refuse
+# it: that ID is removed first. Where they do not list it, it is added (retried while the cluster settles
+# a removal). Where they list it as never run (a first create whose other two formed the cluster first),
+# it just joins. No peer answering (a first create) starts it `new` as its flags say; a member with data
+# starts as it is. etcdctl's timeouts bound each question.
+ETCD_ENTRYPOINT = """set -eu
+peers={peers}
+name= peer= state=
+for flag in "$@"; do
+  case "$flag" in
+    --name=*) name=${{flag#--name=}} ;;
+    --initial-advertise-peer-urls=*) peer=${{flag#--initial-advertise-peer-urls=}} ;;
+  esac
+done
+ask() {{ etcdctl --endpoints="$peers" --dial-timeout=3s --command-timeout=5s "$@"; }}
+if [ ! -d {data_dir}/member ] && known=$(ask member list 2>/dev/null); then
+  state=existing
+  # ID, then whether it ever ran: a member publishes its client URLs when it first starts.
+  listed=$(printf '%s\\n' "$known" | awk -F', ' -v url="$peer" '$4 == url {{print $1, ($5 == "" ? "never" : "ran")}}')
+  case "$listed" in
+    *ran)
+      echo "postgres-platform: etcd member $name has no data: replacing its old ID ${{listed% *}}" >&2
+      ask member remove "${{listed% *}}" >&2
+      listed=
+      ;;
+  esac
+  tries=0
+  while [ -z "$listed" ]; do
+    if ask member add "$name" --peer-urls="$peer" >&2; then break; fi
+    listed=$(ask member list 2>/dev/null | grep -F ", $peer, " || true)  # added all the same
+    tries=$((tries + 1))
+    [ -n "$listed" ] || [ "$tries" -lt 30 ] || exit 1
+    sleep 1
+  done
+fi
+if [ -n "$state" ]; then
+  for flag in "$@"; do
+    shift
+    case "$flag" in --initial-cluster-state=*) flag=--initial-cluster-state=$state ;; esac
+    set -- "$@" "$flag"
+  done
+fi
+exec etcd "$@"
+"""
+
+
+def etcd_container(*, name: str, image: str, label: str, flags: Sequence[str], peers: Sequence[str]) -> ContainerSpec:
     """An etcd member: the image's `etcd` with etcd_args' flags (data_dir ETCD_DATA_DIR), as the image's
-    unprivileged user, its data in the ETCD_DATA mount (a host directory owned by ETCD_UID)."""
+    unprivileged user, its data in the ETCD_DATA mount (a host directory owned by ETCD_UID); started by
+    ETCD_ENTRYPOINT, which rejoins a member that lost its data. `peers`: the other members' client
+    addresses (IP:port)."""
     if not any(flag == f"--data-dir={ETCD_DATA_DIR}" for flag in flags):
         raise ValueError(f"etcd's flags must name --data-dir={ETCD_DATA_DIR} (its mounted directory)")
+    if not peers:
+        raise ValueError("an etcd member needs the other members' client addresses")
+    for peer in peers:
+        _host_port(peer, "an etcd peer's client address")
+    endpoints = ",".join(f"http://{peer}" for peer in peers)
+    script = ETCD_ENTRYPOINT.format(peers=shlex.quote(endpoints), data_dir=shlex.quote(ETCD_DATA_DIR))
     return ContainerSpec(
         name=name,
         image=image,
         label=label,
         command=tuple(flags),
         mounts={ETCD_DATA: MountPoint(ETCD_HOME, read_only=False)},
+        entrypoint=("sh", "-c", script, "etcd-member"),
         stop_signal="SIGTERM",
         stop_seconds=ETCD_STOP_SECONDS,
     )

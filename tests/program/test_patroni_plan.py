@@ -99,6 +99,10 @@ def test_etcd_and_patroni_listen_on_the_private_ip_only() -> None:
             in flags
         )
         assert not any("0.0.0.0" in flag for flag in flags)
+        # The entrypoint that rejoins a member with no data asks the other two members (ETCD_ENTRYPOINT).
+        entrypoint = named(run, f"{etcd}-etcd-container").inputs["entrypoints"]
+        others = ",".join(f"http://{IPS[other]}:2379" for other in ETCD_NAMES if other != role)
+        assert entrypoint[:2] == ["sh", "-c"] and f"peers={others}\n" in entrypoint[2]
         (mount,) = named(run, f"{etcd}-etcd-container").inputs["mounts"]
         assert mount["source"] == "/var/lib/postgres-platform/etcd" and mount["type"] == "bind"  # the root disk
     for role in ("primary", "replica"):
@@ -232,7 +236,13 @@ def test_bad_inputs_are_one_line_errors() -> None:
     with pytest.raises(ValueError, match=r"^a posix backup repository needs the backup config mounted too$"):
         patroni_container(name="n", image="i", label="postgres", posix_repo=True)
     with pytest.raises(ValueError, match=r"^etcd's flags must name --data-dir=/var/lib/etcd-member/data"):
-        etcd_container(name="n", image="i", label="etcd", flags=["--data-dir=/tmp/etcd"])
+        etcd_container(name="n", image="i", label="etcd", flags=["--data-dir=/tmp/etcd"], peers=["10.0.1.11:2379"])
+    with pytest.raises(ValueError, match=r"^an etcd member needs the other members' client addresses$"):
+        etcd_container(name="n", image="i", label="etcd", flags=["--data-dir=/var/lib/etcd-member/data"], peers=[])
+    with pytest.raises(ValueError, match=r"^an etcd peer's client address must be host:port, not '10.0.1.11'$"):
+        etcd_container(
+            name="n", image="i", label="etcd", flags=["--data-dir=/var/lib/etcd-member/data"], peers=["10.0.1.11"]
+        )
     with pytest.raises(
         ValueError, match=r"^the REST API is reached over TLS: an https:// URL, not 'http://10.0.1.10:8008'$"
     ):
@@ -246,7 +256,9 @@ def test_the_member_spec_mounts_data_and_config_and_carries_no_env() -> None:
     assert set(spec.mounts) == {DATA, CONFIG, "backup-config"} and spec.env == ()
     assert spec.mounts[CONFIG].read_only and not spec.mounts[DATA].read_only
     assert spec.stop_signal == "SIGINT"
-    etcd = etcd_container(name="e", image="i", label="etcd", flags=["--data-dir=/var/lib/etcd-member/data"])
+    etcd = etcd_container(
+        name="e", image="i", label="etcd", flags=["--data-dir=/var/lib/etcd-member/data"], peers=["10.0.1.11:2379"]
+    )
     assert set(etcd.mounts) == {ETCD_DATA} and etcd.stop_signal == "SIGTERM" and etcd.user is None
     assert member_pg_hba("local all postgres peer\nhost all all 0.0.0.0/0 reject\n", "10.0.1.11") == [
         "local all postgres peer",
