@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,13 @@ def config_files(run: ProgramRun, component: str) -> dict[str, File[str]]:
     """The files a ConfigFiles component (e.g. `pgbouncer-config`) writes on its host, by name."""
     (write,) = [r for r in run.resources if r.name == f"{component}-write" and r.type.startswith("command:")]
     return read_install_input(write.inputs["stdin"])
+
+
+def fake_commands(directory: Path, scripts: dict[str, str], **env: str) -> dict[str, str]:
+    """Shell scripts standing in for commands (docker, etcdctl, ...) in `directory`: the environment that
+    finds them first on PATH, with `env` added."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in scripts.items():
+        (directory / name).write_text(text)
+        (directory / name).chmod(0o755)
+    return {**os.environ, "PATH": f"{directory}:{os.environ['PATH']}", **env}

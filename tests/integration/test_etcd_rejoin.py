@@ -27,9 +27,9 @@ def logged(d: Drill, member: str) -> str:
 
 
 def members(d: Drill, via: str) -> dict[str, Any]:
-    """name -> member, as etcd's member list has them (an unstarted member has no name)."""
+    """name -> member, as etcd's member list has them (a static bootstrap names every member)."""
     listed = json.loads(etcdctl(d, via, "member", "list", "--write-out=json"))["members"]
-    return {member.get("name", ""): member for member in listed}
+    return {member["name"]: member for member in listed}
 
 
 def test_a_member_that_lost_its_data_rejoins_under_a_new_id_and_a_restarted_one_keeps_its_own() -> None:

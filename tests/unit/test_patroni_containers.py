@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from postgres_platform.render.containers import CONFIG, DATA, MountSource
 from postgres_platform.render.patroni import ETCD_DATA_DIR, etcd_args, etcd_container, patroni_container
+from tests.helpers import fake_commands
 
 
 def test_the_member_and_etcd_specs_run_as_docker_run_on_the_host_network() -> None:
@@ -83,11 +83,8 @@ def test_a_member_with_no_data_rejoins_where_its_peers_answer_and_starts_new_whe
     flags = etcd_args(name="a", members=members, data_dir=ETCD_DATA_DIR, token="t")
     spec = etcd_container(name="e", image="i", label="etcd", flags=flags, peers=["127.0.0.1:3", "127.0.0.1:5"])
     assert not Path(ETCD_DATA_DIR).exists()  # this machine has no member data where the script looks
-    for name, text in (("etcdctl", FAKE_ETCDCTL), ("etcd", FAKE_ETCD)):
-        (tmp_path / name).write_text(text)
-        (tmp_path / name).chmod(0o755)
     log = tmp_path / "calls"
-    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "CALLS": str(log), "LISTED": listed}
+    env = fake_commands(tmp_path / "bin", {"etcdctl": FAKE_ETCDCTL, "etcd": FAKE_ETCD}, CALLS=str(log), LISTED=listed)
     _, _, script, argv0 = spec.entrypoint or ()
     subprocess.run(["sh", "-c", script, argv0, *flags], env=env, check=True, timeout=30, capture_output=True)
     ran = log.read_text().splitlines()

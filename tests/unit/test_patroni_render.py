@@ -4,7 +4,6 @@ Patroni, etcd and HAProxy run them in tests/integration/test_failover_drill.py."
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -37,7 +36,7 @@ from postgres_platform.render.patroni import (
 from postgres_platform.render.patroni_rolling import restart_order
 from postgres_platform.render.postgres import server_settings
 from postgres_platform.render.scram import stable_verifier
-from tests.helpers import valid_config
+from tests.helpers import fake_commands, valid_config
 
 ETCD = ["10.0.1.2:2379", "10.0.1.3:2379", "10.0.1.4:2379"]
 
@@ -186,11 +185,8 @@ esac
 def test_the_passwords_are_set_on_the_leader_skipped_on_a_replica_and_a_silent_member_fails_the_reload(
     tmp_path: Path, recovery: str, applied: bool, reloaded: bool
 ) -> None:
-    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
-    bin_dir.mkdir()
-    (bin_dir / "docker").write_text(FAKE_DOCKER)
-    (bin_dir / "docker").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls), "RECOVERY": recovery}
+    calls = tmp_path / "calls"
+    env = fake_commands(tmp_path / "bin", {"docker": FAKE_DOCKER}, CALLS=str(calls), RECOVERY=recovery)
     script = reload_if_running("pg", set_passwords_step("pg", answer_seconds=4))
     done = subprocess.run(["sh", "-eu", "-c", script], env=env, capture_output=True, text=True, timeout=30)
     lines = calls.read_text().splitlines()
